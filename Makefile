@@ -1,0 +1,38 @@
+# Front door. `make up` runs the system on embedded defaults; `make test` runs every test.
+# Both install what they need (Debian packages, the SBF toolchain, a pinned .venv) and skip
+# what is already there.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help bootstrap program up test lint pytest bench clean
+
+help:
+	@echo "make up       build and run the system on embedded defaults"
+	@echo "make test     set up and run every test (lint, type check, pytest)"
+	@echo "make program  build the on-chain programs into program/target/deploy/"
+	@echo "make bench    run the benchmarks, writing bench/results/*.json"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+program: bootstrap
+	@scripts/build-programs.sh
+
+up: program
+	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m scripts.up
+
+lint: bootstrap
+	@$(PY) -m ruff check .
+	@$(PY) -m mypy
+
+pytest: program
+	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: program
+	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m bench
+
+clean:
+	rm -rf program/target .venv .local .mypy_cache .ruff_cache .pytest_cache

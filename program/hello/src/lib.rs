@@ -1,0 +1,146 @@
+//! `hello`: the SBF pipeline's regression program.
+//!
+//! Instruction data starts with a tag byte.
+//!
+//! * `0, amount: u64` — transfer. Accounts: `[payer (signer), source token account
+//!   (writable, owned by the PDA), destination token account (writable), pda authority,
+//!   token program]`.
+//! * `1, a: u64, b: u64, n: u64` — self-test of the build limits (no accounts): returns,
+//!   as return data, results that the pipeline test recomputes in Python: `checked_mul`
+//!   (rewritten IR), variable-length copy/move/fill (`sol_mem*_` syscalls), dynamic
+//!   dispatch (`callx`) and a 3,200-byte stack array.
+//!
+//! The transfer logs a line, emits `sol_log_data`, derives the PDA `[b"hello", payer]` with
+//! `sol_try_find_program_address`, checks it against account 3, and moves `amount`
+//! tokens from source to destination by a CPI to SPL Token signed with the PDA's seeds.
+#![no_std]
+
+use sbf_runtime::cpi::{invoke_signed, AccountMeta, Instruction};
+use sbf_runtime::entrypoint::InstructionContext;
+use sbf_runtime::log::{log, log_data, log_u64};
+use sbf_runtime::pubkey::{find_program_address, keys_eq};
+use sbf_runtime::{entrypoint, ProgramError, ProgramResult};
+
+entrypoint!(process);
+
+/// The SPL Token `Transfer` instruction's tag.
+const TOKEN_TRANSFER: u8 = 3;
+
+fn process(ctx: &InstructionContext) -> ProgramResult {
+    match ctx.data.split_first() {
+        Some((0, rest)) => transfer(ctx, rest),
+        Some((1, rest)) => selftest(rest),
+        _ => Err(ProgramError::InvalidInstructionData),
+    }
+}
+
+fn read_u64(data: &[u8], index: usize) -> Result<u64, ProgramError> {
+    data.get(index * 8..index * 8 + 8)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_le_bytes)
+        .ok_or(ProgramError::InvalidInstructionData)
+}
+
+fn transfer(ctx: &InstructionContext, data: &[u8]) -> ProgramResult {
+    let [payer, source, destination, authority, token_program] = ctx.accounts() else {
+        return Err(ProgramError::NotEnoughAccountKeys);
+    };
+    if !payer.is_signer() {
+        return Err(ProgramError::MissingRequiredSignature);
+    }
+    let amount = read_u64(data, 0)?;
+    log("hello from sbf");
+
+    let (pda, bump) = find_program_address(&[b"hello", payer.key()], ctx.program_id)?;
+    if !keys_eq(&pda, authority.key()) {
+        return Err(ProgramError::InvalidSeeds);
+    }
+    log_u64(0, 0, 0, bump as u64, amount);
+
+    let mut data = [0u8; 9];
+    data[0] = TOKEN_TRANSFER;
+    data[1..].copy_from_slice(&amount.to_le_bytes());
+    let metas = [
+        AccountMeta::writable(source, false),
+        AccountMeta::writable(destination, false),
+        AccountMeta::readonly(authority, true),
+    ];
+    let instruction = Instruction::new(token_program.key(), &metas, &data);
+    let bump_seed = [bump];
+    invoke_signed(
+        &instruction,
+        &[source, destination, authority, token_program],
+        &[&[b"hello", payer.key(), &bump_seed]],
+    )?;
+
+    log_data(&[b"hello-event", &amount.to_le_bytes(), &pda]);
+    Ok(())
+}
+
+trait Op {
+    fn apply(&self, x: u64) -> u64;
+}
+struct AddSeven;
+struct Double;
+struct Invert;
+impl Op for AddSeven {
+    fn apply(&self, x: u64) -> u64 {
+        x.wrapping_add(7)
+    }
+}
+impl Op for Double {
+    fn apply(&self, x: u64) -> u64 {
+        x.wrapping_add(x)
+    }
+}
+impl Op for Invert {
+    fn apply(&self, x: u64) -> u64 {
+        !x
+    }
+}
+static OPS: [&(dyn Op + Sync); 3] = [&AddSeven, &Double, &Invert];
+
+#[inline(never)]
+fn stack_sum(seed: u64) -> u64 {
+    let mut big = [0u64; 400]; // 3,200 bytes in one frame
+    for (i, slot) in big.iter_mut().enumerate() {
+        *slot = seed.wrapping_add(i as u64);
+    }
+    let mut sum = 0u64;
+    for value in big.iter().rev() {
+        sum = sum.wrapping_add(*value ^ (sum >> 3));
+    }
+    sum
+}
+
+/// Return data: mul_ok u8, product u64, op u64, stack u64, buffer [u8; 64].
+fn selftest(data: &[u8]) -> ProgramResult {
+    let a = read_u64(data, 0)?;
+    let b = read_u64(data, 1)?;
+    let n = read_u64(data, 2)? as usize;
+    if n > 48 {
+        return Err(ProgramError::InvalidArgument);
+    }
+    let mut out = [0u8; 1 + 8 + 8 + 8 + 64];
+    match a.checked_mul(b) {
+        Some(product) => {
+            out[0] = 1;
+            out[1..9].copy_from_slice(&product.to_le_bytes());
+        }
+        None => out[0] = 0,
+    }
+    let op = OPS[(a % 3) as usize];
+    out[9..17].copy_from_slice(&op.apply(b).to_le_bytes());
+    out[17..25].copy_from_slice(&stack_sum(a).to_le_bytes());
+
+    let mut pattern = [0u8; 64];
+    for (i, byte) in pattern.iter_mut().enumerate() {
+        *byte = (i as u8).wrapping_mul(3).wrapping_add(1);
+    }
+    let buffer = &mut out[25..];
+    buffer[..n].copy_from_slice(&pattern[..n]); // variable memcpy
+    buffer.copy_within(0..n, 8); // variable memmove (overlapping)
+    buffer[n + 8..].fill(0xAB); // variable memset
+    unsafe { sbf_runtime::syscalls::sol_set_return_data(out.as_ptr(), out.len() as u64) };
+    Ok(())
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bootstrap.sh: everything `make up` and `make test` need, installed once and skipped after.
+#   * Debian: rustc-web, cargo-web, rust-web-src, libllvm22 (the SBF toolchain; see
+#     program/README.md), python3-venv when the interpreter lacks venv.
+#   * .venv with the pinned requirements.lock and this project (editable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-apt.sh rustc-web cargo-web rust-web-src libllvm22
+if [ ! -d /usr/src/rustc-1.96.0/library/vendor ]; then
+  echo "bootstrap: rust-web-src 1.96 did not provide /usr/src/rustc-1.96.0/library/vendor" >&2
+  exit 1
+fi
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+  scripts/ensure-apt.sh python3-venv
+fi
+stamp_want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+stamp_file=.venv/.bootstrap-stamp
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
+  echo "==> creating .venv (pinned requirements.lock)"
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
+  .venv/bin/python -m pip install -q -r requirements.lock 2>&1 | grep -v '^WARNING' || true
+  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v '^WARNING' || true
+  .venv/bin/python -m pip check
+  echo "$stamp_want" > "$stamp_file"
+fi

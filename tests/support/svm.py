@@ -1,0 +1,86 @@
+"""Helpers for tests that run the built programs in the real SVM (solders' LiteSVM, which
+ships the SPL Token, Token-2022 and Associated Token Account programs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import Transaction
+from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
+
+from services.common import spl_token
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = ROOT / "program" / "target" / "deploy"
+
+
+def program_path(name: str) -> Path:
+    path = DEPLOY_DIR / f"{name}.so"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make program`")
+    return path
+
+
+class Chain:
+    """A LiteSVM with helpers to fund wallets, make mints and token accounts, and send."""
+
+    def __init__(self) -> None:
+        self.svm = LiteSVM()
+
+    def deploy(self, name: str, program_id: Pubkey | None = None) -> Pubkey:
+        program_id = program_id or Pubkey.new_unique()
+        self.svm.add_program(program_id, program_path(name).read_bytes())
+        return program_id
+
+    def wallet(self, lamports: int = 10_000_000_000) -> Keypair:
+        keypair = Keypair()
+        self.svm.airdrop(keypair.pubkey(), lamports)
+        return keypair
+
+    def send(
+        self, instructions: list[Instruction], payer: Keypair, *signers: Keypair
+    ) -> TransactionMetadata | FailedTransactionMetadata:
+        tx = Transaction([payer, *signers], Message(instructions, payer.pubkey()), self.svm.latest_blockhash())
+        result = self.svm.send_transaction(tx)
+        self.svm.expire_blockhash()  # so an identical next transaction gets a new signature
+        return result
+
+    def send_ok(self, instructions: list[Instruction], payer: Keypair, *signers: Keypair) -> TransactionMetadata:
+        result = self.send(instructions, payer, *signers)
+        if isinstance(result, FailedTransactionMetadata):
+            logs = "\n".join(result.meta().logs())
+            raise AssertionError(f"transaction failed: {result.err()}\n{logs}")
+        return result
+
+    def create_mint(self, payer: Keypair, authority: Pubkey, decimals: int = 6) -> Pubkey:
+        mint = Keypair()
+        rent = self.svm.minimum_balance_for_rent_exemption(spl_token.MINT_SIZE)
+        self.send_ok(
+            [
+                create_account(CreateAccountParams(
+                    from_pubkey=payer.pubkey(), to_pubkey=mint.pubkey(), lamports=rent,
+                    space=spl_token.MINT_SIZE, owner=spl_token.TOKEN_PROGRAM_ID,
+                )),
+                spl_token.initialize_mint2(mint.pubkey(), decimals, authority),
+            ],
+            payer, mint,
+        )
+        return mint.pubkey()
+
+    def create_ata(self, payer: Keypair, owner: Pubkey, mint: Pubkey) -> Pubkey:
+        self.send_ok([spl_token.create_associated_token_account(payer.pubkey(), owner, mint)], payer)
+        return spl_token.associated_token_address(owner, mint)
+
+    def mint_to(self, payer: Keypair, mint: Pubkey, destination: Pubkey, authority: Keypair, amount: int) -> None:
+        self.send_ok([spl_token.mint_to(mint, destination, authority.pubkey(), amount)], payer, authority)
+
+    def token_amount(self, account: Pubkey) -> int:
+        info = self.svm.get_account(account)
+        assert info is not None, f"no account {account}"
+        return spl_token.TokenAccount.decode(bytes(info.data)).amount
