@@ -21,9 +21,13 @@ stamp_file=.venv/.bootstrap-stamp
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
   echo "==> creating .venv (pinned requirements.lock)"
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
-  .venv/bin/python -m pip install -q -r requirements.lock 2>&1 | grep -v '^WARNING' || true
-  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v '^WARNING' || true
-  .venv/bin/python -m pip check
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install -q -r requirements.lock \
+         && .venv/bin/python -m pip install -q --no-deps -e . \
+         && .venv/bin/python -m pip check; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: Python dependencies failed to install (log above, kept in $log)" >&2
+    exit 1
+  fi
   echo "$stamp_want" > "$stamp_file"
 fi
