@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
-PG_PORT = 5432
-REDIS_PORT = 6379
+PG_PORT = int(os.environ.get("DEVSERVICES_PG_PORT", "5432"))
+REDIS_PORT = int(os.environ.get("DEVSERVICES_REDIS_PORT", "6379"))
 
 
 def log(message: str) -> None:
