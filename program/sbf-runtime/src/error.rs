@@ -1,56 +1,56 @@
-//! Program errors as the loader encodes them in the entrypoint's return value:
-//! builtin errors are `index << 32`, custom errors are their `u32` code.
+//! Program errors as the loader encodes them in the entrypoint's return value: builtin
+//! errors are `index << 32`, custom errors are their `u32` code.
+//!
+//! `ProgramError` wraps the encoded, non-zero `u64`, so `Result<(), ProgramError>` is one
+//! register: BPF would otherwise return it through a hidden pointer that costs an argument
+//! register (BPF has five) and memory traffic on every call.
+#![allow(non_upper_case_globals, non_snake_case)]
+
+use core::num::NonZeroU64;
 
 /// An error a program returns from its entrypoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgramError {
-    /// `Custom(code)`: Anchor-style program errors (6000+).
-    Custom(u32),
-    InvalidArgument,
-    InvalidInstructionData,
-    InvalidAccountData,
-    AccountDataTooSmall,
-    InsufficientFunds,
-    IncorrectProgramId,
-    MissingRequiredSignature,
-    AccountAlreadyInitialized,
-    UninitializedAccount,
-    NotEnoughAccountKeys,
-    AccountBorrowFailed,
-    MaxSeedLengthExceeded,
-    InvalidSeeds,
-    ArithmeticOverflow,
-    IllegalOwner,
-}
+pub struct ProgramError(NonZeroU64);
 
 /// Result of a processor.
 pub type ProgramResult = Result<(), ProgramError>;
 
-const fn builtin(index: u64) -> u64 {
-    index << 32
+const fn builtin(index: u64) -> ProgramError {
+    match NonZeroU64::new(index << 32) {
+        Some(v) => ProgramError(v),
+        None => panic!("builtin error index 0"),
+    }
 }
 
 impl ProgramError {
-    /// The `u64` the entrypoint returns for this error.
-    pub const fn to_u64(self) -> u64 {
-        match self {
-            ProgramError::Custom(0) => builtin(1),
-            ProgramError::Custom(code) => code as u64,
-            ProgramError::InvalidArgument => builtin(2),
-            ProgramError::InvalidInstructionData => builtin(3),
-            ProgramError::InvalidAccountData => builtin(4),
-            ProgramError::AccountDataTooSmall => builtin(5),
-            ProgramError::InsufficientFunds => builtin(6),
-            ProgramError::IncorrectProgramId => builtin(7),
-            ProgramError::MissingRequiredSignature => builtin(8),
-            ProgramError::AccountAlreadyInitialized => builtin(9),
-            ProgramError::UninitializedAccount => builtin(10),
-            ProgramError::NotEnoughAccountKeys => builtin(11),
-            ProgramError::AccountBorrowFailed => builtin(12),
-            ProgramError::MaxSeedLengthExceeded => builtin(13),
-            ProgramError::InvalidSeeds => builtin(14),
-            ProgramError::ArithmeticOverflow => builtin(21),
-            ProgramError::IllegalOwner => builtin(24),
+    pub const InvalidArgument: ProgramError = builtin(2);
+    pub const InvalidInstructionData: ProgramError = builtin(3);
+    pub const InvalidAccountData: ProgramError = builtin(4);
+    pub const AccountDataTooSmall: ProgramError = builtin(5);
+    pub const InsufficientFunds: ProgramError = builtin(6);
+    pub const IncorrectProgramId: ProgramError = builtin(7);
+    pub const MissingRequiredSignature: ProgramError = builtin(8);
+    pub const AccountAlreadyInitialized: ProgramError = builtin(9);
+    pub const UninitializedAccount: ProgramError = builtin(10);
+    pub const NotEnoughAccountKeys: ProgramError = builtin(11);
+    pub const AccountBorrowFailed: ProgramError = builtin(12);
+    pub const MaxSeedLengthExceeded: ProgramError = builtin(13);
+    pub const InvalidSeeds: ProgramError = builtin(14);
+    pub const ArithmeticOverflow: ProgramError = builtin(21);
+    pub const IllegalOwner: ProgramError = builtin(24);
+
+    /// `Custom(code)`: program-specific errors (Anchor style: 6000+). `Custom(0)` is
+    /// encoded as the loader's `Custom(0)` (builtin index 1).
+    pub const fn Custom(code: u32) -> ProgramError {
+        match NonZeroU64::new(code as u64) {
+            Some(v) => ProgramError(v),
+            None => builtin(1),
         }
+    }
+
+    /// The `u64` the entrypoint returns for this error.
+    #[inline(always)]
+    pub const fn to_u64(self) -> u64 {
+        self.0.get()
     }
 }

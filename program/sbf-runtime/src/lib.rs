@@ -17,12 +17,16 @@
 #![no_std]
 
 pub mod account;
+pub mod anchor;
 pub mod cpi;
 pub mod entrypoint;
 pub mod error;
 pub mod log;
+pub mod programs;
 pub mod pubkey;
+pub mod spl_token;
 pub mod syscalls;
+pub mod system;
 pub mod sysvar;
 
 pub use account::AccountView;

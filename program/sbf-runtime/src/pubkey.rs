@@ -9,16 +9,32 @@ pub type Pubkey = [u8; 32];
 pub const MAX_SEEDS: usize = 16;
 pub const MAX_SEED_LEN: usize = 32;
 
-/// Compares two keys without calling `memcmp` (four u64 compares).
+/// Reads a little-endian u64 at `ptr`: one 8-byte load when `ptr` is 8-aligned (account
+/// keys, account data and instruction data in the input region always are), else bytewise.
+/// The upstream BPF backend assumes no unaligned access, so `[u8; 8]` reads would
+/// otherwise always become eight byte loads.
+#[inline(always)]
+pub fn load_u64(ptr: *const u8) -> u64 {
+    unsafe {
+        if (ptr as usize) & 7 == 0 {
+            *(ptr as *const u64)
+        } else {
+            core::ptr::read_unaligned(ptr as *const u64)
+        }
+    }
+}
+
+/// Compares two keys without calling `memcmp`: four u64 compares when both are aligned.
 #[inline(always)]
 pub fn keys_eq(a: &Pubkey, b: &Pubkey) -> bool {
-    let a = a.as_ptr() as *const [u8; 8];
-    let b = b.as_ptr() as *const [u8; 8];
-    unsafe {
-        u64::from_le_bytes(*a) == u64::from_le_bytes(*b)
-            && u64::from_le_bytes(*a.add(1)) == u64::from_le_bytes(*b.add(1))
-            && u64::from_le_bytes(*a.add(2)) == u64::from_le_bytes(*b.add(2))
-            && u64::from_le_bytes(*a.add(3)) == u64::from_le_bytes(*b.add(3))
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    if ((pa as usize) | (pb as usize)) & 7 == 0 {
+        unsafe {
+            let (a, b) = (pa as *const u64, pb as *const u64);
+            *a == *b && *a.add(1) == *b.add(1) && *a.add(2) == *b.add(2) && *a.add(3) == *b.add(3)
+        }
+    } else {
+        a == b
     }
 }
 

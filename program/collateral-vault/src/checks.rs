@@ -1,0 +1,139 @@
+//! Account checks shared by the processors. Every account an instruction takes is checked
+//! by one of these (or by a state `load`), in the processor that uses it.
+use sbf_runtime::programs::{ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID};
+use sbf_runtime::pubkey::keys_eq;
+use sbf_runtime::spl_token::TokenAccountView;
+use sbf_runtime::sysvar::Clock;
+use sbf_runtime::{AccountView, ProgramError, Pubkey};
+
+use crate::error::VaultError;
+use crate::events::{Event, SURPLUS_ABSORBED};
+use crate::state::CollateralVault;
+
+#[inline(always)]
+pub fn signer(account: &AccountView) -> Result<(), VaultError> {
+    if account.is_signer() {
+        Ok(())
+    } else {
+        Err(VaultError::MissingSigner)
+    }
+}
+
+#[inline(always)]
+pub fn writable(account: &AccountView) -> Result<(), VaultError> {
+    if account.is_writable() {
+        Ok(())
+    } else {
+        Err(VaultError::AccountNotWritable)
+    }
+}
+
+#[inline(always)]
+fn program(account: &AccountView, id: &Pubkey) -> Result<(), VaultError> {
+    if keys_eq(account.key(), id) {
+        Ok(())
+    } else {
+        Err(VaultError::InvalidProgramAccount)
+    }
+}
+
+#[inline(always)]
+pub fn token_program(account: &AccountView) -> Result<(), VaultError> {
+    program(account, &TOKEN_PROGRAM_ID)
+}
+
+#[inline(always)]
+pub fn system_program(account: &AccountView) -> Result<(), VaultError> {
+    program(account, &SYSTEM_PROGRAM_ID)
+}
+
+#[inline(always)]
+pub fn associated_token_program(account: &AccountView) -> Result<(), VaultError> {
+    program(account, &ASSOCIATED_TOKEN_PROGRAM_ID)
+}
+
+/// `amount` must be positive.
+#[inline(always)]
+pub fn positive(amount: u64) -> Result<(), VaultError> {
+    if amount == 0 {
+        Err(VaultError::InvalidAmount)
+    } else {
+        Ok(())
+    }
+}
+
+/// The vault's own token account: the key recorded at initialization, and a token account.
+#[inline(always)]
+pub fn vault_token_account<'a>(
+    vault: &CollateralVault,
+    account: &'a AccountView,
+) -> Result<TokenAccountView<'a>, VaultError> {
+    if !keys_eq(account.key(), &vault.token_account) {
+        return Err(VaultError::InvalidTokenAccount);
+    }
+    writable(account)?;
+    TokenAccountView::new(account).ok_or(VaultError::InvalidTokenAccount)
+}
+
+/// A user's token account of the given mint, owned by `owner`.
+#[inline(always)]
+pub fn user_token_account<'a>(
+    account: &'a AccountView,
+    mint: &Pubkey,
+    owner: &Pubkey,
+) -> Result<TokenAccountView<'a>, VaultError> {
+    writable(account)?;
+    let view = TokenAccountView::new(account).ok_or(VaultError::InvalidTokenAccount)?;
+    if !view.has_mint(mint) {
+        return Err(VaultError::InvalidMint);
+    }
+    if !view.has_owner(owner) {
+        return Err(VaultError::InvalidTokenAccount);
+    }
+    Ok(view)
+}
+
+/// The cluster's unix time.
+#[inline(always)]
+pub fn now() -> Result<i64, ProgramError> {
+    Ok(Clock::get()?.unix_timestamp)
+}
+
+/// Tokens sent to a vault's token account directly (not through `deposit`) would break
+/// `token amount == total_balance` and lock the vault; they are credited to the owner's
+/// available balance instead, with a `SurplusAbsorbed` event. Fewer tokens than recorded
+/// cannot happen (only the vault PDA can move them) and is refused.
+#[inline(always)]
+pub fn absorb_surplus(
+    vault: &mut CollateralVault,
+    vault_key: &Pubkey,
+    token_amount: u64,
+    timestamp: i64,
+) -> Result<(), VaultError> {
+    if token_amount == vault.total_balance {
+        return Ok(());
+    }
+    let surplus = token_amount.checked_sub(vault.total_balance).ok_or(VaultError::InvariantViolation)?;
+    vault.total_balance = token_amount;
+    vault.available_balance = vault.available_balance.checked_add(surplus).ok_or(VaultError::Overflow)?;
+    vault.total_deposited = vault.total_deposited.checked_add(surplus).ok_or(VaultError::Overflow)?;
+    Event::new(SURPLUS_ABSORBED)
+        .key(&vault.owner)
+        .key(vault_key)
+        .u64(surplus)
+        .u64(vault.total_balance)
+        .u64(vault.available_balance)
+        .emit(timestamp);
+    Ok(())
+}
+
+/// After a token movement: the token account holds exactly the vault's total and
+/// `total == locked + available`.
+#[inline(always)]
+pub fn backed(vault: &CollateralVault, token_account: &AccountView) -> Result<(), VaultError> {
+    let amount = sbf_runtime::spl_token::amount_of(token_account).ok_or(VaultError::InvalidTokenAccount)?;
+    if amount != vault.total_balance || !vault.balanced() {
+        return Err(VaultError::InvariantViolation);
+    }
+    Ok(())
+}

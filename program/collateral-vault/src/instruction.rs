@@ -1,0 +1,105 @@
+//! Instruction decoding: 8-byte Anchor discriminator `sha256("global:<name>")[..8]`, then
+//! the Borsh arguments.
+use sbf_runtime::anchor::{as_u64, instruction};
+use sbf_runtime::pubkey::load_u64;
+use sbf_runtime::Pubkey;
+
+use crate::error::VaultError;
+
+pub const INITIALIZE_AUTHORITY: [u8; 8] = instruction("initialize_authority");
+pub const ADD_AUTHORIZED_PROGRAM: [u8; 8] = instruction("add_authorized_program");
+pub const REMOVE_AUTHORIZED_PROGRAM: [u8; 8] = instruction("remove_authorized_program");
+pub const SET_PAUSED: [u8; 8] = instruction("set_paused");
+pub const TRANSFER_ADMIN: [u8; 8] = instruction("transfer_admin");
+pub const ACCEPT_ADMIN: [u8; 8] = instruction("accept_admin");
+pub const INITIALIZE_VAULT: [u8; 8] = instruction("initialize_vault");
+pub const DEPOSIT: [u8; 8] = instruction("deposit");
+pub const WITHDRAW: [u8; 8] = instruction("withdraw");
+pub const LOCK_COLLATERAL: [u8; 8] = instruction("lock_collateral");
+pub const UNLOCK_COLLATERAL: [u8; 8] = instruction("unlock_collateral");
+pub const TRANSFER_COLLATERAL: [u8; 8] = instruction("transfer_collateral");
+pub const CLOSE_VAULT: [u8; 8] = instruction("close_vault");
+
+/// A decoded instruction.
+pub enum VaultInstruction {
+    InitializeAuthority,
+    AddAuthorizedProgram,
+    RemoveAuthorizedProgram { program_id: Pubkey },
+    SetPaused { flags: u8 },
+    TransferAdmin { new_admin: Pubkey },
+    AcceptAdmin,
+    InitializeVault,
+    Deposit { amount: u64 },
+    Withdraw { amount: u64 },
+    LockCollateral { amount: u64 },
+    UnlockCollateral { amount: u64 },
+    TransferCollateral { amount: u64 },
+    CloseVault,
+}
+
+#[inline(always)]
+fn u64_arg(args: &[u8]) -> Result<u64, VaultError> {
+    if args.len() == 8 {
+        Ok(load_u64(args.as_ptr()))
+    } else {
+        Err(VaultError::InvalidInstruction)
+    }
+}
+
+#[inline(always)]
+fn pubkey_arg(args: &[u8]) -> Result<Pubkey, VaultError> {
+    <[u8; 32]>::try_from(args).map_err(|_| VaultError::InvalidInstruction)
+}
+
+#[inline(always)]
+fn no_args(args: &[u8]) -> Result<(), VaultError> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(VaultError::InvalidInstruction)
+    }
+}
+
+impl VaultInstruction {
+    /// Decodes instruction data; any other length or discriminator is `InvalidInstruction`.
+    #[inline(always)]
+    pub fn unpack(data: &[u8]) -> Result<Self, VaultError> {
+        if data.len() < 8 {
+            return Err(VaultError::InvalidInstruction);
+        }
+        let (tag, args) = data.split_at(8);
+        let tag = load_u64(tag.as_ptr());
+        const D_DEPOSIT: u64 = as_u64(DEPOSIT);
+        const D_WITHDRAW: u64 = as_u64(WITHDRAW);
+        const D_LOCK: u64 = as_u64(LOCK_COLLATERAL);
+        const D_UNLOCK: u64 = as_u64(UNLOCK_COLLATERAL);
+        const D_TRANSFER: u64 = as_u64(TRANSFER_COLLATERAL);
+        const D_INIT_VAULT: u64 = as_u64(INITIALIZE_VAULT);
+        const D_CLOSE: u64 = as_u64(CLOSE_VAULT);
+        const D_INIT_AUTH: u64 = as_u64(INITIALIZE_AUTHORITY);
+        const D_ADD: u64 = as_u64(ADD_AUTHORIZED_PROGRAM);
+        const D_REMOVE: u64 = as_u64(REMOVE_AUTHORIZED_PROGRAM);
+        const D_PAUSE: u64 = as_u64(SET_PAUSED);
+        const D_TRANSFER_ADMIN: u64 = as_u64(TRANSFER_ADMIN);
+        const D_ACCEPT: u64 = as_u64(ACCEPT_ADMIN);
+        Ok(match tag {
+            D_DEPOSIT => Self::Deposit { amount: u64_arg(args)? },
+            D_WITHDRAW => Self::Withdraw { amount: u64_arg(args)? },
+            D_LOCK => Self::LockCollateral { amount: u64_arg(args)? },
+            D_UNLOCK => Self::UnlockCollateral { amount: u64_arg(args)? },
+            D_TRANSFER => Self::TransferCollateral { amount: u64_arg(args)? },
+            D_INIT_VAULT => no_args(args).map(|_| Self::InitializeVault)?,
+            D_CLOSE => no_args(args).map(|_| Self::CloseVault)?,
+            D_INIT_AUTH => no_args(args).map(|_| Self::InitializeAuthority)?,
+            D_ADD => no_args(args).map(|_| Self::AddAuthorizedProgram)?,
+            D_REMOVE => Self::RemoveAuthorizedProgram { program_id: pubkey_arg(args)? },
+            D_PAUSE => match args {
+                [flags] => Self::SetPaused { flags: *flags },
+                _ => return Err(VaultError::InvalidInstruction),
+            },
+            D_TRANSFER_ADMIN => Self::TransferAdmin { new_admin: pubkey_arg(args)? },
+            D_ACCEPT => no_args(args).map(|_| Self::AcceptAdmin)?,
+            _ => return Err(VaultError::InvalidInstruction),
+        })
+    }
+}

@@ -1,0 +1,46 @@
+//! `deposit(amount)`: the owner moves USDT from their token account into the vault by a
+//! CPI to SPL Token; total and available increase.
+//!
+//! Accounts: `[owner (signer), vault (writable), user_token_account (writable),
+//! vault_token_account (writable), token_program]`. Deposits are never paused.
+use sbf_runtime::pubkey::keys_eq;
+use sbf_runtime::spl_token::Transfer;
+use sbf_runtime::{AccountView, ProgramResult, Pubkey};
+
+use crate::checks::{absorb_surplus, backed, now, positive, signer, token_program, user_token_account, vault_token_account};
+use crate::error::VaultError;
+use crate::events::{Event, DEPOSITED};
+use crate::state::CollateralVault;
+
+pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
+    let [owner, vault_account, user_token, vault_token, token, ..] = accounts else {
+        return Err(VaultError::MissingAccounts.into());
+    };
+    signer(owner)?;
+    positive(amount)?;
+    token_program(token)?;
+    let vault = CollateralVault::load_mut(vault_account, program_id)?;
+    if !keys_eq(&vault.owner, owner.key()) {
+        return Err(VaultError::Unauthorized.into());
+    }
+    let vault_view = vault_token_account(vault, vault_token)?;
+    user_token_account(user_token, vault_view.mint(), owner.key())?;
+    let timestamp = now()?;
+    absorb_surplus(vault, vault_account.key(), vault_view.amount(), timestamp)?;
+
+    vault.total_balance = vault.total_balance.checked_add(amount).ok_or(VaultError::Overflow)?;
+    vault.available_balance = vault.available_balance.checked_add(amount).ok_or(VaultError::Overflow)?;
+    vault.total_deposited = vault.total_deposited.checked_add(amount).ok_or(VaultError::Overflow)?;
+    Transfer { token_program: token, source: user_token, destination: vault_token, authority: owner, amount }
+        .invoke_signed(&[])?;
+    backed(vault, vault_token)?;
+
+    Event::new(DEPOSITED)
+        .key(owner.key())
+        .key(vault_account.key())
+        .u64(amount)
+        .u64(vault.total_balance)
+        .u64(vault.available_balance)
+        .emit(timestamp);
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! One module per instruction; [`process`] dispatches on the decoded instruction.
+use sbf_runtime::entrypoint::InstructionContext;
+use sbf_runtime::ProgramResult;
+
+use crate::instruction::VaultInstruction;
+
+pub mod admin;
+pub mod close_vault;
+pub mod deposit;
+pub mod initialize_authority;
+pub mod initialize_vault;
+pub mod lock;
+pub mod transfer_collateral;
+pub mod withdraw;
+
+pub fn process(ctx: &InstructionContext) -> ProgramResult {
+    let accounts = ctx.accounts();
+    let id = ctx.program_id;
+    match VaultInstruction::unpack(ctx.data)? {
+        VaultInstruction::Deposit { amount } => deposit::process(id, accounts, amount),
+        VaultInstruction::Withdraw { amount } => withdraw::process(id, accounts, amount),
+        VaultInstruction::LockCollateral { amount } => lock::process(id, accounts, amount, lock::Direction::Lock),
+        VaultInstruction::UnlockCollateral { amount } => lock::process(id, accounts, amount, lock::Direction::Unlock),
+        VaultInstruction::TransferCollateral { amount } => transfer_collateral::process(id, accounts, amount),
+        VaultInstruction::InitializeVault => initialize_vault::process(id, accounts),
+        VaultInstruction::CloseVault => close_vault::process(id, accounts),
+        VaultInstruction::InitializeAuthority => initialize_authority::process(id, accounts),
+        VaultInstruction::AddAuthorizedProgram => admin::add_authorized_program(id, accounts),
+        VaultInstruction::RemoveAuthorizedProgram { program_id } => {
+            admin::remove_authorized_program(id, accounts, &program_id)
+        }
+        VaultInstruction::SetPaused { flags } => admin::set_paused(id, accounts, flags),
+        VaultInstruction::TransferAdmin { new_admin } => admin::transfer_admin(id, accounts, &new_admin),
+        VaultInstruction::AcceptAdmin => admin::accept_admin(id, accounts),
+    }
+}

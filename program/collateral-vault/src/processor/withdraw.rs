@@ -1,0 +1,54 @@
+//! `withdraw(amount)`: only the vault's owner, only from the available balance, only to a
+//! token account the owner owns; the transfer is signed by the vault PDA.
+//!
+//! Accounts: `[owner (signer), vault (writable), vault_token_account (writable),
+//! destination (writable), authority, token_program]`.
+use sbf_runtime::pubkey::keys_eq;
+use sbf_runtime::spl_token::Transfer;
+use sbf_runtime::{AccountView, ProgramResult, Pubkey};
+
+use crate::checks::{absorb_surplus, backed, now, positive, signer, token_program, user_token_account, vault_token_account};
+use crate::error::VaultError;
+use crate::events::{Event, WITHDRAWN};
+use crate::state::authority::pause;
+use crate::state::vault::VAULT_SEED;
+use crate::state::{CollateralVault, VaultAuthority};
+
+pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
+    let [owner, vault_account, vault_token, destination, authority, token, ..] = accounts else {
+        return Err(VaultError::MissingAccounts.into());
+    };
+    signer(owner)?;
+    positive(amount)?;
+    token_program(token)?;
+    let vault = CollateralVault::load_mut(vault_account, program_id)?;
+    if !keys_eq(&vault.owner, owner.key()) {
+        return Err(VaultError::Unauthorized.into());
+    }
+    if VaultAuthority::load(authority, program_id)?.is_paused(pause::WITHDRAW) {
+        return Err(VaultError::OperationPaused.into());
+    }
+    let vault_view = vault_token_account(vault, vault_token)?;
+    user_token_account(destination, vault_view.mint(), owner.key())?;
+    let timestamp = now()?;
+    absorb_surplus(vault, vault_account.key(), vault_view.amount(), timestamp)?;
+
+    vault.available_balance =
+        vault.available_balance.checked_sub(amount).ok_or(VaultError::InsufficientAvailableBalance)?;
+    vault.total_balance = vault.total_balance.checked_sub(amount).ok_or(VaultError::InsufficientAvailableBalance)?;
+    vault.total_withdrawn = vault.total_withdrawn.checked_add(amount).ok_or(VaultError::Overflow)?;
+    let bump = [vault.bump];
+    let seeds: &[&[u8]] = &[VAULT_SEED, &vault.owner, &bump];
+    Transfer { token_program: token, source: vault_token, destination, authority: vault_account, amount }
+        .invoke_signed(&[seeds])?;
+    backed(vault, vault_token)?;
+
+    Event::new(WITHDRAWN)
+        .key(owner.key())
+        .key(vault_account.key())
+        .u64(amount)
+        .u64(vault.total_balance)
+        .u64(vault.available_balance)
+        .emit(timestamp);
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `VaultAuthority`: PDA `[b"vault_authority"]`, the exchange's controls.
+use sbf_runtime::anchor;
+use sbf_runtime::pubkey::load_u64;
+use sbf_runtime::pubkey::keys_eq;
+use sbf_runtime::{AccountView, Pubkey};
+
+use crate::error::VaultError;
+
+pub const AUTHORITY_SEED: &[u8] = b"vault_authority";
+/// Seed of the PDA an authorized program signs with when it calls lock/unlock/transfer.
+pub const CALLER_SEED: &[u8] = b"vault_caller";
+pub const MAX_AUTHORIZED_PROGRAMS: usize = 16;
+
+/// Pause flags, one per operation; `set_paused` sets any combination. Deposits cannot be
+/// paused: a user must always be able to add collateral to a position at risk.
+pub mod pause {
+    pub const WITHDRAW: u8 = 1 << 0;
+    pub const LOCK: u8 = 1 << 1;
+    pub const UNLOCK: u8 = 1 << 2;
+    pub const TRANSFER: u8 = 1 << 3;
+    /// initialize_vault and close_vault.
+    pub const LIFECYCLE: u8 = 1 << 4;
+    pub const ALL: u8 = WITHDRAW | LOCK | UNLOCK | TRANSFER | LIFECYCLE;
+}
+
+#[repr(C)]
+pub struct VaultAuthority {
+    pub discriminator: [u8; 8],
+    pub admin: Pubkey,
+    /// Proposed next admin (all zero when none): two-step transfer.
+    pub pending_admin: Pubkey,
+    /// The accepted USDT mint.
+    pub usdt_mint: Pubkey,
+    /// Authorized program ids (first `authorized_count` entries are used).
+    pub authorized_programs: [Pubkey; MAX_AUTHORIZED_PROGRAMS],
+    /// For each program, its caller PDA `[b"vault_caller"]` (derived when it was added).
+    pub caller_authorities: [Pubkey; MAX_AUTHORIZED_PROGRAMS],
+    pub authorized_count: u8,
+    pub pause_flags: u8,
+    pub bump: u8,
+}
+
+impl VaultAuthority {
+    pub const DISCRIMINATOR: [u8; 8] = anchor::account("VaultAuthority");
+    pub const LEN: usize = core::mem::size_of::<VaultAuthority>();
+
+    /// The authority this program created (only `initialize_authority` creates accounts
+    /// with this discriminator, and only at its PDA).
+    #[inline(always)]
+    pub fn load<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a VaultAuthority, VaultError> {
+        let data = account.data();
+        if !account.is_owned_by(program_id) || data.len() != Self::LEN
+            || load_u64(data.as_ptr()) != u64::from_le_bytes(Self::DISCRIMINATOR) {
+            return Err(VaultError::InvalidAuthority);
+        }
+        Ok(unsafe { &*(data.as_ptr() as *const VaultAuthority) })
+    }
+
+    #[inline(always)]
+    pub fn load_mut<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a mut VaultAuthority, VaultError> {
+        Self::load(account, program_id)?;
+        let data = account.data_mut().map_err(|_| VaultError::AccountNotWritable)?;
+        Ok(unsafe { &mut *(data.as_mut_ptr() as *mut VaultAuthority) })
+    }
+
+    #[inline(always)]
+    pub fn is_paused(&self, flag: u8) -> bool {
+        self.pause_flags & flag != 0
+    }
+
+    /// The index of `program` in the authorized list.
+    #[inline(always)]
+    pub fn find_program(&self, program: &Pubkey) -> Option<usize> {
+        let count = (self.authorized_count as usize).min(MAX_AUTHORIZED_PROGRAMS);
+        self.authorized_programs[..count].iter().position(|p| keys_eq(p, program))
+    }
+
+    /// The authorized program whose caller PDA is `caller` (an account that must also be
+    /// a signer: only that program can sign for its PDA).
+    #[inline(always)]
+    pub fn program_for_caller(&self, caller: &Pubkey) -> Option<&Pubkey> {
+        let count = (self.authorized_count as usize).min(MAX_AUTHORIZED_PROGRAMS);
+        let index = self.caller_authorities[..count].iter().position(|c| keys_eq(c, caller))?;
+        Some(&self.authorized_programs[index])
+    }
+}
