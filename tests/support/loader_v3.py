@@ -21,9 +21,11 @@ PROGRAM_SIZE = 36
 CHUNK = 900
 
 
-def deploy_upgradeable(chain: Chain, payer: Keypair, elf: bytes) -> Pubkey:
-    """Deploys ``elf`` and returns the program id; raises on any loader refusal."""
-    buffer, program = Keypair(), Keypair()
+def deploy_upgradeable(chain: Chain, payer: Keypair, elf: bytes, program: Keypair | None = None) -> Pubkey:
+    """Deploys ``elf`` (at ``program``'s address, or a new one) with ``payer`` as upgrade
+    authority and returns the program id; raises on any loader refusal."""
+    buffer = Keypair()
+    program = program or Keypair()
     rent = chain.svm.minimum_balance_for_rent_exemption
     chain.send_ok(
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from solders.account import Account
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -79,6 +80,15 @@ class Chain:
 
     def mint_to(self, payer: Keypair, mint: Pubkey, destination: Pubkey, authority: Keypair, amount: int) -> None:
         self.send_ok([spl_token.mint_to(mint, destination, authority.pubkey(), amount)], payer, authority)
+
+    def account(self, key: Pubkey) -> Account:
+        info = self.svm.get_account(key)
+        assert info is not None, f"no account {key}"
+        return info
+
+    def lamports(self, key: Pubkey) -> int:
+        """Lamports at ``key`` (0 when the account does not exist)."""
+        return self.svm.get_balance(key) or 0
 
     def token_amount(self, account: Pubkey) -> int:
         info = self.svm.get_account(account)

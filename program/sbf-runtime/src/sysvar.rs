@@ -48,19 +48,31 @@ impl Rent {
         }
     }
 
-    /// Rent-exempt minimum for `data_len` bytes. The threshold is an f64 (2.0 on every
-    /// cluster); SBF has no floats, so only the exact value 2.0 is accepted.
-    pub fn minimum_balance(&self, data_len: u64) -> Result<u64, ProgramError> {
-        const TWO_F64: [u8; 8] = 2.0f64.to_le_bytes();
-        if self.exemption_threshold != TWO_F64 {
+    /// The exemption threshold (an f64 in years) when it is a whole number, decoded from
+    /// its bits: SBF has no floats. Clusters use 2.0 (classic) or 1.0 (SIMD-0194).
+    pub fn threshold_years(&self) -> Result<u64, ProgramError> {
+        let bits = u64::from_le_bytes(self.exemption_threshold);
+        let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+        let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+        if bits >> 63 != 0 || !(0..=20).contains(&exponent) {
             return Err(ProgramError::InvalidAccountData);
         }
+        let shift = 52 - exponent as u32;
+        if mantissa & ((1u64 << shift) - 1) != 0 {
+            return Err(ProgramError::InvalidAccountData); // not a whole number of years
+        }
+        Ok(mantissa >> shift)
+    }
+
+    /// Rent-exempt minimum for `data_len` bytes:
+    /// `(data_len + 128) * lamports_per_byte_year * threshold`.
+    pub fn minimum_balance(&self, data_len: u64) -> Result<u64, ProgramError> {
         let bytes = data_len
             .checked_add(ACCOUNT_STORAGE_OVERHEAD)
             .ok_or(ProgramError::ArithmeticOverflow)?;
-        let per_year = bytes
+        bytes
             .checked_mul(self.lamports_per_byte_year)
-            .ok_or(ProgramError::ArithmeticOverflow)?;
-        per_year.checked_add(per_year).ok_or(ProgramError::ArithmeticOverflow)
+            .and_then(|per_year| per_year.checked_mul(self.threshold_years().ok()?))
+            .ok_or(ProgramError::ArithmeticOverflow)
     }
 }

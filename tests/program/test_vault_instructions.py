@@ -1,0 +1,156 @@
+"""collateral_vault: every instruction's success path in the real SVM, with balances,
+token movements and the events decoded from the logs through the IDL."""
+
+from __future__ import annotations
+
+import pytest
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams
+from solders.system_program import transfer as sol_transfer
+
+from services.common import spl_token
+from services.common.vault_program import Pause, caller_authority
+from tests.support.vault_env import USDT, VaultEnv
+
+
+@pytest.fixture
+def env() -> VaultEnv:
+    return VaultEnv()
+
+
+def test_authority_is_initialized_by_the_upgrade_authority(env: VaultEnv) -> None:
+    authority = env.authority()
+    assert authority.admin == env.admin.pubkey()
+    assert authority.usdt_mint == env.mint
+    assert authority.programs == [env.pm_id]
+    assert authority.caller_authorities[0] == caller_authority(env.pm_id)[0]
+    assert authority.pause_flags == 0
+
+
+def test_initialize_vault_creates_pda_and_its_token_account(env: VaultEnv) -> None:
+    user = env.user(with_vault=False)
+    result = env.ok([env.program.initialize_vault(user.key)], user.wallet)
+    vault = env.vault(user.key)
+    assert vault.owner == user.key
+    assert vault.token_account == env.program.vault_token(user.key)
+    assert (vault.total_balance, vault.locked_balance, vault.available_balance) == (0, 0, 0)
+    token = spl_token.TokenAccount.decode(bytes(env.chain.account(vault.token_account).data))
+    assert token.owner == env.program.vault(user.key) and token.mint == env.mint and token.amount == 0
+    [event] = env.events(result)
+    assert event.name == "VaultInitialized"
+    assert event.fields["owner"] == user.key and event.fields["vault"] == env.program.vault(user.key)
+
+
+def test_deposit_and_withdraw(env: VaultEnv) -> None:
+    user = env.user(1_000 * USDT)
+    result = env.deposit(user, 400 * USDT)
+    [event] = env.events(result)
+    assert event.name == "Deposited"
+    assert event.fields["amount"] == 400 * USDT and event.fields["total_balance"] == 400 * USDT
+    assert env.chain.token_amount(user.token_account) == 600 * USDT
+    assert env.vault_tokens(user.key) == 400 * USDT
+
+    result = env.ok([env.program.withdraw(user.key, user.token_account, 150 * USDT)], user.wallet)
+    [event] = env.events(result)
+    assert event.name == "Withdrawn"
+    assert event.fields["amount"] == 150 * USDT and event.fields["available_balance"] == 250 * USDT
+    vault = env.vault(user.key)
+    assert (vault.total_balance, vault.available_balance, vault.locked_balance) == (250 * USDT,) * 2 + (0,)
+    assert (vault.total_deposited, vault.total_withdrawn) == (400 * USDT, 150 * USDT)
+    assert env.chain.token_amount(user.token_account) == 750 * USDT
+    assert env.vault_tokens(user.key) == 250 * USDT
+
+
+def test_positions_lock_unlock_and_settle_through_position_manager(env: VaultEnv) -> None:
+    alice, bob = env.user(), env.user()
+    env.deposit(alice, 500 * USDT)
+    env.deposit(bob, 100 * USDT)
+
+    result = env.ok([env.program.open_position(alice.key, 300 * USDT, env.pm_id)], alice.wallet)
+    [event] = env.events(result)
+    assert event.name == "CollateralLocked"
+    assert event.fields["caller_program"] == env.pm_id
+    assert (event.fields["locked_balance"], event.fields["available_balance"]) == (300 * USDT, 200 * USDT)
+    assert "Program log: position opened" in result.logs()
+
+    result = env.ok([env.program.settle(alice.key, bob.key, 120 * USDT, env.pm_id)], alice.wallet)
+    [event] = env.events(result)
+    assert event.name == "CollateralTransferred"
+    assert event.fields["from_owner"] == alice.key and event.fields["to_owner"] == bob.key
+    assert event.fields["from_locked_balance"] == 180 * USDT and event.fields["to_available_balance"] == 220 * USDT
+    assert env.vault_tokens(alice.key) == 380 * USDT and env.vault_tokens(bob.key) == 220 * USDT
+
+    result = env.ok([env.program.close_position(alice.key, 180 * USDT, env.pm_id)], alice.wallet)
+    [event] = env.events(result)
+    assert event.name == "CollateralUnlocked"
+    alice_vault = env.vault(alice.key)
+    assert (alice_vault.total_balance, alice_vault.locked_balance, alice_vault.available_balance) == (
+        380 * USDT, 0, 380 * USDT)
+
+
+def test_close_vault_returns_rent_and_token_account(env: VaultEnv) -> None:
+    user = env.user()
+    env.deposit(user, 10 * USDT)
+    env.ok([env.program.withdraw(user.key, user.token_account, 10 * USDT)], user.wallet)
+    vault_key, token_key = env.program.vault(user.key), env.program.vault_token(user.key)
+    before = env.chain.lamports(user.key)
+    rent = env.chain.lamports(vault_key) + env.chain.lamports(token_key)
+    result = env.ok([env.program.close_vault(user.key)], user.wallet)
+    assert [e.name for e in env.events(result)] == ["VaultClosed"]
+    assert env.chain.lamports(vault_key) == 0 and env.chain.lamports(token_key) == 0
+    assert env.chain.lamports(user.key) == before + rent - 5000
+    # the owner can open a new vault at the same address afterwards
+    env.ok([env.program.initialize_vault(user.key)], user.wallet)
+    assert env.vault(user.key).total_balance == 0
+
+
+def test_admin_controls(env: VaultEnv) -> None:
+    admin = env.admin.pubkey()
+    result = env.ok([env.program.set_paused(admin, Pause.WITHDRAW | Pause.LOCK)], env.admin)
+    assert env.authority().pause_flags == 3
+    assert env.events(result)[0].name == "PauseFlagsSet"
+
+    result = env.ok([env.program.add_authorized_program(admin, env.rogue_pm_id)], env.admin)
+    assert env.authority().programs == [env.pm_id, env.rogue_pm_id]
+    assert env.events(result)[0].fields["caller_authority"] == caller_authority(env.rogue_pm_id)[0]
+    env.ok([env.program.remove_authorized_program(admin, env.pm_id)], env.admin)
+    assert env.authority().programs == [env.rogue_pm_id]
+
+    new_admin = env.chain.wallet()
+    env.ok([env.program.transfer_admin(admin, new_admin.pubkey())], env.admin)
+    assert env.authority().pending_admin == new_admin.pubkey()
+    assert env.authority().admin == admin  # not yet
+    result = env.ok([env.program.accept_admin(new_admin.pubkey())], new_admin)
+    assert env.events(result)[0].name == "AdminTransferAccepted"
+    authority = env.authority()
+    assert authority.admin == new_admin.pubkey() and authority.pending_admin == Pubkey.default()
+
+
+def test_tokens_sent_directly_are_absorbed_not_a_lockout(env: VaultEnv) -> None:
+    """Someone sends tokens straight to a vault's token account: the next operation credits
+    them to the owner (SurplusAbsorbed) instead of failing the balance check forever."""
+    user, donor = env.user(), env.user(with_vault=False)
+    env.deposit(user, 50 * USDT)
+    env.ok([spl_token.transfer(donor.token_account, env.program.vault_token(user.key), donor.key, 7 * USDT)],
+           donor.wallet)
+    result = env.deposit(user, 1 * USDT)
+    assert [e.name for e in env.events(result)] == ["SurplusAbsorbed", "Deposited"]
+    vault = env.vault(user.key)
+    assert vault.total_balance == 58 * USDT == env.vault_tokens(user.key)
+    assert vault.available_balance == 58 * USDT
+
+
+def test_vault_pda_prefunded_by_a_griefer_still_initializes(env: VaultEnv) -> None:
+    user, griefer = env.user(with_vault=False), env.chain.wallet()
+    env.ok([sol_transfer(TransferParams(from_pubkey=griefer.pubkey(), to_pubkey=env.program.vault(user.key),
+                                        lamports=1_000_000))], griefer)
+    env.ok([env.program.initialize_vault(user.key)], user.wallet)
+    assert env.vault(user.key).owner == user.key
+
+
+def test_full_u64_deposit(env: VaultEnv) -> None:
+    user = env.user(0)
+    env.chain.mint_to(user.wallet, env.mint, user.token_account, env.mint_authority, 2**64 - 1)
+    env.deposit(user, 2**64 - 1)
+    vault = env.vault(user.key)
+    assert vault.total_balance == vault.available_balance == vault.total_deposited == 2**64 - 1

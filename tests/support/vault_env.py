@@ -1,0 +1,119 @@
+"""A deployed vault system in the real SVM: collateral_vault and position_manager at their
+fixed development ids (deployed through the upgradeable loader), an unauthorized copy of
+position_manager, a 6-decimal USDT mint, and the VaultAuthority initialized by the
+upgrade authority with position_manager authorized."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
+
+from services.common.idl import DecodedEvent
+from services.common.program_logs import data_lines
+from services.common.vault_program import IDL, Authority, Vault, VaultProgram
+from tests.support.loader_v3 import deploy_upgradeable
+from tests.support.svm import ROOT, Chain, program_path
+
+KEYS = ROOT / "program" / "keys"
+USDT = 10**6
+
+
+def dev_keypair(name: str) -> Keypair:
+    return Keypair.from_bytes(bytes(json.loads((KEYS / f"{name}-keypair.json").read_text())))
+
+
+@dataclass
+class User:
+    wallet: Keypair
+    token_account: Pubkey
+
+    @property
+    def key(self) -> Pubkey:
+        return self.wallet.pubkey()
+
+
+@dataclass
+class VaultEnv:
+    chain: Chain = field(default_factory=Chain)
+
+    def __post_init__(self) -> None:
+        self.admin = self.chain.wallet(100_000_000_000)
+        self.vault_id = deploy_upgradeable(self.chain, self.admin, program_path("collateral_vault").read_bytes(),
+                                           dev_keypair("collateral_vault"))
+        pm = program_path("position_manager").read_bytes()
+        self.pm_id = deploy_upgradeable(self.chain, self.admin, pm, dev_keypair("position_manager"))
+        self.rogue_pm_id = deploy_upgradeable(self.chain, self.admin, pm, dev_keypair("position_manager_unauthorized"))
+        self.mint_authority = self.chain.wallet()
+        self.mint = self.chain.create_mint(self.admin, self.mint_authority.pubkey(), 6)
+        self.program = VaultProgram(self.mint, self.vault_id)
+        self.ok([self.program.initialize_authority(self.admin.pubkey())], self.admin)
+        self.ok([self.program.add_authorized_program(self.admin.pubkey(), self.pm_id)], self.admin)
+
+    # transactions
+
+    def send(
+        self, ixs: list[Instruction], payer: Keypair, *signers: Keypair
+    ) -> TransactionMetadata | FailedTransactionMetadata:
+        return self.chain.send(ixs, payer, *signers)
+
+    def ok(self, ixs: list[Instruction], payer: Keypair, *signers: Keypair) -> TransactionMetadata:
+        return self.chain.send_ok(ixs, payer, *signers)
+
+    def fails(self, ixs: list[Instruction], payer: Keypair, *signers: Keypair) -> FailedTransactionMetadata:
+        result = self.chain.send(ixs, payer, *signers)
+        assert isinstance(result, FailedTransactionMetadata), "the transaction should have failed"
+        return result
+
+    # users
+
+    def user(self, usdt: int = 1_000 * USDT, *, with_vault: bool = True) -> User:
+        wallet = self.chain.wallet()
+        token_account = self.chain.create_ata(wallet, wallet.pubkey(), self.mint)
+        if usdt:
+            self.chain.mint_to(wallet, self.mint, token_account, self.mint_authority, usdt)
+        user = User(wallet, token_account)
+        if with_vault:
+            self.ok([self.program.initialize_vault(user.key)], wallet)
+        return user
+
+    def deposit(self, user: User, amount: int) -> TransactionMetadata:
+        return self.ok([self.program.deposit(user.key, user.token_account, amount)], user.wallet)
+
+    # state
+
+    def vault(self, owner: Pubkey) -> Vault:
+        account = self.chain.svm.get_account(self.program.vault(owner))
+        assert account is not None, "no vault"
+        return Vault.decode(bytes(account.data))
+
+    def authority(self) -> Authority:
+        account = self.chain.svm.get_account(self.program.authority)
+        assert account is not None
+        return Authority.decode(bytes(account.data))
+
+    def vault_tokens(self, owner: Pubkey) -> int:
+        return self.chain.token_amount(self.program.vault_token(owner))
+
+    def events(self, result: TransactionMetadata) -> list[DecodedEvent]:
+        return [IDL.decode_event(line.parts[0]) for line in data_lines(result.logs())
+                if line.program_id == str(self.vault_id)]
+
+
+def error_code(result: FailedTransactionMetadata) -> int | None:
+    """The custom program error code of a failed transaction, if it has one."""
+    text = str(result.err())
+    marker = "Custom("
+    if marker not in text:
+        return None
+    return int(text[text.index(marker) + len(marker):].split(")")[0])
+
+
+def error_name(result: FailedTransactionMetadata) -> str | None:
+    code = error_code(result)
+    found = IDL.error(code) if code is not None else None
+    return found[0] if found else None
