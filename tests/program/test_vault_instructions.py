@@ -10,12 +10,14 @@ from solders.system_program import transfer as sol_transfer
 
 from services.common import spl_token
 from services.common.vault_program import Pause, caller_authority
+from tests.support.svm import TOKEN_IMPLEMENTATIONS
 from tests.support.vault_env import USDT, VaultEnv
 
 
-@pytest.fixture
-def env() -> VaultEnv:
-    return VaultEnv()
+@pytest.fixture(params=TOKEN_IMPLEMENTATIONS)
+def env(request: pytest.FixtureRequest) -> VaultEnv:
+    """Every success path runs against both SPL Token implementations."""
+    return VaultEnv(request.param)
 
 
 def test_authority_is_initialized_by_the_upgrade_authority(env: VaultEnv) -> None:

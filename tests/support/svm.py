@@ -16,6 +16,7 @@ from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from services.common import spl_token
+from tests.support.embedded_programs import classic_spl_token
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = ROOT / "program" / "target" / "deploy"
@@ -28,11 +29,22 @@ def program_path(name: str) -> Path:
     return path
 
 
-class Chain:
-    """A LiteSVM with helpers to fund wallets, make mints and token accounts, and send."""
+TOKEN_IMPLEMENTATIONS = ("p-token", "classic")
 
-    def __init__(self) -> None:
+
+class Chain:
+    """A LiteSVM with helpers to fund wallets, make mints and token accounts, and send.
+
+    ``token`` picks the SPL Token implementation: LiteSVM's default p-token, or the classic
+    program (extracted from the solders binary, see embedded_programs)."""
+
+    def __init__(self, token: str = "p-token") -> None:
+        if token not in TOKEN_IMPLEMENTATIONS:
+            raise ValueError(f"token must be one of {TOKEN_IMPLEMENTATIONS}")
         self.svm = LiteSVM()
+        self.token = token
+        if token == "classic":
+            self.svm.add_program(spl_token.TOKEN_PROGRAM_ID, classic_spl_token())
 
     def deploy(self, name: str, program_id: Pubkey | None = None) -> Pubkey:
         program_id = program_id or Pubkey.new_unique()

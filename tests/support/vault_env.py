@@ -39,9 +39,11 @@ class User:
 
 @dataclass
 class VaultEnv:
-    chain: Chain = field(default_factory=Chain)
+    token: str = "p-token"
+    chain: Chain = field(init=False)
 
     def __post_init__(self) -> None:
+        self.chain = Chain(self.token)
         self.admin = self.chain.wallet(100_000_000_000)
         self.vault_id = deploy_upgradeable(self.chain, self.admin, program_path("collateral_vault").read_bytes(),
                                            dev_keypair("collateral_vault"))
