@@ -8,7 +8,7 @@ use sbf_runtime::{AccountView, ProgramError, Pubkey};
 
 use crate::error::VaultError;
 use crate::events::{Event, SURPLUS_ABSORBED};
-use crate::state::CollateralVault;
+use crate::state::{CollateralVault, ZeroCopyAccount};
 
 #[inline(always)]
 pub fn signer(account: &AccountView) -> Result<(), VaultError> {
@@ -50,6 +50,21 @@ pub fn system_program(account: &AccountView) -> Result<(), VaultError> {
 #[inline(always)]
 pub fn associated_token_program(account: &AccountView) -> Result<(), VaultError> {
     program(account, &ASSOCIATED_TOKEN_PROGRAM_ID)
+}
+
+/// The vault `owner` signed for: `owner` is a signer and the vault's recorded owner.
+#[inline(always)]
+pub fn owned_vault<'a>(
+    program_id: &Pubkey,
+    owner: &AccountView,
+    vault: &'a AccountView,
+) -> Result<&'a mut CollateralVault, VaultError> {
+    signer(owner)?;
+    let state = CollateralVault::load_mut(vault, program_id)?;
+    if !keys_eq(&state.owner, owner.key()) {
+        return Err(VaultError::Unauthorized);
+    }
+    Ok(state)
 }
 
 /// `amount` must be positive.

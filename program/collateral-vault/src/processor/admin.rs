@@ -17,7 +17,7 @@ use crate::events::{
     PROGRAM_DEAUTHORIZED,
 };
 use crate::state::authority::{pause, CALLER_SEED, MAX_AUTHORIZED_PROGRAMS};
-use crate::state::VaultAuthority;
+use crate::state::{VaultAuthority, ZeroCopyAccount};
 
 /// The authority, checked to be ours and signed for by its admin.
 fn as_admin<'a>(

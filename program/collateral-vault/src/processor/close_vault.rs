@@ -3,28 +3,23 @@
 //!
 //! Accounts: `[owner (signer, writable), vault (writable), vault_token_account (writable),
 //! authority, token_program]`.
-use sbf_runtime::pubkey::keys_eq;
 use sbf_runtime::spl_token::CloseAccount;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
-use crate::checks::{now, signer, token_program, vault_token_account, writable};
+use crate::checks::{now, owned_vault, token_program, vault_token_account, writable};
 use crate::error::VaultError;
 use crate::events::{Event, VAULT_CLOSED};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority};
+use crate::state::{VaultAuthority, ZeroCopyAccount};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     let [owner, vault_account, vault_token, authority, token, ..] = accounts else {
         return Err(VaultError::MissingAccounts.into());
     };
-    signer(owner)?;
     writable(owner)?;
     token_program(token)?;
-    let vault = CollateralVault::load_mut(vault_account, program_id)?;
-    if !keys_eq(&vault.owner, owner.key()) {
-        return Err(VaultError::Unauthorized.into());
-    }
+    let vault = owned_vault(program_id, owner, vault_account)?;
     if VaultAuthority::load(authority, program_id)?.is_paused(pause::LIFECYCLE) {
         return Err(VaultError::OperationPaused.into());
     }

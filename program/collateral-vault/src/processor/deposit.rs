@@ -3,26 +3,20 @@
 //!
 //! Accounts: `[owner (signer), vault (writable), user_token_account (writable),
 //! vault_token_account (writable), token_program]`. Deposits are never paused.
-use sbf_runtime::pubkey::keys_eq;
 use sbf_runtime::spl_token::Transfer;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
-use crate::checks::{absorb_surplus, backed, now, positive, signer, token_program, user_token_account, vault_token_account};
+use crate::checks::{absorb_surplus, backed, now, owned_vault, positive, token_program, user_token_account, vault_token_account};
 use crate::error::VaultError;
 use crate::events::{Event, DEPOSITED};
-use crate::state::CollateralVault;
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [owner, vault_account, user_token, vault_token, token, ..] = accounts else {
         return Err(VaultError::MissingAccounts.into());
     };
-    signer(owner)?;
     positive(amount)?;
     token_program(token)?;
-    let vault = CollateralVault::load_mut(vault_account, program_id)?;
-    if !keys_eq(&vault.owner, owner.key()) {
-        return Err(VaultError::Unauthorized.into());
-    }
+    let vault = owned_vault(program_id, owner, vault_account)?;
     let vault_view = vault_token_account(vault, vault_token)?;
     user_token_account(user_token, vault_view.mint(), owner.key())?;
     let timestamp = now()?;

@@ -14,7 +14,7 @@ use crate::checks::{now, signer, system_program, writable};
 use crate::error::VaultError;
 use crate::events::{Event, AUTHORITY_INITIALIZED};
 use crate::state::authority::AUTHORITY_SEED;
-use crate::state::VaultAuthority;
+use crate::state::{VaultAuthority, ZeroCopyAccount};
 
 /// SPL Token mint size.
 const MINT_LEN: usize = 82;

@@ -17,7 +17,7 @@ use crate::error::VaultError;
 use crate::events::{Event, VAULT_INITIALIZED};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority};
+use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     let [owner, vault, vault_token, mint, authority, system, token, ata_program, ..] = accounts else {

@@ -17,7 +17,7 @@ use crate::checks::{now, positive};
 use crate::error::VaultError;
 use crate::events::{Event, COLLATERAL_LOCKED, COLLATERAL_UNLOCKED};
 use crate::state::authority::pause;
-use crate::state::{CollateralVault, VaultAuthority};
+use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
 
 pub enum Direction {
     Lock,

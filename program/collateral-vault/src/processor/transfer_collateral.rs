@@ -15,7 +15,7 @@ use crate::events::{Event, COLLATERAL_TRANSFERRED};
 use crate::processor::lock::authorized_caller;
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority};
+use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [from_account, to_account, from_token, to_token, authority, caller_authority, token, ..] = accounts else {

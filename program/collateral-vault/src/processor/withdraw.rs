@@ -3,28 +3,23 @@
 //!
 //! Accounts: `[owner (signer), vault (writable), vault_token_account (writable),
 //! destination (writable), authority, token_program]`.
-use sbf_runtime::pubkey::keys_eq;
 use sbf_runtime::spl_token::Transfer;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
-use crate::checks::{absorb_surplus, backed, now, positive, signer, token_program, user_token_account, vault_token_account};
+use crate::checks::{absorb_surplus, backed, now, owned_vault, positive, token_program, user_token_account, vault_token_account};
 use crate::error::VaultError;
 use crate::events::{Event, WITHDRAWN};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority};
+use crate::state::{VaultAuthority, ZeroCopyAccount};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [owner, vault_account, vault_token, destination, authority, token, ..] = accounts else {
         return Err(VaultError::MissingAccounts.into());
     };
-    signer(owner)?;
     positive(amount)?;
     token_program(token)?;
-    let vault = CollateralVault::load_mut(vault_account, program_id)?;
-    if !keys_eq(&vault.owner, owner.key()) {
-        return Err(VaultError::Unauthorized.into());
-    }
+    let vault = owned_vault(program_id, owner, vault_account)?;
     if VaultAuthority::load(authority, program_id)?.is_paused(pause::WITHDRAW) {
         return Err(VaultError::OperationPaused.into());
     }

@@ -1,10 +1,10 @@
 //! `VaultAuthority`: PDA `[b"vault_authority"]`, the exchange's controls.
 use sbf_runtime::anchor;
-use sbf_runtime::pubkey::load_u64;
 use sbf_runtime::pubkey::keys_eq;
-use sbf_runtime::{AccountView, Pubkey};
+use sbf_runtime::Pubkey;
 
 use crate::error::VaultError;
+use crate::state::ZeroCopyAccount;
 
 pub const AUTHORITY_SEED: &[u8] = b"vault_authority";
 /// Seed of the PDA an authorized program signs with when it calls lock/unlock/transfer.
@@ -41,27 +41,7 @@ pub struct VaultAuthority {
 }
 
 impl VaultAuthority {
-    pub const DISCRIMINATOR: [u8; 8] = anchor::account("VaultAuthority");
     pub const LEN: usize = core::mem::size_of::<VaultAuthority>();
-
-    /// The authority this program created (only `initialize_authority` creates accounts
-    /// with this discriminator, and only at its PDA).
-    #[inline(always)]
-    pub fn load<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a VaultAuthority, VaultError> {
-        let data = account.data();
-        if !account.is_owned_by(program_id) || data.len() != Self::LEN
-            || load_u64(data.as_ptr()) != u64::from_le_bytes(Self::DISCRIMINATOR) {
-            return Err(VaultError::InvalidAuthority);
-        }
-        Ok(unsafe { &*(data.as_ptr() as *const VaultAuthority) })
-    }
-
-    #[inline(always)]
-    pub fn load_mut<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a mut VaultAuthority, VaultError> {
-        Self::load(account, program_id)?;
-        let data = account.data_mut().map_err(|_| VaultError::AccountNotWritable)?;
-        Ok(unsafe { &mut *(data.as_mut_ptr() as *mut VaultAuthority) })
-    }
 
     #[inline(always)]
     pub fn is_paused(&self, flag: u8) -> bool {
@@ -83,4 +63,9 @@ impl VaultAuthority {
         let index = self.caller_authorities[..count].iter().position(|c| keys_eq(c, caller))?;
         Some(&self.authorized_programs[index])
     }
+}
+
+impl ZeroCopyAccount for VaultAuthority {
+    const DISCRIMINATOR: [u8; 8] = anchor::account("VaultAuthority");
+    const INVALID: VaultError = VaultError::InvalidAuthority;
 }
