@@ -7,7 +7,7 @@ use sbf_runtime::sysvar::Clock;
 use sbf_runtime::{AccountView, ProgramError, Pubkey};
 
 use crate::error::VaultError;
-use crate::events::{Event, SURPLUS_ABSORBED};
+use crate::events::{balance_changed, SURPLUS_ABSORBED};
 use crate::state::{CollateralVault, ZeroCopyAccount};
 
 #[inline(always)]
@@ -132,13 +132,7 @@ pub fn absorb_surplus(
     vault.total_balance = token_amount;
     vault.available_balance = vault.available_balance.checked_add(surplus).ok_or(VaultError::Overflow)?;
     vault.total_deposited = vault.total_deposited.checked_add(surplus).ok_or(VaultError::Overflow)?;
-    Event::new(SURPLUS_ABSORBED)
-        .key(&vault.owner)
-        .key(vault_key)
-        .u64(surplus)
-        .u64(vault.total_balance)
-        .u64(vault.available_balance)
-        .emit(timestamp);
+    balance_changed(SURPLUS_ABSORBED, vault_key, vault, surplus, timestamp);
     Ok(())
 }
 

@@ -56,3 +56,22 @@ impl Event {
         log_data(&[self.0.as_slice()]);
     }
 }
+
+/// `Deposited`, `Withdrawn` and `SurplusAbsorbed` share one shape: owner, vault, amount and
+/// the balances after the change.
+#[inline(never)]
+pub fn balance_changed(
+    discriminator: [u8; 8],
+    vault_key: &Pubkey,
+    vault: &crate::state::CollateralVault,
+    amount: u64,
+    timestamp: i64,
+) {
+    Event::new(discriminator)
+        .key(&vault.owner)
+        .key(vault_key)
+        .u64(amount)
+        .u64(vault.total_balance)
+        .u64(vault.available_balance)
+        .emit(timestamp);
+}

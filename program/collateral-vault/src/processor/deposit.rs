@@ -8,7 +8,7 @@ use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
 use crate::checks::{absorb_surplus, backed, now, owned_vault, positive, token_program, user_token_account, vault_token_account};
 use crate::error::VaultError;
-use crate::events::{Event, DEPOSITED};
+use crate::events::{balance_changed, DEPOSITED};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [owner, vault_account, user_token, vault_token, token, ..] = accounts else {
@@ -29,12 +29,6 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
         .invoke_signed(&[])?;
     backed(vault, vault_token)?;
 
-    Event::new(DEPOSITED)
-        .key(owner.key())
-        .key(vault_account.key())
-        .u64(amount)
-        .u64(vault.total_balance)
-        .u64(vault.available_balance)
-        .emit(timestamp);
+    balance_changed(DEPOSITED, vault_account.key(), vault, amount, timestamp);
     Ok(())
 }

@@ -8,7 +8,7 @@ use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
 use crate::checks::{absorb_surplus, backed, now, owned_vault, positive, token_program, user_token_account, vault_token_account};
 use crate::error::VaultError;
-use crate::events::{Event, WITHDRAWN};
+use crate::events::{balance_changed, WITHDRAWN};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
 use crate::state::{VaultAuthority, ZeroCopyAccount};
@@ -38,12 +38,6 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
         .invoke_signed(&[seeds])?;
     backed(vault, vault_token)?;
 
-    Event::new(WITHDRAWN)
-        .key(owner.key())
-        .key(vault_account.key())
-        .u64(amount)
-        .u64(vault.total_balance)
-        .u64(vault.available_balance)
-        .emit(timestamp);
+    balance_changed(WITHDRAWN, vault_account.key(), vault, amount, timestamp);
     Ok(())
 }
