@@ -12,10 +12,11 @@ import pytest
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
+from localnet.genesis import program_keypair
+from localnet.svm import ROOT
 from services.common.idl import camel, discriminator, load_idl, snake
 from services.common.vault_program import IDL, PM_IDL
-from tests.support.svm import ROOT
-from tests.support.vault_env import VaultEnv, dev_keypair, error_name
+from tests.support.vault_env import VaultEnv, error_name
 
 SRC = ROOT / "program" / "collateral-vault" / "src"
 
@@ -72,8 +73,8 @@ def test_account_discriminators_in_real_accounts() -> None:
 
 
 def test_idl_addresses_are_the_dev_program_keys() -> None:
-    assert IDL.address == dev_keypair("collateral_vault").pubkey()
-    assert PM_IDL.address == dev_keypair("position_manager").pubkey()
+    assert IDL.address == program_keypair("collateral_vault").pubkey()
+    assert PM_IDL.address == program_keypair("position_manager").pubkey()
     pm_src = (ROOT / "program" / "position-manager" / "src" / "lib.rs").read_text()
     body = pm_src[pm_src.index("pub const COLLATERAL_VAULT_ID: Pubkey = ["):]
     numbers = [int(n) for n in re.findall(r"\d+", body[: body.index("];")])]

@@ -18,9 +18,9 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_metadata import FailedTransactionMetadata
 
+from localnet.loader_v3 import deploy_upgradeable
+from localnet.svm import Chain, program_path
 from services.common.spl_token import TOKEN_PROGRAM_ID
-from tests.support.loader_v3 import deploy_upgradeable
-from tests.support.svm import Chain, program_path
 
 U64 = 2**64
 

@@ -8,9 +8,9 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams
 from solders.system_program import transfer as sol_transfer
 
+from localnet.svm import TOKEN_IMPLEMENTATIONS
 from services.common import spl_token
 from services.common.vault_program import Pause, caller_authority
-from tests.support.svm import TOKEN_IMPLEMENTATIONS
 from tests.support.vault_env import USDT, VaultEnv
 
 

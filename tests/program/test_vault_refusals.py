@@ -11,10 +11,11 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_metadata import FailedTransactionMetadata
 
+from localnet.genesis import program_keypair
+from localnet.loader_v3 import deploy_upgradeable
+from localnet.svm import Chain, program_path
 from services.common.vault_program import Pause, VaultProgram, caller_authority
-from tests.support.loader_v3 import deploy_upgradeable
-from tests.support.svm import Chain, program_path
-from tests.support.vault_env import USDT, User, VaultEnv, dev_keypair, error_code, error_name
+from tests.support.vault_env import USDT, User, VaultEnv, error_code, error_name
 
 
 @pytest.fixture
@@ -284,7 +285,7 @@ def test_peer_hole_authority_cannot_be_initialized_by_a_stranger() -> None:
     chain = Chain()
     deployer, stranger = chain.wallet(100_000_000_000), chain.wallet()
     vault_id = deploy_upgradeable(chain, deployer, program_path("collateral_vault").read_bytes(),
-                                  dev_keypair("collateral_vault"))
+                                  program_keypair("collateral_vault"))
     mint = chain.create_mint(deployer, deployer.pubkey())
     program = VaultProgram(mint, vault_id)
     result = chain.send([program.initialize_authority(stranger.pubkey())], stranger)

@@ -5,7 +5,6 @@ upgrade authority with position_manager authorized."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from solders.instruction import Instruction
@@ -13,18 +12,13 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
+from localnet import genesis
+from localnet.svm import Chain
 from services.common.idl import DecodedEvent
 from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, Authority, Vault, VaultProgram
-from tests.support.loader_v3 import deploy_upgradeable
-from tests.support.svm import ROOT, Chain, program_path
+from services.common.vault_program import IDL, Authority, Vault
 
-KEYS = ROOT / "program" / "keys"
 USDT = 10**6
-
-
-def dev_keypair(name: str) -> Keypair:
-    return Keypair.from_bytes(bytes(json.loads((KEYS / f"{name}-keypair.json").read_text())))
 
 
 @dataclass
@@ -44,17 +38,10 @@ class VaultEnv:
 
     def __post_init__(self) -> None:
         self.chain = Chain(self.token)
-        self.admin = self.chain.wallet(100_000_000_000)
-        self.vault_id = deploy_upgradeable(self.chain, self.admin, program_path("collateral_vault").read_bytes(),
-                                           dev_keypair("collateral_vault"))
-        pm = program_path("position_manager").read_bytes()
-        self.pm_id = deploy_upgradeable(self.chain, self.admin, pm, dev_keypair("position_manager"))
-        self.rogue_pm_id = deploy_upgradeable(self.chain, self.admin, pm, dev_keypair("position_manager_unauthorized"))
-        self.mint_authority = self.chain.wallet()
-        self.mint = self.chain.create_mint(self.admin, self.mint_authority.pubkey(), 6)
-        self.program = VaultProgram(self.mint, self.vault_id)
-        self.ok([self.program.initialize_authority(self.admin.pubkey())], self.admin)
-        self.ok([self.program.add_authorized_program(self.admin.pubkey(), self.pm_id)], self.admin)
+        deployment = genesis.create(self.chain, self.chain.wallet(100_000_000_000), self.chain.wallet())
+        self.admin, self.mint_authority, self.mint = deployment.admin, deployment.faucet, deployment.mint
+        self.vault_id, self.pm_id, self.rogue_pm_id = deployment.vault_id, deployment.pm_id, deployment.rogue_pm_id
+        self.program = deployment.program
 
     # transactions
 

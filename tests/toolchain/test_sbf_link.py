@@ -16,7 +16,7 @@ from sbf_link import sbpf
 from sbf_link.codegen import compile_to_object
 from sbf_link.relink import LinkError, link
 
-from tests.support.svm import ROOT
+from localnet.svm import ROOT
 
 HEADER = 'target datalayout = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"\ntarget triple = "bpfel"\n'
 

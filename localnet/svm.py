@@ -1,4 +1,4 @@
-"""Helpers for tests that run the built programs in the real SVM (solders' LiteSVM, which
+"""LiteSVM with the programs built by `make program`: the chain under localnet and the tests (solders' LiteSVM, which
 ships the SPL Token, Token-2022 and Associated Token Account programs)."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
+from localnet.embedded_programs import classic_spl_token
 from services.common import spl_token
-from tests.support.embedded_programs import classic_spl_token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = ROOT / "program" / "target" / "deploy"
 
 
@@ -71,8 +71,8 @@ class Chain:
             raise AssertionError(f"transaction failed: {result.err()}\n{logs}")
         return result
 
-    def create_mint(self, payer: Keypair, authority: Pubkey, decimals: int = 6) -> Pubkey:
-        mint = Keypair()
+    def create_mint(self, payer: Keypair, authority: Pubkey, decimals: int = 6, mint: Keypair | None = None) -> Pubkey:
+        mint = mint or Keypair()
         rent = self.svm.minimum_balance_for_rent_exemption(spl_token.MINT_SIZE)
         self.send_ok(
             [

@@ -12,8 +12,8 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 from solders.sysvar import CLOCK, RENT
 
+from localnet.svm import Chain
 from services.common.spl_token import SYSTEM_PROGRAM_ID
-from tests.support.svm import Chain
 
 LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
 BUFFER_METADATA = 37
