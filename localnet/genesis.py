@@ -12,6 +12,7 @@ from pathlib import Path
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import ROOT, Chain, program_path
@@ -61,8 +62,9 @@ def create(chain: Chain, admin: Keypair, faucet: Keypair, mint: Keypair | None =
 
 def create_dev(chain: Chain) -> Deployment:
     """Genesis with the development keys (localnet)."""
-    admin = dev_keypair("admin")
-    chain.svm.airdrop(admin.pubkey(), 1_000_000 * 10**9)
-    faucet = dev_keypair("faucet")
-    chain.svm.airdrop(faucet.pubkey(), 1_000 * 10**9)
+    admin, faucet = dev_keypair("admin"), dev_keypair("faucet")
+    for key, sol in ((admin.pubkey(), 10_000), (faucet.pubkey(), 1_000)):
+        result = chain.svm.airdrop(key, sol * 10**9)
+        if isinstance(result, FailedTransactionMetadata):
+            raise RuntimeError(f"genesis airdrop to {key} failed: {result.err()}")
     return create(chain, admin, faucet, dev_keypair("usdt_mint"))

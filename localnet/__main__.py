@@ -1,0 +1,63 @@
+"""`python -m localnet` runs the node; `python -m localnet faucet OWNER AMOUNT` mints test
+USDT to OWNER's associated token account with a real mint_to transaction."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from localnet.node import Node, NodeConfig
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def parse_node_args(argv: list[str]) -> NodeConfig:
+    parser = argparse.ArgumentParser(prog="python -m localnet", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("LOCALNET_HOST", "127.0.0.1"))
+    parser.add_argument("--rpc-port", type=int, default=_env_int("LOCALNET_RPC_PORT", 8899))
+    parser.add_argument("--ws-port", type=int, default=_env_int("LOCALNET_WS_PORT", 8900))
+    parser.add_argument("--slot-ms", type=int, default=_env_int("LOCALNET_SLOT_MS", 400),
+                        help="slot duration in milliseconds (default 400)")
+    parser.add_argument("--finality-depth", type=int, default=_env_int("LOCALNET_FINALITY_DEPTH", 32),
+                        help="slots from processed to finalized (default 32)")
+    parser.add_argument("--ledger", type=Path, default=os.environ.get("LOCALNET_LEDGER") or None,
+                        help="keep accounts and history in this directory across restarts")
+    parser.add_argument("--token", choices=["p-token", "classic"], default=os.environ.get("LOCALNET_TOKEN", "p-token"),
+                        help="SPL Token implementation (default p-token, as LiteSVM ships)")
+    args = parser.parse_args(argv)
+    return NodeConfig(args.host, args.rpc_port, args.ws_port, args.slot_ms, args.finality_depth, args.ledger,
+                      args.token)
+
+
+async def run_node(config: NodeConfig) -> None:
+    node = Node(config)
+    await node.start()
+    print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
+          + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    if argv[:1] == ["faucet"]:
+        from localnet.faucet import main as faucet_main
+
+        return faucet_main(argv[1:])
+    asyncio.run(run_node(parse_node_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

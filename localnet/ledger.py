@@ -1,0 +1,379 @@
+"""The chain state behind localnet. One `Ledger` owns the LiteSVM; the node calls its
+methods from a single worker thread only (LiteSVM is synchronous and holds the GIL).
+
+What it adds to LiteSVM, as a validator would have it:
+* slots advancing on a clock, a new blockhash per slot, each valid for 150 blocks;
+* commitment: a transaction landed in slot S is `processed` at once, `confirmed` from the
+  next slot, `finalized` `finality_depth` slots later; account reads at a commitment see
+  the state of that slot (before-images of every changed account are kept until final);
+* the transaction history (meta with logs, balances, token balances, CU, inner
+  instructions), signature statuses and the per-address signature index;
+* events for the PubSub server, released per commitment level as slots advance;
+* optional persistence to a directory (accounts and history in SQLite).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from solders.account import Account
+from solders.clock import Clock
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata, SimulatedTransactionInfo, TransactionMetadata
+
+from localnet import genesis
+from localnet.encoding import b58, error_message, message_version, tx_error, ui_amount
+from localnet.persistence import LedgerStore
+from localnet.svm import Chain
+from services.common import spl_token
+
+COMMITMENTS = ("processed", "confirmed", "finalized")
+BLOCKHASH_VALIDITY = 150
+LAMPORTS_PER_SIGNATURE = 5000
+
+
+class RpcFailure(Exception):
+    """A request the node refuses, with Solana's JSON-RPC error code and data."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+@dataclass
+class TxRecord:
+    signature: str
+    slot: int
+    block_time: int
+    tx_b64: str
+    meta: dict[str, Any]
+    account_keys: list[str]
+
+    @property
+    def err(self) -> Any:
+        return self.meta["err"]
+
+
+@dataclass
+class ChainEvent:
+    """Something subscribers may hear about, at the slot it happened."""
+
+    slot: int
+    signature: str
+    err: Any
+    logs: list[str]
+    account_keys: list[str]
+    accounts: dict[str, Account | None] = field(default_factory=dict)  # post-state of writable accounts
+
+
+class Ledger:
+    def __init__(
+        self, *, finality_depth: int = 32, token: str = "p-token", store: LedgerStore | None = None
+    ) -> None:
+        self.chain = Chain(token, blockhash_check=False)
+        self.svm = self.chain.svm
+        self.finality_depth = finality_depth
+        self.store = store
+        self.slot = 0
+        self.blockhashes: dict[str, int] = {}  # blockhash -> last valid block height
+        self.latest_blockhash = ""
+        self.transactions: dict[str, TxRecord] = {}
+        self.by_address: dict[str, list[str]] = defaultdict(list)  # newest last
+        self.before_images: dict[str, list[tuple[int, Account | None]]] = defaultdict(list)
+        self.pending: dict[str, list[ChainEvent]] = {"confirmed": [], "finalized": []}
+        self.transaction_count = 0
+        self.deployment = genesis.create_dev(self.chain)
+        if store is not None:
+            self._restore(store)
+        self._new_block()
+
+    # --- slots ------------------------------------------------------------------------
+
+    def commitment_slot(self, commitment: str | None) -> int:
+        if commitment in (None, "finalized", "max", "root"):
+            return max(self.slot - self.finality_depth, 0)
+        if commitment in ("confirmed", "single", "singleGossip"):
+            return max(self.slot - 1, 0)
+        if commitment in ("processed", "recent"):
+            return self.slot
+        raise RpcFailure(-32602, f"Invalid params: unknown commitment {commitment!r}")
+
+    @property
+    def block_height(self) -> int:
+        return self.slot
+
+    def _new_block(self) -> None:
+        self.svm.warp_to_slot(self.slot)
+        self.svm.expire_blockhash()
+        self.latest_blockhash = str(self.svm.latest_blockhash())
+        self.blockhashes[self.latest_blockhash] = self.block_height + BLOCKHASH_VALIDITY
+        clock = self.svm.get_clock()
+        self.svm.set_clock(Clock(slot=self.slot, epoch_start_timestamp=clock.epoch_start_timestamp,
+                                 epoch=clock.epoch, leader_schedule_epoch=clock.leader_schedule_epoch,
+                                 unix_timestamp=int(time.time())))
+
+    def advance_slot(self) -> dict[str, list[ChainEvent]]:
+        """Moves to the next slot; returns the events that became confirmed / finalized."""
+        self.slot += 1
+        self._new_block()
+        for blockhash, last_valid in list(self.blockhashes.items()):
+            if last_valid < self.block_height:
+                del self.blockhashes[blockhash]
+        released: dict[str, list[ChainEvent]] = {}
+        for commitment in ("confirmed", "finalized"):
+            bound = self.commitment_slot(commitment)
+            ready = [e for e in self.pending[commitment] if e.slot <= bound]
+            self.pending[commitment] = [e for e in self.pending[commitment] if e.slot > bound]
+            released[commitment] = ready
+        final = self.commitment_slot("finalized")
+        for key in list(self.before_images):
+            kept = [(s, a) for s, a in self.before_images[key] if s > final]
+            if kept:
+                self.before_images[key] = kept
+            else:
+                del self.before_images[key]
+        if self.store is not None:
+            self.store.save_slot(self.slot)
+        return released
+
+    def blockhash_valid(self, blockhash: str) -> bool:
+        last_valid = self.blockhashes.get(blockhash)
+        return last_valid is not None and last_valid >= self.block_height
+
+    # --- accounts ---------------------------------------------------------------------
+
+    def get_account(self, key: Pubkey, commitment: str | None = None) -> Account | None:
+        bound = self.commitment_slot(commitment)
+        for slot, image in self.before_images.get(str(key), ()):
+            if slot > bound:
+                return image
+        account = self.svm.get_account(key)
+        if account is None or (account.lamports == 0 and not account.data and not account.executable):
+            return None
+        return account
+
+    def program_accounts(self, program: Pubkey, commitment: str | None = None) -> list[tuple[Pubkey, Account]]:
+        keys = {k for k, _ in self.svm.get_program_accounts(program)}
+        keys |= {Pubkey.from_string(k) for k in self.before_images}
+        out = []
+        for key in keys:
+            account = self.get_account(key, commitment)
+            if account is not None and account.owner == program:
+                out.append((key, account))
+        return sorted(out, key=lambda pair: bytes(pair[0]))
+
+    def mint_decimals(self, mint: Pubkey) -> int | None:
+        account = self.svm.get_account(mint)
+        if account is None or account.owner != spl_token.TOKEN_PROGRAM_ID or len(account.data) != spl_token.MINT_SIZE:
+            return None
+        return bytes(account.data)[44]
+
+    def _token_balances(self, keys: list[Pubkey]) -> list[dict[str, Any]]:
+        out = []
+        for index, key in enumerate(keys):
+            account = self.svm.get_account(key)
+            if account is None or account.owner != spl_token.TOKEN_PROGRAM_ID:
+                continue
+            if len(account.data) != spl_token.ACCOUNT_SIZE:
+                continue
+            token = spl_token.TokenAccount.decode(bytes(account.data))
+            decimals = self.mint_decimals(token.mint) or 0
+            out.append({"accountIndex": index, "mint": str(token.mint), "owner": str(token.owner),
+                        "programId": str(spl_token.TOKEN_PROGRAM_ID),
+                        "uiTokenAmount": ui_amount(token.amount, decimals)})
+        return out
+
+    # --- transactions -----------------------------------------------------------------
+
+    def _check(self, tx: VersionedTransaction) -> str:
+        signature = str(tx.signatures[0])
+        if signature in self.transactions:
+            raise RpcFailure(-32002, "Transaction simulation failed: This transaction has already been processed",
+                             {"err": "AlreadyProcessed", "logs": [], "accounts": None, "unitsConsumed": 0,
+                              "returnData": None, "innerInstructions": None})
+        if not self.blockhash_valid(str(tx.message.recent_blockhash)):
+            raise RpcFailure(-32002, "Transaction simulation failed: Blockhash not found",
+                             {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
+                              "returnData": None, "innerInstructions": None})
+        return signature
+
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool = False) -> tuple[dict[str, Any], Any]:
+        """The `value` of simulateTransaction, and the raw error (None on success)."""
+        if sig_verify and not all(tx.verify_with_results()):
+            raise RpcFailure(-32003, "Transaction signature verification failure")
+        result = self.svm.simulate_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            meta, raw = result.meta(), result.err()
+        else:
+            assert isinstance(result, SimulatedTransactionInfo)
+            meta, raw = result.meta(), None
+        return_data = meta.return_data()
+        return {
+            "err": tx_error(raw), "logs": list(meta.logs()), "accounts": None,
+            "unitsConsumed": meta.compute_units_consumed(),
+            "returnData": ({"programId": str(return_data.program_id),
+                            "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
+                           if bytes(return_data.data) else None),
+            "innerInstructions": None,
+        }, raw
+
+    def send(self, tx: VersionedTransaction, *, skip_preflight: bool = False) -> tuple[str, ChainEvent]:
+        signature = self._check(tx)
+        if not all(tx.verify_with_results()):
+            raise RpcFailure(-32003, "Transaction signature verification failure")
+        if not skip_preflight:
+            simulated, raw = self.simulate(tx)
+            if raw is not None:
+                raise RpcFailure(-32002, "Transaction simulation failed: " + error_message(raw), simulated)
+        keys = list(tx.message.account_keys)
+        header = tx.message.header
+        signed, unsigned_end = header.num_required_signatures, len(keys) - header.num_readonly_unsigned_accounts
+        writable = [k for i, k in enumerate(keys)
+                    if i < signed - header.num_readonly_signed_accounts or signed <= i < unsigned_end]
+        pre_balances = [self.svm.get_balance(k) or 0 for k in keys]
+        pre_tokens = self._token_balances(keys)
+        images = {str(k): self.get_account(k, "processed") for k in writable}
+        result = self.svm.send_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            meta, err = result.meta(), tx_error(result.err())
+        else:
+            meta, err = result, None
+        return self._record(signature, tx, keys, writable, images, meta, err, pre_balances, pre_tokens)
+
+    def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey], writable: list[Pubkey],
+                images: dict[str, Account | None], meta: TransactionMetadata, err: Any,
+                pre_balances: list[int], pre_tokens: list[dict[str, Any]]) -> tuple[str, ChainEvent]:
+        post_balances = [self.svm.get_balance(k) or 0 for k in keys]
+        inner = [{"index": i, "instructions": [
+            {"programIdIndex": ii.instruction().program_id_index, "accounts": list(ii.instruction().accounts),
+             "data": b58(bytes(ii.instruction().data)), "stackHeight": ii.stack_height()} for ii in group]}
+            for i, group in enumerate(meta.inner_instructions()) if group]
+        return_data = meta.return_data()
+        record_meta = {
+            "err": err, "status": {"Ok": None} if err is None else {"Err": err},
+            "fee": LAMPORTS_PER_SIGNATURE * len(tx.signatures),
+            "preBalances": pre_balances, "postBalances": post_balances,
+            "innerInstructions": inner, "logMessages": list(meta.logs()),
+            "preTokenBalances": pre_tokens, "postTokenBalances": self._token_balances(keys),
+            "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
+            "computeUnitsConsumed": meta.compute_units_consumed(),
+            "returnData": ({"programId": str(return_data.program_id),
+                            "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
+                           if bytes(return_data.data) else None),
+            "version": message_version(tx),
+        }
+        record = TxRecord(signature, self.slot, int(time.time()), base64.b64encode(bytes(tx)).decode(),
+                          record_meta, [str(k) for k in keys])
+        self.transactions[signature] = record
+        self.transaction_count += 1
+        for key in record.account_keys:
+            self.by_address[key].append(signature)
+        changed = {}
+        for key_str, image in images.items():
+            self.before_images[key_str].append((self.slot, image))
+            changed[key_str] = self.get_account(Pubkey.from_string(key_str), "processed")
+        event = ChainEvent(self.slot, signature, err, list(meta.logs()), record.account_keys, changed)
+        self.pending["confirmed"].append(event)
+        self.pending["finalized"].append(event)
+        if self.store is not None:
+            self.store.save_transaction(record, changed)
+        return signature, event
+
+    def airdrop(self, key: Pubkey, lamports: int) -> tuple[str, ChainEvent]:
+        """requestAirdrop: a real transfer from LiteSVM's airdrop account."""
+        image = self.get_account(key, "processed")
+        result = self.svm.airdrop(key, lamports)
+        if isinstance(result, FailedTransactionMetadata):
+            raise RpcFailure(-32603, f"airdrop failed: {tx_error(result.err())}")
+        signature = str(result.signature())
+        record = TxRecord(signature, self.slot, int(time.time()), "", {
+            "err": None, "status": {"Ok": None}, "fee": LAMPORTS_PER_SIGNATURE, "preBalances": [],
+            "postBalances": [], "innerInstructions": [], "logMessages": list(result.logs()),
+            "preTokenBalances": [], "postTokenBalances": [], "rewards": [],
+            "loadedAddresses": {"writable": [], "readonly": []},
+            "computeUnitsConsumed": result.compute_units_consumed(), "returnData": None, "version": "legacy",
+        }, [str(key)])
+        self.transactions[signature] = record
+        self.by_address[str(key)].append(signature)
+        self.before_images[str(key)].append((self.slot, image))
+        changed = {str(key): self.get_account(key, "processed")}
+        event = ChainEvent(self.slot, signature, None, list(result.logs()), [str(key)], changed)
+        self.pending["confirmed"].append(event)
+        self.pending["finalized"].append(event)
+        if self.store is not None:
+            self.store.save_transaction(record, changed)
+        return signature, event
+
+    def confirmation(self, slot: int) -> str:
+        if slot <= self.commitment_slot("finalized"):
+            return "finalized"
+        if slot <= self.commitment_slot("confirmed"):
+            return "confirmed"
+        return "processed"
+
+    def signature_status(self, signature: str) -> dict[str, Any] | None:
+        record = self.transactions.get(signature)
+        if record is None:
+            return None
+        status = self.confirmation(record.slot)
+        return {"slot": record.slot, "confirmations": None if status == "finalized" else self.slot - record.slot,
+                "err": record.err, "status": record.meta["status"], "confirmationStatus": status}
+
+    def transaction(self, signature: str, commitment: str | None) -> TxRecord | None:
+        record = self.transactions.get(signature)
+        if record is None or record.slot > self.commitment_slot(commitment):
+            return None
+        return record
+
+    def signatures_for_address(self, address: str, limit: int, before: str | None, until: str | None,
+                               commitment: str | None) -> list[dict[str, Any]]:
+        bound = self.commitment_slot(commitment)
+        out: list[dict[str, Any]] = []
+        started = before is None
+        for signature in reversed(self.by_address.get(address, [])):
+            if not started:
+                started = signature == before
+                continue
+            if signature == until:
+                break
+            record = self.transactions[signature]
+            if record.slot > bound:
+                continue
+            out.append({"signature": signature, "slot": record.slot, "err": record.err, "memo": None,
+                        "blockTime": record.block_time, "confirmationStatus": self.confirmation(record.slot)})
+            if len(out) >= limit:
+                break
+        return out
+
+    # --- persistence ------------------------------------------------------------------
+
+    def _restore(self, store: LedgerStore) -> None:
+        """Re-applies a saved ledger over the fresh genesis (programs are redeployed from
+        the built .so files at the same ids; everything else comes from the store)."""
+        saved_slot = store.load_slot()
+        for key, account in store.load_accounts():
+            self.svm.set_account(key, account)
+        for record in store.load_transactions():
+            self.transactions[record.signature] = record
+            for address in record.account_keys:
+                self.by_address[address].append(record.signature)
+        self.transaction_count = len(self.transactions)
+        if saved_slot is not None:
+            self.slot = saved_slot
+        else:  # first start with this directory: keep what genesis created
+            store.save_accounts({str(k): self.svm.get_account(k) for k in self._genesis_accounts()})
+
+    def _genesis_accounts(self) -> list[Pubkey]:
+        d = self.deployment
+        return [d.admin.pubkey(), d.faucet.pubkey(), d.mint, d.program.authority]
+
+    def latest_blockhash_info(self) -> tuple[str, int]:
+        return self.latest_blockhash, self.blockhashes[self.latest_blockhash]
+
+    def fee_for(self, num_signatures: int, blockhash: str) -> int | None:
+        return LAMPORTS_PER_SIGNATURE * num_signatures if self.blockhash_valid(blockhash) else None

@@ -1,0 +1,157 @@
+"""The localnet node: the Ledger on its own thread, JSON-RPC over HTTP (aiohttp), PubSub
+over WebSocket, and the slot clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from websockets.asyncio.server import Server, serve
+
+from localnet.ledger import Ledger, RpcFailure
+from localnet.persistence import LedgerStore
+from localnet.pubsub import PubSub
+from localnet.rpc import INTERNAL, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcMethods
+
+log = logging.getLogger("localnet")
+T = TypeVar("T")
+MAX_BODY = 2 * 1024 * 1024
+MAX_BATCH = 100
+
+
+@dataclass
+class NodeConfig:
+    host: str = "127.0.0.1"
+    rpc_port: int = 8899
+    ws_port: int = 8900
+    slot_ms: int = 400
+    finality_depth: int = 32
+    ledger_dir: Path | None = None
+    token: str = "p-token"
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
+        self.ledger: Ledger | None = None
+        self.methods = RpcMethods(self)
+        self.pubsub = PubSub(self)
+        self._runner: web.AppRunner | None = None
+        self._ws: Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    # --- the chain thread -------------------------------------------------------------
+
+    async def call(self, fn: Callable[[Ledger], T]) -> T:
+        """Runs ``fn(ledger)`` on the chain thread (the only thread that touches LiteSVM)."""
+        ledger = self.ledger
+        assert ledger is not None, "node not started"
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, ledger)
+
+    async def send(self, tx: VersionedTransaction, *, skip_preflight: bool) -> str:
+        signature, event = await self.call(lambda ledger: ledger.send(tx, skip_preflight=skip_preflight))
+        await self.pubsub.publish("processed", [event])
+        return signature
+
+    async def airdrop(self, key: Pubkey, lamports: int) -> str:
+        signature, event = await self.call(lambda ledger: ledger.airdrop(key, lamports))
+        await self.pubsub.publish("processed", [event])
+        return signature
+
+    async def _tick(self) -> None:
+        interval = self.config.slot_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            released = await self.call(lambda ledger: ledger.advance_slot())
+            slot, root = await self.call(lambda ledger: (ledger.slot, ledger.commitment_slot("finalized")))
+            await self.pubsub.slot(slot, root)
+            for commitment in ("confirmed", "finalized"):
+                await self.pubsub.publish(commitment, released[commitment])
+
+    # --- HTTP -------------------------------------------------------------------------
+
+    async def _dispatch(self, request: Any) -> dict[str, Any]:
+        req_id = request.get("id") if isinstance(request, dict) else None
+        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(
+                request.get("method"), str):
+            return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"}, "id": req_id}
+        method = self.methods.table.get(request["method"])
+        if method is None:
+            return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
+                    "id": req_id}
+        params = request.get("params") or []
+        if not isinstance(params, list):
+            params = [params]
+        try:
+            return {"jsonrpc": "2.0", "result": await method(params), "id": req_id}
+        except RpcFailure as failure:
+            error: dict[str, Any] = {"code": failure.code, "message": failure.message}
+            if failure.data is not None:
+                error["data"] = failure.data
+            return {"jsonrpc": "2.0", "error": error, "id": req_id}
+        except Exception:
+            log.exception("internal error in %s", request["method"])
+            return {"jsonrpc": "2.0", "error": {"code": INTERNAL, "message": "Internal error"}, "id": req_id}
+
+    async def _http(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"},
+                                      "id": None})
+        if isinstance(body, list):
+            if not body or len(body) > MAX_BATCH:
+                return web.json_response({"jsonrpc": "2.0", "error": {
+                    "code": INVALID_REQUEST, "message": f"Invalid request: batch of 1 to {MAX_BATCH}"}, "id": None})
+            return web.json_response([await self._dispatch(item) for item in body])
+        return web.json_response(await self._dispatch(body))
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        store = LedgerStore(self.config.ledger_dir) if self.config.ledger_dir else None
+        loop = asyncio.get_running_loop()
+        self.ledger = await loop.run_in_executor(self.executor, lambda: Ledger(
+            finality_depth=self.config.finality_depth, token=self.config.token, store=store))
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/", self._http)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.config.host, self.config.rpc_port).start()
+        self._ws = await serve(self.pubsub.handle, self.config.host, self.config.ws_port, max_size=MAX_BODY)
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        if self._ws:
+            self._ws.close()
+            await self._ws.wait_closed()
+        if self._runner:
+            await self._runner.cleanup()
+        ledger = self.ledger
+        if ledger is not None and ledger.store is not None:
+            await self.call(lambda lg: lg.store.close() if lg.store else None)
+        self.executor.shutdown(wait=True)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.rpc_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.config.ws_port}"

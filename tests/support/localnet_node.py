@@ -1,0 +1,69 @@
+"""A localnet node for tests: in-process on free loopback ports, fast slots."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solana.rpc.models import TxOpts
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from localnet.node import Node, NodeConfig
+
+SLOT_MS = 20
+FINALITY_DEPTH = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_node(**overrides: object) -> AsyncIterator[Node]:
+    config = NodeConfig(rpc_port=free_port(), ws_port=free_port(), slot_ms=SLOT_MS, finality_depth=FINALITY_DEPTH)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    node = Node(config)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+@dataclass
+class RpcUser:
+    """A wallet funded through the RPC (airdrop) for sending transactions."""
+
+    client: AsyncClient
+    keypair: Keypair
+
+    @property
+    def key(self) -> Pubkey:
+        return self.keypair.pubkey()
+
+    async def send(self, instructions: list[Instruction], *signers: Keypair, skip_preflight: bool = False) -> Signature:
+        blockhash = (await self.client.get_latest_blockhash()).value.blockhash
+        message = Message.new_with_blockhash(instructions, self.key, blockhash)
+        tx = VersionedTransaction(message, [self.keypair, *signers])
+        signature = (await self.client.send_transaction(tx, opts=TxOpts(skip_preflight=skip_preflight))).value
+        await self.client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
+        return signature
+
+
+async def funded_user(client: AsyncClient, sol: int = 10) -> RpcUser:
+    keypair = Keypair()
+    signature = (await client.request_airdrop(keypair.pubkey(), sol * 10**9)).value
+    await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
+    return RpcUser(client, keypair)
