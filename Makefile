@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help bootstrap program up test lint pytest bench clean
+.PHONY: help bootstrap program protos up test lint pytest bench clean
 
 help:
 	@echo "make up       build and run the system on embedded defaults"
@@ -19,20 +19,26 @@ bootstrap:
 program: bootstrap
 	@scripts/build-programs.sh
 
-up: program
+PROTOS := $(wildcard proto/collateral_vault/v1/*.proto)
+gen/python/.stamp: $(PROTOS) scripts/gen_protos.sh | bootstrap
+	@scripts/gen_protos.sh && touch $@
+
+protos: bootstrap gen/python/.stamp
+
+up: program protos
 	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m scripts.up
 
-lint: bootstrap
+lint: bootstrap protos
 	@$(PY) -m ruff check .
 	@$(PY) -m mypy
 
-pytest: program
+pytest: program protos
 	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint pytest
 
-bench: program
+bench: program protos
 	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m bench
 
 clean:
-	rm -rf program/target .venv .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf program/target gen .venv .local .mypy_cache .ruff_cache .pytest_cache

@@ -75,7 +75,8 @@ class Ledger:
     def __init__(
         self, *, finality_depth: int = 32, token: str = "p-token", store: LedgerStore | None = None
     ) -> None:
-        self.chain = Chain(token, blockhash_check=False)
+        # The ledger checks blockhashes and signatures itself (simulations skip signatures).
+        self.chain = Chain(token, blockhash_check=False, sigverify=False)
         self.svm = self.chain.svm
         self.finality_depth = finality_depth
         self.store = store

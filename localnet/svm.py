@@ -38,10 +38,15 @@ class Chain:
     ``token`` picks the SPL Token implementation: LiteSVM's default p-token, or the classic
     program (extracted from the solders binary, see embedded_programs)."""
 
-    def __init__(self, token: str = "p-token", *, blockhash_check: bool = True) -> None:
+    def __init__(self, token: str = "p-token", *, blockhash_check: bool = True, sigverify: bool = True) -> None:
         if token not in TOKEN_IMPLEMENTATIONS:
             raise ValueError(f"token must be one of {TOKEN_IMPLEMENTATIONS}")
-        self.svm = LiteSVM() if blockhash_check else LiteSVM().with_blockhash_check(False)
+        svm = LiteSVM()
+        if not blockhash_check:
+            svm = svm.with_blockhash_check(False)
+        if not sigverify:
+            svm = svm.with_sigverify(False)
+        self.svm = svm
         self.token = token
         if token == "classic":
             self.svm.add_program(spl_token.TOKEN_PROGRAM_ID, classic_spl_token())

@@ -31,3 +31,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_
   fi
   echo "$stamp_want" > "$stamp_file"
 fi
+
+# Generated gRPC stubs live in gen/python (not committed): make them importable in the venv.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "$(pwd)/gen/python" > "$site/collateral_vault_gen.pth"

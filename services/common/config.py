@@ -1,0 +1,63 @@
+"""Configuration from the environment (12-factor), with embedded defaults that run the
+whole system on one machine against localnet. Every service reads the same `Settings`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from solders.pubkey import Pubkey
+
+from services.common import vault_program
+
+DEFAULT_USDT_MINT = "AEUcvcYnF7grG2PvgCtgtXyVPxmpMUdu44DjTDTyfJa2"  # localnet's dev mint
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    grpc_host: str = field(default_factory=lambda: _env("GRPC_HOST", "127.0.0.1"))
+    grpc_port: int = 0
+    metrics_port: int = 0
+    solana_rpc_url: str = field(default_factory=lambda: _env("SOLANA_RPC_URL", "http://127.0.0.1:8899"))
+    solana_ws_url: str = field(default_factory=lambda: _env("SOLANA_WS_URL", "ws://127.0.0.1:8900"))
+    commitment: str = field(default_factory=lambda: _env("SOLANA_COMMITMENT", "confirmed"))
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL",
+                                                           "postgresql://postgres@127.0.0.1:5432/postgres"))
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "cv:"))
+    vault_program_id: Pubkey = field(default_factory=lambda: Pubkey.from_string(
+        _env("VAULT_PROGRAM_ID", str(vault_program.PROGRAM_ID))))
+    position_manager_id: Pubkey = field(default_factory=lambda: Pubkey.from_string(
+        _env("POSITION_MANAGER_ID", str(vault_program.POSITION_MANAGER_ID))))
+    usdt_mint: Pubkey = field(default_factory=lambda: Pubkey.from_string(_env("USDT_MINT", DEFAULT_USDT_MINT)))
+    cache_ttl_seconds: int = field(default_factory=lambda: _int("CACHE_TTL_SECONDS", 30))
+    shutdown_grace_seconds: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE_SECONDS", "10")))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+
+    @classmethod
+    def for_service(cls, service: str, grpc_port: int, metrics_port: int) -> Settings:
+        """Ports from `<SERVICE>_GRPC_PORT` / `<SERVICE>_METRICS_PORT` (or GRPC_PORT /
+        METRICS_PORT), defaulting to the service's well-known ports."""
+        upper = service.upper()
+        return cls(
+            service=service,
+            grpc_port=_int(f"{upper}_GRPC_PORT", _int("GRPC_PORT", grpc_port)),
+            metrics_port=_int(f"{upper}_METRICS_PORT", _int("METRICS_PORT", metrics_port)),
+        )
+
+    @property
+    def program(self) -> vault_program.VaultProgram:
+        return vault_program.VaultProgram(self.usdt_mint, self.vault_program_id)

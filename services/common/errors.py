@@ -1,0 +1,91 @@
+"""One mapping from program, RPC, database and input failures to gRPC status codes with
+messages that say what is wrong. Handlers raise `ServiceError`; the error interceptor
+turns it (and anything unexpected, as INTERNAL without internals) into a status."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import grpc
+
+from services.common.vault_program import IDL, PM_IDL
+
+# Program errors that mean "the request is malformed" rather than "the state forbids it".
+_INVALID_ARGUMENT_ERRORS = {"InvalidAmount", "InvalidInstruction", "InvalidMint", "InvalidTokenAccount",
+                            "InvalidPda", "SameVault", "MissingAccounts", "InvalidProgramAccount"}
+_PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority", "MissingSigner", "NotVaultOwner"}
+_NOT_FOUND_ERRORS = {"InvalidVault"}
+
+
+class ServiceError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def precondition(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def not_found(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def unavailable(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+def custom_error_code(err: Any) -> tuple[int, int] | None:
+    """(instruction index, custom code) from a transaction error in any of its forms:
+    the RPC JSON ({"InstructionError": [i, {"Custom": n}]}), a solders error, or text."""
+    if isinstance(err, dict) and "InstructionError" in err:
+        index, detail = err["InstructionError"]
+        if isinstance(detail, dict) and "Custom" in detail:
+            return int(index), int(detail["Custom"])
+        return None
+    code = getattr(getattr(err, "err", None), "code", None)
+    if isinstance(code, int):
+        return int(getattr(err, "index", 0)), code
+    match = re.search(r"custom program error: 0x([0-9a-fA-F]+)", str(err)) or re.search(r"Custom\((\d+)\)", str(err))
+    if match:
+        text = match.group(1)
+        return 0, int(text, 16) if "0x" in match.group(0) else int(text)
+    return None
+
+
+def program_error(err: Any, logs: list[str] | None = None) -> ServiceError:
+    """A failed simulation or transaction as a status: program errors by their IDL name."""
+    found = custom_error_code(err)
+    if found is not None:
+        _, code = found
+        named = IDL.error(code) or PM_IDL.error(code)
+        if named:
+            name, message = named
+            if name in _INVALID_ARGUMENT_ERRORS:
+                status = grpc.StatusCode.INVALID_ARGUMENT
+            elif name in _PERMISSION_ERRORS:
+                status = grpc.StatusCode.PERMISSION_DENIED
+            elif name in _NOT_FOUND_ERRORS:
+                status = grpc.StatusCode.NOT_FOUND
+            else:
+                status = grpc.StatusCode.FAILED_PRECONDITION
+            return ServiceError(status, f"{name} ({code}): {message}")
+        if code == 1:  # SPL Token: insufficient funds
+            return precondition("the token account does not hold enough USDT (SPL Token error 1)")
+        return precondition(f"program error {code}")
+    text = str(err)
+    if "BlockhashNotFound" in text or "Blockhash not found" in text:
+        return precondition("the transaction's blockhash has expired: build it again and sign promptly")
+    if "AlreadyProcessed" in text:
+        return ServiceError(grpc.StatusCode.ALREADY_EXISTS, "this transaction has already been processed")
+    if "InsufficientFundsForFee" in text or "AccountNotFound" in text:
+        return precondition("the fee payer has no SOL to pay the transaction fee")
+    if "signature" in text.lower() and "verif" in text.lower():
+        return invalid("a signature does not verify: sign the exact transaction that was built")
+    return precondition(f"the transaction failed: {text}")

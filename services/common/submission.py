@@ -1,0 +1,141 @@
+"""What a signed transaction may do before we send it: call only the vault program, the
+position manager and the compute-budget program, each instruction decoding under the IDL
+and naming exactly the accounts our own builders would have named for its signer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+from solders.instruction import AccountMeta, Instruction
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from services.common import spl_token
+from services.common.errors import invalid
+from services.common.idl import Idl
+from services.common.tx_building import COMPUTE_BUDGET_PROGRAM
+from services.common.vault_program import IDL, PM_IDL, VaultProgram
+
+# Instructions a wallet has no reason to send directly: they are CPI-only or deploy-time.
+_NOT_SUBMITTABLE = {"lock_collateral", "unlock_collateral", "transfer_collateral", "initialize_authority"}
+MAX_TRANSACTION_BYTES = 1232
+
+
+@dataclass
+class CheckedTransaction:
+    tx: VersionedTransaction
+    signature: str
+    instructions: list[str] = field(default_factory=list)
+    owners: set[Pubkey] = field(default_factory=set)  # vault owners whose state may change
+
+
+def decode_signed(value: str) -> VersionedTransaction:
+    if not value:
+        raise invalid("signed_transaction_base64 is required")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid("signed_transaction_base64 is not valid base64") from exc
+    if len(raw) > MAX_TRANSACTION_BYTES:
+        raise invalid(f"the transaction is {len(raw)} bytes; Solana's limit is {MAX_TRANSACTION_BYTES}")
+    try:
+        tx = VersionedTransaction.from_bytes(raw)
+    except ValueError as exc:
+        raise invalid(f"signed_transaction_base64 is not a serialized transaction: {exc}") from exc
+    if not all(tx.verify_with_results()):
+        raise invalid("a signature is missing or does not verify: sign the exact transaction that was built")
+    return tx
+
+
+def _decode_args(idl: Idl, name: str, data: bytes) -> dict[str, Any]:
+    spec = idl.instructions[name]
+    args = idl.decode_fields(spec.args, data, 8)
+    expected_len = 8 + sum({"u64": 8, "u8": 1, "publicKey": 32}[a["type"]] for a in spec.args)
+    if len(data) != expected_len:
+        raise ValueError("argument bytes")
+    return args
+
+
+def _expected(program: VaultProgram, name: str, accounts: list[Pubkey], args: dict[str, Any],
+              pm_id: Pubkey) -> Instruction:
+    signer = accounts[0]
+    match name:
+        case "initialize_vault":
+            return program.initialize_vault(signer)
+        case "deposit":
+            return program.deposit(signer, accounts[2], args["amount"])
+        case "withdraw":
+            return program.withdraw(signer, accounts[3], args["amount"])
+        case "close_vault":
+            return program.close_vault(signer)
+        case "set_paused":
+            return program.set_paused(signer, args["flags"])
+        case "add_authorized_program":
+            return program.add_authorized_program(signer, accounts[2])
+        case "remove_authorized_program":
+            return program.remove_authorized_program(signer, args["program_id"])
+        case "transfer_admin":
+            return program.transfer_admin(signer, args["new_admin"])
+        case "accept_admin":
+            return program.accept_admin(signer)
+        case "open_position":
+            return program.open_position(signer, args["amount"], pm_id)
+        case "close_position":
+            return program.close_position(signer, args["amount"], pm_id)
+        case "settle":
+            # the receiving vault is named by address: its token account must be that vault's ATA
+            expected = program.settle(signer, signer, args["amount"], pm_id)
+            metas = list(expected.accounts)
+            metas[2] = AccountMeta(accounts[2], False, True)
+            metas[4] = AccountMeta(spl_token.associated_token_address(accounts[2], program.mint), False, True)
+            return Instruction(expected.program_id, expected.data, metas)
+    raise invalid(f"{name} cannot be submitted")
+
+
+def check(tx: VersionedTransaction, program: VaultProgram, position_managers: set[Pubkey]) -> CheckedTransaction:
+    message = tx.message
+    keys = list(message.account_keys)
+    if getattr(message, "address_table_lookups", None):
+        raise invalid("address lookup tables are not accepted: send a transaction with static account keys")
+    checked = CheckedTransaction(tx, str(tx.signatures[0]))
+    for index, compiled in enumerate(message.instructions):
+        program_id = keys[compiled.program_id_index]
+        if program_id == COMPUTE_BUDGET_PROGRAM:
+            continue
+        if program_id == program.program_id:
+            idl = IDL
+        elif program_id in position_managers:
+            idl = PM_IDL
+        else:
+            raise invalid(f"instruction {index} calls program {program_id}: only the vault program "
+                          f"({program.program_id}), authorized position managers and the compute budget are allowed")
+        data = bytes(compiled.data)
+        name = next((n for n, ix in idl.instructions.items() if ix.discriminator == data[:8]), None)
+        if name is None:
+            raise invalid(f"instruction {index} is not a known {idl.name} instruction")
+        if name in _NOT_SUBMITTABLE:
+            raise invalid(f"instruction {index} ({name}) is only callable by an authorized program, not submitted")
+        accounts = [keys[i] for i in compiled.accounts]
+        try:
+            args = _decode_args(idl, name, data)
+        except (ValueError, KeyError) as exc:
+            raise invalid(f"instruction {index} ({name}) has malformed arguments") from exc
+        if not accounts:
+            raise invalid(f"instruction {index} ({name}) names no accounts")
+        expected = _expected(program, name, accounts, args, program_id)
+        expected_keys = [m.pubkey for m in expected.accounts]
+        if accounts != expected_keys:
+            position = next((i for i, (a, b) in enumerate(zip(accounts, expected_keys, strict=False)) if a != b),
+                            min(len(accounts), len(expected_keys)))
+            raise invalid(f"instruction {index} ({name}): account #{position} is not the one expected for signer "
+                          f"{accounts[0]} (expected {len(expected_keys)} accounts as built by this service)")
+        checked.instructions.append(name)
+        if name in ("initialize_vault", "deposit", "withdraw", "close_vault", "open_position", "close_position",
+                    "settle"):
+            checked.owners.add(accounts[0])
+    if not checked.instructions:
+        raise invalid("the transaction has no vault instruction")
+    return checked

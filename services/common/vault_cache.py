@@ -1,0 +1,69 @@
+"""The Redis cache of vault state, shared by the services: one JSON value per owner,
+written with the chain slot it reflects; an older slot never overwrites a newer one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
+
+from services.common.vault_program import Vault
+
+logger = logging.getLogger("cache")
+
+# Set only if the stored slot is not newer (atomic compare in Redis).
+_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local slot = tonumber(cjson.decode(current)['slot'])
+  if slot and slot > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+
+class VaultCache:
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl_seconds
+        self._set_if_newer = client.register_script(_SET_IF_NEWER)
+
+    def key(self, owner: Pubkey | str) -> str:
+        return f"{self.prefix}vault:{owner}"
+
+    async def get(self, owner: Pubkey) -> tuple[Vault, int] | None:
+        """(vault, slot) or None; Redis being down counts as a miss."""
+        try:
+            raw = await self.client.get(self.key(owner))
+        except RedisError as exc:
+            logger.warning("vault cache unavailable: %s", exc)
+            return None
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        fields: dict[str, Any] = data["vault"]
+        fields["owner"] = Pubkey.from_string(fields["owner"])
+        fields["token_account"] = Pubkey.from_string(fields["token_account"])
+        return Vault(**fields), int(data["slot"])
+
+    async def put(self, vault: Vault, slot: int) -> bool:
+        fields = {k: (str(v) if isinstance(v, Pubkey) else v) for k, v in asdict(vault).items()}
+        try:
+            return bool(await self._set_if_newer(keys=[self.key(vault.owner)],
+                                                 args=[json.dumps({"vault": fields, "slot": slot}), slot, self.ttl]))
+        except RedisError as exc:
+            logger.warning("vault cache unavailable: %s", exc)
+            return False
+
+    async def invalidate(self, owner: Pubkey) -> None:
+        try:
+            await self.client.delete(self.key(owner))
+        except RedisError as exc:
+            logger.warning("vault cache unavailable: %s", exc)

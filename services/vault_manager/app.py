@@ -1,0 +1,72 @@
+"""Assembly of vault_manager: stores, chain client, cache sync and the gRPC servicers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from collateral_vault.v1 import (
+    transaction_builder_pb2,
+    transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+)
+
+from services.common import cache_sync, pools
+from services.common.chain import ChainClient
+from services.common.config import Settings
+from services.common.grpc_server import GrpcService
+from services.common.migrations import migrate
+from services.common.vault_cache import VaultCache
+from services.vault_manager.builder_service import TransactionBuilderService
+from services.vault_manager.vault_service import VaultManagerService
+
+GRPC_PORT, METRICS_PORT = 50051, 9101
+
+
+@dataclass
+class VaultManagerApp:
+    settings: Settings
+    grpc: GrpcService | None = None
+    sync_task: asyncio.Task[None] | None = None
+
+    async def start(self, *, metrics: bool = True) -> None:
+        s = self.settings
+        pool = await pools.postgres(s.database_url)
+        await migrate(pool)
+        redis = pools.redis(s.redis_url)
+        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
+        vaults = VaultManagerService(chain, cache, s.service)
+        builder = TransactionBuilderService(chain, cache, redis, pool, {s.position_manager_id}, s.redis_prefix,
+                                            s.service)
+        ready = asyncio.Event()
+        self.sync_task = asyncio.create_task(cache_sync.follow(s.solana_ws_url, s.program, cache, s.commitment, ready))
+        self.grpc = GrpcService(s, [
+            (lambda server: vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(vaults, server),
+             vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name),
+            (lambda server: transaction_builder_pb2_grpc.add_TransactionBuilderServicer_to_server(builder, server),
+             transaction_builder_pb2.DESCRIPTOR.services_by_name["TransactionBuilder"].full_name),
+        ])
+
+        async def close() -> None:
+            if self.sync_task:
+                self.sync_task.cancel()
+            await chain.close()
+            await redis.aclose()
+            await pool.close()
+
+        self.grpc.on_stop.append(close)
+        await self.grpc.start(metrics=metrics)
+        try:
+            await asyncio.wait_for(ready.wait(), 5)
+        except TimeoutError:
+            pass  # the node may be down; GetVault falls back to the chain and the sync retries
+
+    async def stop(self) -> None:
+        if self.grpc:
+            await self.grpc.stop()
+
+
+def settings() -> Settings:
+    return Settings.for_service("vault_manager", GRPC_PORT, METRICS_PORT)

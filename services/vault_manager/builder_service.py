@@ -1,0 +1,167 @@
+"""TransactionBuilder: unsigned transactions (checked against the chain first, so a
+withdrawal above the available balance is refused before anything is built) and the
+submission of signed ones, idempotent by signature."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+from collateral_vault.v1 import common_pb2, transaction_builder_pb2, transaction_builder_pb2_grpc
+from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+from services.common import audit, spl_token, tx_building, validation
+from services.common.chain import ChainClient, VaultState
+from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigned_message
+from services.common.errors import invalid, not_found, precondition, program_error
+from services.common.log import fields
+from services.common.metrics import TRANSACTIONS_SUBMITTED
+from services.common.submission import check, decode_signed
+from services.common.vault_cache import VaultCache
+
+logger = logging.getLogger("builder")
+U64_MAX = 2**64 - 1
+_RANK = {"processed": 1, "confirmed": 2, "finalized": 3}
+SUBMIT_WAIT_SECONDS = 30.0
+
+
+class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderServicer):
+    def __init__(self, chain: ChainClient, cache: VaultCache, redis: aioredis.Redis, pool: asyncpg.Pool,
+                 position_managers: set[Pubkey], redis_prefix: str, service: str = "vault_manager") -> None:
+        self.chain = chain
+        self.cache = cache
+        self.redis = redis
+        self.pool = pool
+        self.position_managers = position_managers
+        self.prefix = redis_prefix
+        self.service = service
+
+    async def _vault(self, owner: Pubkey) -> VaultState:
+        state = await self.chain.vault(owner)
+        if state is None:
+            raise not_found(f"no vault for owner {owner}; build an initialize_vault transaction first")
+        return state
+
+    async def _token_account(self, owner: Pubkey, value: str, field: str) -> Pubkey:
+        account = validation.optional_pubkey(value, field) or spl_token.associated_token_address(
+            owner, self.chain.program.mint)
+        return account
+
+    async def BuildInitializeVault(self, request: transaction_builder_pb2.BuildInitializeVaultRequest,
+                                   context: grpc.aio.ServicerContext
+                                   ) -> transaction_builder_pb2.BuildInitializeVaultResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        if await self.chain.vault(owner) is not None:
+            raise precondition(f"owner {owner} already has a vault")
+        tx = await tx_building.build(self.chain, owner, [self.chain.program.initialize_vault(owner)],
+                                     request.priority_fee_micro_lamports)
+        return transaction_builder_pb2.BuildInitializeVaultResponse(
+            transaction=unsigned_message(tx, self.chain.program.vault(owner)))
+
+    async def BuildDeposit(self, request: transaction_builder_pb2.BuildDepositRequest,
+                           context: grpc.aio.ServicerContext) -> transaction_builder_pb2.BuildDepositResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        amount = validation.amount(request.amount)
+        source = await self._token_account(owner, request.source_token_account, "source_token_account")
+        state = await self._vault(owner)
+        if state.vault.total_balance + amount > U64_MAX or state.vault.total_deposited + amount > U64_MAX:
+            raise invalid(f"a deposit of {amount} would overflow the vault's u64 balances")
+        held = await self.chain.token_amount(source)
+        if held is None:
+            raise precondition(f"source token account {source} does not exist")
+        if held < amount:
+            raise precondition(f"source token account {source} holds {held}, less than the deposit of {amount}")
+        tx = await tx_building.build(self.chain, owner, [self.chain.program.deposit(owner, source, amount)],
+                                     request.priority_fee_micro_lamports)
+        return transaction_builder_pb2.BuildDepositResponse(transaction=unsigned_message(tx, state.address))
+
+    async def BuildWithdraw(self, request: transaction_builder_pb2.BuildWithdrawRequest,
+                            context: grpc.aio.ServicerContext) -> transaction_builder_pb2.BuildWithdrawResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        amount = validation.amount(request.amount)
+        destination = await self._token_account(owner, request.destination_token_account,
+                                                "destination_token_account")
+        state = await self._vault(owner)
+        if amount > state.vault.available_balance:
+            raise precondition(f"withdrawal of {amount} exceeds the available balance of "
+                               f"{state.vault.available_balance} ({state.vault.locked_balance} is locked)")
+        if await self.chain.token_amount(destination) is None:
+            raise precondition(f"destination token account {destination} does not exist; create the owner's "
+                               "USDT account first")
+        tx = await tx_building.build(self.chain, owner, [self.chain.program.withdraw(owner, destination, amount)],
+                                     request.priority_fee_micro_lamports)
+        return transaction_builder_pb2.BuildWithdrawResponse(transaction=unsigned_message(tx, state.address))
+
+    async def BuildCloseVault(self, request: transaction_builder_pb2.BuildCloseVaultRequest,
+                              context: grpc.aio.ServicerContext) -> transaction_builder_pb2.BuildCloseVaultResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        state = await self._vault(owner)
+        if state.vault.total_balance:
+            raise precondition(f"the vault still holds {state.vault.total_balance} "
+                               f"({state.vault.locked_balance} locked); withdraw everything first")
+        tx = await tx_building.build(self.chain, owner, [self.chain.program.close_vault(owner)],
+                                     request.priority_fee_micro_lamports)
+        return transaction_builder_pb2.BuildCloseVaultResponse(transaction=unsigned_message(tx, state.address))
+
+    async def SubmitTransaction(self, request: transaction_builder_pb2.SubmitTransactionRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> transaction_builder_pb2.SubmitTransactionResponse:
+        tx = decode_signed(request.signed_transaction_base64)
+        checked = check(tx, self.chain.program, self.position_managers)
+        wanted = COMMITMENT_NAMES.get(request.wait_for, "confirmed")
+        signature = Signature.from_string(checked.signature)
+        first = await self._claim(checked.signature)
+        known = await self.chain.status(signature)
+        already = not first or known is not None
+        if not already:
+            try:
+                await self.chain.send(tx)
+            except Exception:
+                await self._release(checked.signature)
+                TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
+                raise
+            TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
+            await audit.record(self.pool, owner=str(next(iter(checked.owners), "")),
+                               actor=str(tx.message.account_keys[0]),
+                               action="submit:" + ",".join(checked.instructions), signature=checked.signature)
+            logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
+        else:
+            TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate").inc()
+        remaining = context.time_remaining()
+        status = await self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS))
+        for owner in checked.owners:
+            await self.cache.invalidate(owner)
+        slot, reached, err = status if status else (0, "", None)
+        message = common_pb2.TransactionStatus(
+            signature=checked.signature, commitment=COMMITMENT_VALUES.get(reached, 0),  # type: ignore[arg-type]
+            slot=slot, already_submitted=already,
+            error=program_error(err).message if err is not None else "")
+        return transaction_builder_pb2.SubmitTransactionResponse(status=message)
+
+    async def _claim(self, signature: str) -> bool:
+        try:
+            return bool(await self.redis.set(f"{self.prefix}submitted:{signature}", "1", nx=True, ex=3600))
+        except RedisError:
+            return True  # the chain's signature status still prevents a double send
+
+    async def _release(self, signature: str) -> None:
+        try:
+            await self.redis.delete(f"{self.prefix}submitted:{signature}")
+        except RedisError:
+            pass
+
+    async def _wait(self, signature: Signature, wanted: str, seconds: float) -> tuple[int, str, object] | None:
+        deadline = time.monotonic() + max(seconds - 0.05, 0.0)
+        status = await self.chain.status(signature)
+        while time.monotonic() < deadline:
+            if status is not None and (status[2] is not None or _RANK.get(status[1], 0) >= _RANK[wanted]):
+                return status
+            await asyncio.sleep(0.05)
+            status = await self.chain.status(signature)
+        return status

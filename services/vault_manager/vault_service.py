@@ -1,0 +1,69 @@
+"""VaultManager: GetVault (Redis read-through cache, chain fallback), ListVaults (paged),
+GetVaultAddress, GetAuthority."""
+
+from __future__ import annotations
+
+import grpc
+from collateral_vault.v1 import common_pb2, vault_manager_pb2, vault_manager_pb2_grpc
+
+from services.common import validation
+from services.common.chain import ChainClient
+from services.common.convert import vault_message
+from services.common.errors import not_found, unavailable
+from services.common.metrics import CACHE_LOOKUPS
+from services.common.vault_cache import VaultCache
+
+
+class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
+    def __init__(self, chain: ChainClient, cache: VaultCache, service: str = "vault_manager") -> None:
+        self.chain = chain
+        self.cache = cache
+        self.service = service
+
+    async def GetVault(self, request: vault_manager_pb2.GetVaultRequest,
+                       context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        address = self.chain.program.vault(owner)
+        if not request.fresh:
+            cached = await self.cache.get(owner)
+            if cached is not None:
+                CACHE_LOOKUPS.labels(self.service, "hit").inc()
+                vault, slot = cached
+                return vault_manager_pb2.GetVaultResponse(
+                    vault=vault_message(vault, address, slot, common_pb2.DATA_SOURCE_CACHE))
+            CACHE_LOOKUPS.labels(self.service, "miss").inc()
+        state = await self.chain.vault(owner)
+        if state is None:
+            raise not_found(f"no vault for owner {owner} (expected at {address}); initialize it first")
+        await self.cache.put(state.vault, state.slot)
+        return vault_manager_pb2.GetVaultResponse(
+            vault=vault_message(state.vault, state.address, state.slot, common_pb2.DATA_SOURCE_CHAIN))
+
+    async def ListVaults(self, request: vault_manager_pb2.ListVaultsRequest,
+                         context: grpc.aio.ServicerContext) -> vault_manager_pb2.ListVaultsResponse:
+        size = validation.page_size(request.page_size)
+        after = str(validation.pubkey(request.page_token, "page_token")) if request.page_token else ""
+        states = sorted(await self.chain.vaults(), key=lambda s: str(s.address))
+        page = [s for s in states if str(s.address) > after][:size]
+        more = len([s for s in states if str(s.address) > after]) > size
+        return vault_manager_pb2.ListVaultsResponse(
+            vaults=[vault_message(s.vault, s.address, s.slot, common_pb2.DATA_SOURCE_CHAIN) for s in page],
+            next_page_token=str(page[-1].address) if more and page else "")
+
+    async def GetVaultAddress(self, request: vault_manager_pb2.GetVaultAddressRequest,
+                              context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultAddressResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        program = self.chain.program
+        return vault_manager_pb2.GetVaultAddressResponse(
+            vault=str(program.vault(owner)), token_account=str(program.vault_token(owner)),
+            program_id=str(program.program_id), usdt_mint=str(program.mint))
+
+    async def GetAuthority(self, request: vault_manager_pb2.GetAuthorityRequest,
+                           context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetAuthorityResponse:
+        authority = await self.chain.authority()
+        if authority is None:
+            raise unavailable("the VaultAuthority is not initialized on this cluster")
+        return vault_manager_pb2.GetAuthorityResponse(
+            address=str(self.chain.program.authority), admin=str(authority.admin),
+            pending_admin=str(authority.pending_admin), usdt_mint=str(authority.usdt_mint),
+            authorized_programs=[str(p) for p in authority.programs], pause_flags=authority.pause_flags)
