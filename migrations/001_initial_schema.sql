@@ -70,6 +70,8 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_time ON audit_log (created_at DESC);
 CREATE INDEX audit_log_action ON audit_log (action, created_at DESC);
+-- Entries the indexer writes carry the program event id: a replayed batch adds nothing.
+CREATE UNIQUE INDEX audit_log_event ON audit_log (owner, (details ->> 'event_id')) WHERE details ? 'event_id';
 
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

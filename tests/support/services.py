@@ -50,3 +50,40 @@ async def vault_manager(settings: Settings) -> AsyncIterator[Running]:
         yield Running(settings)
     finally:
         await app.stop()
+
+
+@asynccontextmanager
+async def balance_tracker(settings: Settings, **options: object) -> AsyncIterator[object]:
+    from services.balance_tracker.app import BalanceTrackerApp
+
+    app = BalanceTrackerApp(settings, **options)  # type: ignore[arg-type]
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0, kind: str | None = None) -> int:
+    """Waits until the transactions table holds `expected` rows (of `kind`); returns the count."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    deadline = time.monotonic() + timeout
+    count = -1
+    while time.monotonic() < deadline:
+        try:
+            conn = await asyncpg.connect(database_url)
+            try:
+                count = await conn.fetchval("SELECT count(*) FROM transactions WHERE $1::text IS NULL OR kind = $1",
+                                            kind)
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError):
+            pass
+        if count >= expected:
+            return count
+        await asyncio.sleep(0.1)
+    return count

@@ -1,0 +1,73 @@
+"""Assembly of balance_tracker: the indexer (leader-elected), snapshots, scheduled
+reconciliation and the BalanceTracker gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+
+from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
+
+from services.balance_tracker import reconcile, snapshots
+from services.balance_tracker.indexer import Indexer, IndexerConfig
+from services.balance_tracker.publisher import Publisher
+from services.balance_tracker.service import BalanceTrackerService
+from services.common import pools
+from services.common.chain import ChainClient
+from services.common.config import Settings
+from services.common.grpc_server import GrpcService
+from services.common.migrations import migrate
+from services.common.vault_cache import VaultCache
+
+GRPC_PORT, METRICS_PORT = 50052, 9102
+
+
+@dataclass
+class BalanceTrackerApp:
+    settings: Settings
+    indexer_enabled: bool = field(default_factory=lambda: os.environ.get("INDEXER_ENABLED", "1") != "0")
+    snapshot_seconds: float = field(default_factory=lambda: float(os.environ.get("SNAPSHOT_INTERVAL_SECONDS", "60")))
+    reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
+                                                                                  "300")))
+    grpc: GrpcService | None = None
+    indexer: Indexer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, *, metrics: bool = True) -> None:
+        s = self.settings
+        pool = await pools.postgres(s.database_url)
+        await migrate(pool)
+        redis = pools.redis(s.redis_url)
+        cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
+        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        publisher = Publisher(redis, cache, s.program, s.redis_prefix)
+        config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment)
+        if self.indexer_enabled:
+            self.indexer = Indexer(config, pool, publisher)
+            self.tasks.append(asyncio.create_task(self.indexer.run()))
+        self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
+        self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
+        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
+        self.grpc = GrpcService(s, [
+            (lambda server: balance_tracker_pb2_grpc.add_BalanceTrackerServicer_to_server(service, server),
+             balance_tracker_pb2.DESCRIPTOR.services_by_name["BalanceTracker"].full_name)])
+
+        async def close() -> None:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await chain.close()
+            await redis.aclose()
+            await pool.close()
+
+        self.grpc.on_stop.append(close)
+        await self.grpc.start(metrics=metrics)
+
+    async def stop(self) -> None:
+        if self.grpc:
+            await self.grpc.stop()
+
+
+def settings() -> Settings:
+    return Settings.for_service("balance_tracker", GRPC_PORT, METRICS_PORT)

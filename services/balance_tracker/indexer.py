@@ -1,0 +1,327 @@
+"""The indexer: follows the vault program and writes its events to PostgreSQL.
+
+* Exactly one active indexer per deployment: it holds a PostgreSQL advisory lock on a
+  dedicated connection; another replica waits for that lock (hot standby) and takes over
+  when the connection of the active one goes away.
+* No gaps: it subscribes (logsSubscribe, mentions the program) first, buffering, then
+  backfills from its cursor with getSignaturesForAddress + getTransaction, then drains the
+  buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after the
+  events before it are committed (duplicates are dropped by the unique key).
+* PostgreSQL unavailable: the batch is retried with backoff until it commits; nothing is
+  acknowledged in between. Redis unavailable: indexing goes on; the cache is rebuilt later.
+* Commitment below confirmed: rows are stored as `processed` and promoted when their
+  signature is confirmed, or deleted (and their vaults re-read from the chain) if the
+  signature disappears — a rolled-back fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment
+from solana.rpc.websocket_api import RpcTransactionLogsFilterMentions, SolanaWsClient
+from solders.pubkey import Pubkey
+from solders.rpc.responses import LogsNotification
+from solders.signature import Signature
+
+from services.balance_tracker.events import AdminEvent, EventRow, decode
+from services.balance_tracker.publisher import Publisher
+from services.balance_tracker.store import read_cursor, write_batch
+from services.common.vault_program import VaultProgram
+
+logger = logging.getLogger("indexer")
+T = TypeVar("T")
+
+LEADER_LOCK = 0x6376_6978  # "cvix"
+EVENTS_INDEXED = Counter("indexer_events_total", "Program events written", ["kind"])
+INDEXER_SLOT = Gauge("indexer_cursor_slot", "Slot of the indexer cursor")
+INDEXER_LEADER = Gauge("indexer_is_leader", "1 while this replica is the active indexer")
+DB_RETRIES = Counter("indexer_db_retries_total", "Batches retried because PostgreSQL failed")
+ROLLBACKS = Counter("indexer_rolled_back_events_total", "Events deleted because their slot was rolled back")
+
+
+@dataclass
+class IndexerConfig:
+    rpc_url: str
+    ws_url: str
+    database_url: str
+    program: VaultProgram
+    commitment: str = "confirmed"
+    cursor_name: str = "collateral_vault"
+    batch_size: int = 500
+    batch_wait_seconds: float = 0.02
+    backfill_concurrency: int = 8
+
+
+@dataclass
+class _Item:
+    signature: str
+    slot: int
+    logs: list[str]
+    block_time: datetime | None
+
+
+@dataclass
+class Indexer:
+    config: IndexerConfig
+    pool: asyncpg.Pool
+    publisher: Publisher
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    cursor: tuple[int, str | None] | None = None
+    _leader: asyncpg.Connection | None = None
+
+    # --- leadership ---------------------------------------------------------------------
+
+    async def acquire_leadership(self) -> None:
+        """Blocks until this replica holds the indexer lock (hot standby until then)."""
+        INDEXER_LEADER.set(0)
+        while True:
+            try:
+                conn = await asyncpg.connect(self.config.database_url)
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+                    self._leader = conn
+                    INDEXER_LEADER.set(1)
+                    logger.info("acquired the indexer lock: this replica is the active indexer")
+                    return
+                await conn.close()
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("cannot reach PostgreSQL for the indexer lock: %s", exc)
+            await asyncio.sleep(1.0)
+
+    async def _check_leadership(self) -> None:
+        if self._leader is None or self._leader.is_closed():
+            raise RuntimeError("lost the indexer lock connection")
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.acquire_leadership()
+        tasks = [asyncio.create_task(self._promote_loop()), asyncio.create_task(self._cache_loop())]
+        try:
+            delay = 0.2
+            while True:
+                try:
+                    await self._follow()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("indexer stream interrupted (%s); resubscribing and backfilling", exc)
+                    self.ready.clear()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    if self._leader is None or self._leader.is_closed():
+                        await self.acquire_leadership()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if self._leader is not None and not self._leader.is_closed():
+                await self._leader.close()
+
+    async def _follow(self) -> None:
+        program = self.config.program.program_id
+        commitment = Commitment(self.config.commitment)
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        async with SolanaWsClient(self.config.ws_url) as ws, AsyncClient(self.config.rpc_url,
+                                                                          commitment=commitment) as client:
+            await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(program), commitment=commitment)
+
+            async def listen() -> None:
+                while True:
+                    note = await ws.recv()
+                    if isinstance(note, LogsNotification) and note.result.value.err is None:
+                        value = note.result.value
+                        await queue.put(_Item(str(value.signature), note.result.context.slot, list(value.logs),
+                                              datetime.now(UTC)))
+
+            listener = asyncio.create_task(listen())
+            try:
+                await self._backfill(client)
+                self.ready.set()
+                while True:
+                    if listener.done():
+                        listener.result()  # re-raise the connection error
+                    items = await self._take(queue, listener)
+                    await self._write(items)
+            finally:
+                listener.cancel()
+
+    async def _take(self, queue: asyncio.Queue[_Item], listener: asyncio.Task[None]) -> list[_Item]:
+        get = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({get, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if get not in done:
+            get.cancel()
+            listener.result()
+            return []
+        items = [get.result()]
+        deadline = time.monotonic() + self.config.batch_wait_seconds
+        while len(items) < self.config.batch_size:
+            try:
+                items.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.002)
+        return items
+
+    # --- backfill -------------------------------------------------------------------------
+
+    async def _backfill(self, client: AsyncClient) -> None:
+        self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
+        until = Signature.from_string(self.cursor[1]) if self.cursor and self.cursor[1] else None
+        signatures: list[Any] = []
+        before = None
+        while True:
+            page = (await client.get_signatures_for_address(
+                self.config.program.program_id, before=before, until=until, limit=1000,
+                commitment=Commitment(self.config.commitment))).value
+            signatures.extend(s for s in page if s.err is None)
+            if len(page) < 1000:
+                break
+            before = page[-1].signature
+        signatures.reverse()  # oldest first
+        if not signatures:
+            return
+        logger.info("backfilling %d transactions from the cursor %s", len(signatures), self.cursor)
+        semaphore = asyncio.Semaphore(self.config.backfill_concurrency)
+
+        async def fetch(sig: Any) -> _Item | None:
+            async with semaphore:
+                tx = (await client.get_transaction(sig.signature, commitment=Commitment(self.config.commitment),
+                                                   max_supported_transaction_version=0)).value
+            if tx is None or tx.transaction.meta is None:
+                raise RuntimeError(f"getTransaction({sig.signature}) returned nothing: cannot fill the gap")
+            block_time = datetime.fromtimestamp(tx.block_time, UTC) if tx.block_time else None
+            return _Item(str(sig.signature), tx.slot, list(tx.transaction.meta.log_messages or []), block_time)
+
+        for start in range(0, len(signatures), self.config.batch_size):
+            chunk = signatures[start:start + self.config.batch_size]
+            items = [i for i in await asyncio.gather(*(fetch(s) for s in chunk)) if i is not None]
+            await self._write(items)
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def _write(self, items: list[_Item]) -> None:
+        if not items:
+            return
+        commitment = "processed" if self.config.commitment == "processed" else "confirmed"
+        events: list[EventRow] = []
+        admin: list[AdminEvent] = []
+        program = str(self.config.program.program_id)
+        for item in items:
+            rows, admins = decode(item.signature, item.logs, item.slot, item.block_time, commitment, program)
+            events += rows
+            admin += admins
+        last = max(items, key=lambda i: i.slot)
+        cursor = (last.slot, last.signature)
+
+        async def attempt() -> tuple[list[EventRow], list[Any]]:
+            await self._check_leadership()
+            async with self.pool.acquire() as conn:
+                return await write_batch(conn, self.config.program, self.config.cursor_name, events, admin, cursor)
+
+        new, rows = await self._retry("write batch", attempt)
+        self.cursor = (max(self.cursor[0] if self.cursor else 0, cursor[0]), cursor[1])
+        INDEXER_SLOT.set(self.cursor[0])
+        for event in new:
+            EVENTS_INDEXED.labels(event.kind).inc()
+        await self.publisher.publish(new, rows)
+
+    async def _retry(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return await action()
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
+                DB_RETRIES.inc()
+                logger.warning("PostgreSQL unavailable during %s (%s); retrying in %.1f s", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # --- background -----------------------------------------------------------------------
+
+    async def _cache_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.publisher.dirty:
+                try:
+                    await self.publisher.rebuild(self.pool)
+                except (OSError, asyncpg.PostgresError):
+                    pass
+
+    async def _promote_loop(self) -> None:
+        """Promotes confirmed rows to finalized; for `processed` indexing, confirms or
+        rolls back rows by their signature status."""
+        async with AsyncClient(self.config.rpc_url) as client:
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    finalized = (await client.get_slot(Commitment("finalized"))).value
+                    await self.pool.execute("UPDATE transactions SET commitment = 'finalized' "
+                                            "WHERE commitment = 'confirmed' AND slot <= $1", finalized)
+                    if self.config.commitment == "processed":
+                        await self.settle_processed(client, finalized)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("promotion pass failed: %s", exc)
+
+    async def settle_processed(self, client: AsyncClient, finalized_slot: int, rollback_after_slots: int = 64
+                               ) -> int:
+        """Returns how many events were rolled back."""
+        rows = await self.pool.fetch("SELECT DISTINCT signature, slot FROM transactions "
+                                     "WHERE commitment = 'processed' LIMIT 256")
+        if not rows:
+            return 0
+        statuses = (await client.get_signature_statuses([Signature.from_string(r["signature"]) for r in rows])).value
+        current = (await client.get_slot(Commitment("processed"))).value
+        rolled = 0
+        for row, status in zip(rows, statuses, strict=True):
+            if status is not None and status.err is None and status.confirmation_status is not None:
+                level = str(status.confirmation_status).rsplit(".", 1)[-1].lower()
+                if level in ("confirmed", "finalized"):
+                    await self.pool.execute("UPDATE transactions SET commitment = $2 WHERE signature = $1",
+                                            row["signature"], level)
+            elif current - row["slot"] > rollback_after_slots:
+                rolled += await self._roll_back(client, row["signature"])
+        return rolled
+
+    async def _roll_back(self, client: AsyncClient, signature: str) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetch("DELETE FROM transactions WHERE signature = $1 RETURNING owner, counterparty",
+                                       signature)
+            owners = {r["owner"] for r in deleted} | {r["counterparty"] for r in deleted if r["counterparty"]}
+            await conn.execute("INSERT INTO audit_log (owner, actor, action, signature, details) "
+                               "VALUES ('', 'indexer', 'rollback', $1, $2::jsonb)", signature,
+                               '{"reason": "signature no longer known to the cluster"}')
+        ROLLBACKS.inc(len(deleted))
+        for owner in owners:
+            await self.resync_vault(client, Pubkey.from_string(owner))
+        logger.warning("rolled back %d events of %s", len(deleted), signature)
+        return len(deleted)
+
+    async def resync_vault(self, client: AsyncClient, owner: Pubkey) -> None:
+        """Sets a vault row from the chain (after a rollback)."""
+        from services.common.vault_program import Vault
+
+        account = (await client.get_account_info(self.config.program.vault(owner))).value
+        if account is None:
+            await self.pool.execute("UPDATE vaults SET closed_at = now(), total_balance = 0, locked_balance = 0, "
+                                    "available_balance = 0 WHERE owner = $1", str(owner))
+            return
+        vault = Vault.decode(bytes(account.data))
+        await self.pool.execute(
+            "UPDATE vaults SET total_balance = $2, locked_balance = $3, available_balance = $4, "
+            "total_deposited = $5, total_withdrawn = $6, updated_at = now() WHERE owner = $1",
+            str(owner), vault.total_balance, vault.locked_balance, vault.available_balance, vault.total_deposited,
+            vault.total_withdrawn)
+        await self.publisher.cache.invalidate(owner)

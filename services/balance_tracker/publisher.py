@@ -1,0 +1,84 @@
+"""After a batch commits: the Redis vault cache and the live event stream (pub/sub).
+Best effort: Redis being down never blocks indexing; the cache is rebuilt from
+PostgreSQL once Redis answers again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
+
+from services.balance_tracker.events import EventRow
+from services.common.vault_cache import VaultCache
+from services.common.vault_program import Vault, VaultProgram
+
+logger = logging.getLogger("publisher")
+
+
+def event_json(event: EventRow) -> dict[str, Any]:
+    assert event.balances is not None
+    return {
+        "id": event.event_id, "kind": event.kind, "owner": event.owner, "counterparty": event.counterparty or "",
+        "amount": event.amount, "slot": event.slot, "signature": event.signature,
+        "block_time": int(event.block_time.timestamp()) if event.block_time else 0,
+        "total_balance": event.balances.total, "locked_balance": event.balances.locked,
+        "available_balance": event.balances.available, "caller_program": event.caller_program or "",
+    }
+
+
+def vault_from_row(row: Any, program: VaultProgram) -> Vault:
+    owner = Pubkey.from_string(row["owner"])
+    return Vault(owner=owner, token_account=Pubkey.from_string(row["token_account"]),
+                 total_balance=int(row["total_balance"]), locked_balance=int(row["locked_balance"]),
+                 available_balance=int(row["available_balance"]), total_deposited=int(row["total_deposited"]),
+                 total_withdrawn=int(row["total_withdrawn"]),
+                 created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
+                 bump=Pubkey.find_program_address([b"vault", bytes(owner)], program.program_id)[1])
+
+
+class Publisher:
+    def __init__(self, redis: aioredis.Redis, cache: VaultCache, program: VaultProgram, prefix: str) -> None:
+        self.redis = redis
+        self.cache = cache
+        self.program = program
+        self.prefix = prefix
+        self.dirty = False  # a cache update was lost: rebuild from the database
+
+    def channel(self, owner: str | None = None) -> str:
+        return f"{self.prefix}events" + (f":{owner}" if owner else "")
+
+    async def publish(self, events: list[EventRow], rows: list[Any]) -> None:
+        try:
+            for row in rows:
+                if row["closed_at"] is not None:
+                    await self.cache.invalidate(Pubkey.from_string(row["owner"]))
+                else:
+                    await self.cache.put(vault_from_row(row, self.program), int(row["last_slot"]))
+            pipe = self.redis.pipeline(transaction=False)
+            for event in events:
+                payload = json.dumps(event_json(event))
+                pipe.publish(self.channel(), payload)
+                pipe.publish(self.channel(event.owner), payload)
+                if event.counterparty:
+                    pipe.publish(self.channel(event.counterparty), payload)
+            await pipe.execute()
+        except RedisError as exc:
+            self.dirty = True
+            logger.warning("Redis unavailable, events not published and cache stale: %s", exc)
+
+    async def rebuild(self, pool: asyncpg.Pool) -> bool:
+        """Rewrites every open vault's cache entry from PostgreSQL; True when done."""
+        try:
+            await self.redis.ping()
+            for row in await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL"):
+                await self.cache.put(vault_from_row(row, self.program), int(row["last_slot"]))
+        except RedisError:
+            return False
+        self.dirty = False
+        logger.info("vault cache rebuilt from the database")
+        return True

@@ -1,0 +1,167 @@
+"""BalanceTracker: GetBalance (Redis, else PostgreSQL, else chain), GetHistory (paged by a
+keyset on slot and event id), GetSnapshots, StreamEvents (Redis pub/sub) and Reconcile."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, common_pb2
+from redis.exceptions import RedisError
+
+from services.balance_tracker import reconcile
+from services.balance_tracker.publisher import vault_from_row
+from services.balance_tracker.store import read_cursor
+from services.common import validation
+from services.common.chain import ChainClient
+from services.common.convert import vault_message
+from services.common.errors import invalid, not_found, unavailable
+from services.common.vault_cache import VaultCache
+
+KIND_NAMES = {
+    balance_tracker_pb2.EVENT_KIND_DEPOSIT: "deposit", balance_tracker_pb2.EVENT_KIND_WITHDRAW: "withdraw",
+    balance_tracker_pb2.EVENT_KIND_LOCK: "lock", balance_tracker_pb2.EVENT_KIND_UNLOCK: "unlock",
+    balance_tracker_pb2.EVENT_KIND_TRANSFER: "transfer",
+    balance_tracker_pb2.EVENT_KIND_VAULT_INITIALIZED: "vault_initialized",
+    balance_tracker_pb2.EVENT_KIND_VAULT_CLOSED: "vault_closed", balance_tracker_pb2.EVENT_KIND_SURPLUS: "surplus",
+}
+KIND_VALUES = {name: value for value, name in KIND_NAMES.items()}
+
+
+def event_message(data: dict[str, Any]) -> balance_tracker_pb2.VaultEvent:
+    return balance_tracker_pb2.VaultEvent(
+        id=data["id"], kind=KIND_VALUES.get(data["kind"], 0), owner=data["owner"],  # type: ignore[arg-type]
+        counterparty=data.get("counterparty") or "", amount=int(data["amount"]), slot=int(data["slot"]),
+        block_time=int(data.get("block_time") or 0), signature=data["signature"],
+        total_balance=int(data.get("total_balance") or 0), locked_balance=int(data.get("locked_balance") or 0),
+        available_balance=int(data.get("available_balance") or 0), caller_program=data.get("caller_program") or "")
+
+
+def row_event(row: Any) -> dict[str, Any]:
+    return {"id": f"{row['signature']}:{row['instruction_index']}:{row['event_index']}", "kind": row["kind"],
+            "owner": row["owner"], "counterparty": row["counterparty"], "amount": row["amount"],
+            "slot": row["slot"], "signature": row["signature"],
+            "block_time": int(row["block_time"].timestamp()) if row["block_time"] else 0,
+            "total_balance": row["total_balance"], "locked_balance": row["locked_balance"],
+            "available_balance": row["available_balance"], "caller_program": row["caller_program"]}
+
+
+def _encode_token(row: Any) -> str:
+    raw = json.dumps([row["slot"], row["signature"], row["instruction_index"], row["event_index"]])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[int, str, int, int]:
+    try:
+        slot, signature, ix, ev = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(slot), str(signature), int(ix), int(ev)
+    except (ValueError, TypeError) as exc:
+        raise invalid("page_token is not a token this service issued") from exc
+
+
+class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, cache: VaultCache, chain: ChainClient,
+                 events_channel: str, cursor_name: str) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.cache = cache
+        self.chain = chain
+        self.events_channel = events_channel
+        self.cursor_name = cursor_name
+
+    async def GetBalance(self, request: balance_tracker_pb2.GetBalanceRequest,
+                         context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetBalanceResponse:
+        owner = validation.pubkey(request.owner, "owner")
+        address = self.chain.program.vault(owner)
+        cursor = await read_cursor(self.pool, self.cursor_name)
+        indexed = cursor[0] if cursor else 0
+        cached = await self.cache.get(owner)
+        if cached is not None:
+            vault, slot = cached
+            return balance_tracker_pb2.GetBalanceResponse(
+                vault=vault_message(vault, address, slot, common_pb2.DATA_SOURCE_CACHE), indexed_slot=indexed)
+        row = await self.pool.fetchrow("SELECT * FROM vaults WHERE owner = $1 AND closed_at IS NULL", str(owner))
+        if row is not None:
+            vault = vault_from_row(row, self.chain.program)
+            await self.cache.put(vault, int(row["last_slot"]))
+            return balance_tracker_pb2.GetBalanceResponse(
+                vault=vault_message(vault, address, int(row["last_slot"]), common_pb2.DATA_SOURCE_DATABASE),
+                indexed_slot=indexed)
+        state = await self.chain.vault(owner)
+        if state is None:
+            raise not_found(f"no vault for owner {owner}")
+        return balance_tracker_pb2.GetBalanceResponse(
+            vault=vault_message(state.vault, address, state.slot, common_pb2.DATA_SOURCE_CHAIN), indexed_slot=indexed)
+
+    async def GetHistory(self, request: balance_tracker_pb2.GetHistoryRequest,
+                         context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetHistoryResponse:
+        owner = str(validation.pubkey(request.owner, "owner"))
+        size = validation.page_size(request.page_size, default=50, maximum=500)
+        kinds = [KIND_NAMES[k] for k in request.kinds if k in KIND_NAMES] or list(KIND_VALUES)
+        if len(kinds) != len(request.kinds) and request.kinds:
+            raise invalid("kinds contains an unknown event kind")
+        if request.from_time and request.to_time and request.from_time > request.to_time:
+            raise invalid("from_time is after to_time")
+        after = _decode_token(request.page_token) if request.page_token else (2**62, "~", 0, 0)
+        rows = await self.pool.fetch(
+            "SELECT * FROM transactions WHERE (owner = $1 OR counterparty = $1) AND kind = ANY($2::text[]) "
+            "AND ($3::timestamptz IS NULL OR block_time >= $3) AND ($4::timestamptz IS NULL OR block_time <= $4) "
+            "AND (slot, signature, instruction_index, event_index) < ($5, $6, $7, $8) "
+            "ORDER BY slot DESC, signature DESC, instruction_index DESC, event_index DESC LIMIT $9",
+            owner, kinds,
+            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
+            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None,
+            *after, size + 1)
+        page = rows[:size]
+        return balance_tracker_pb2.GetHistoryResponse(
+            events=[event_message(row_event(r)) for r in page],
+            next_page_token=_encode_token(page[-1]) if len(rows) > size else "")
+
+    async def GetSnapshots(self, request: balance_tracker_pb2.GetSnapshotsRequest,
+                           context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetSnapshotsResponse:
+        owner = str(validation.pubkey(request.owner, "owner"))
+        limit = validation.page_size(request.limit, default=100, maximum=1000)
+        rows = await self.pool.fetch(
+            "SELECT * FROM balance_snapshots WHERE owner = $1 AND ($2::timestamptz IS NULL OR taken_at >= $2) "
+            "AND ($3::timestamptz IS NULL OR taken_at <= $3) ORDER BY taken_at DESC LIMIT $4", owner,
+            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
+            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None, limit)
+        return balance_tracker_pb2.GetSnapshotsResponse(snapshots=[balance_tracker_pb2.Snapshot(
+            owner=r["owner"], total_balance=int(r["total_balance"]), locked_balance=int(r["locked_balance"]),
+            available_balance=int(r["available_balance"]), slot=r["slot"], taken_at=int(r["taken_at"].timestamp()))
+            for r in rows])
+
+    async def StreamEvents(
+        self, request: balance_tracker_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[balance_tracker_pb2.StreamEventsResponse]:
+        channel = self.events_channel
+        if request.owner:
+            channel += f":{validation.pubkey(request.owner, 'owner')}"
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+        except RedisError as exc:
+            raise unavailable(f"the event stream (Redis) is unavailable: {exc}") from exc
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                yield balance_tracker_pb2.StreamEventsResponse(event=event_message(json.loads(message["data"])))
+        finally:
+            await pubsub.aclose()
+
+    async def Reconcile(self, request: balance_tracker_pb2.ReconcileRequest,
+                        context: grpc.aio.ServicerContext) -> balance_tracker_pb2.ReconcileResponse:
+        result = await reconcile.run(self.pool, self.chain)
+        return balance_tracker_pb2.ReconcileResponse(
+            run_id=result.run_id, vaults_checked=result.vaults_checked,
+            findings=[balance_tracker_pb2.ReconcileFinding(
+                owner=f.owner, field=f.field, chain_value=f.chain_value or "", database_value=f.database_value or "",
+                token_account_value=f.token_account_value or "") for f in result.findings])

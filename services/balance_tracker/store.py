@@ -1,0 +1,153 @@
+"""The indexer's writes, each batch in one PostgreSQL transaction:
+
+1. events inserted with `ON CONFLICT DO NOTHING` (the unique key is (signature,
+   instruction index, event index)), returning which were new;
+2. vault rows folded from the *new* events only (absolute balances from each event, in
+   order; lifetime counters incremented), so replaying a batch changes nothing;
+3. one audit_log row per new event and admin action;
+4. the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from solders.pubkey import Pubkey
+
+from services.balance_tracker.events import AdminEvent, Balances, EventRow
+from services.common.vault_program import VaultProgram
+
+_INSERT_EVENTS = """
+INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, counterparty,
+                          caller_program, total_balance, locked_balance, available_balance, slot, block_time,
+                          commitment)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::numeric[], $7::text[],
+                     $8::text[], $9::numeric[], $10::numeric[], $11::numeric[], $12::bigint[], $13::timestamptz[],
+                     $14::text[])
+ON CONFLICT DO NOTHING
+RETURNING signature, instruction_index, event_index
+"""
+
+_UPSERT_VAULT = """
+INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
+                    total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+ON CONFLICT (owner) DO UPDATE SET
+    address = EXCLUDED.address,
+    token_account = EXCLUDED.token_account,
+    total_balance = EXCLUDED.total_balance,
+    locked_balance = EXCLUDED.locked_balance,
+    available_balance = EXCLUDED.available_balance,
+    total_deposited = CASE WHEN $13 THEN EXCLUDED.total_deposited
+                           ELSE vaults.total_deposited + EXCLUDED.total_deposited END,
+    total_withdrawn = CASE WHEN $13 THEN EXCLUDED.total_withdrawn
+                           ELSE vaults.total_withdrawn + EXCLUDED.total_withdrawn END,
+    created_at = COALESCE(EXCLUDED.created_at, vaults.created_at),
+    closed_at = EXCLUDED.closed_at,
+    last_slot = GREATEST(vaults.last_slot, EXCLUDED.last_slot),
+    last_event_id = EXCLUDED.last_event_id,
+    updated_at = now()
+RETURNING *
+"""
+
+
+@dataclass
+class VaultFold:
+    """What a batch's new events do to one vault row."""
+
+    owner: str
+    balances: Balances
+    deposited: int = 0
+    withdrawn: int = 0
+    reset: bool = False  # the vault was (re)initialized in this batch: counters start from here
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    slot: int = 0
+    event_id: str = ""
+
+
+def fold(events: list[EventRow]) -> dict[str, VaultFold]:
+    folds: dict[str, VaultFold] = {}
+
+    def touch(owner: str, balances: Balances, event: EventRow) -> VaultFold:
+        current = folds.get(owner)
+        if current is None:
+            current = folds[owner] = VaultFold(owner, balances)
+        current.balances = balances
+        current.slot = max(current.slot, event.slot)
+        current.event_id = event.event_id
+        return current
+
+    for event in events:
+        assert event.balances is not None
+        state = touch(event.owner, event.balances, event)
+        if event.kind in ("deposit", "surplus"):
+            state.deposited += event.amount
+        elif event.kind == "withdraw":
+            state.withdrawn += event.amount
+        elif event.kind == "vault_initialized":
+            state.reset, state.deposited, state.withdrawn = True, 0, 0
+            state.created_at, state.closed_at = event.block_time, None
+        elif event.kind == "vault_closed":
+            state.closed_at = event.block_time
+        if event.counterparty and event.counterparty_balances is not None:
+            touch(event.counterparty, event.counterparty_balances, event)
+    return folds
+
+
+def _column(events: list[EventRow], getter: Any) -> list[Any]:
+    return [getter(e) for e in events]
+
+
+async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str, events: list[EventRow],
+                      admin: list[AdminEvent], cursor: tuple[int, str] | None) -> tuple[list[EventRow], list[Any]]:
+    """Writes one batch; returns the newly inserted events and the vault rows they changed."""
+    async with conn.transaction():
+        new: list[EventRow] = []
+        if events:
+            inserted = await conn.fetch(
+                _INSERT_EVENTS,
+                _column(events, lambda e: e.owner), _column(events, lambda e: e.signature),
+                _column(events, lambda e: e.instruction_index), _column(events, lambda e: e.event_index),
+                _column(events, lambda e: e.kind), _column(events, lambda e: e.amount),
+                _column(events, lambda e: e.counterparty), _column(events, lambda e: e.caller_program),
+                _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
+                _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
+                _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
+            )
+            keys = {(r["signature"], r["instruction_index"], r["event_index"]) for r in inserted}
+            new = [e for e in events if e.key in keys]
+        rows = []
+        for state in fold(new).values():
+            owner = Pubkey.from_string(state.owner)
+            rows.append(await conn.fetchrow(
+                _UPSERT_VAULT, state.owner, str(program.vault(owner)), str(program.vault_token(owner)),
+                state.balances.total, state.balances.locked, state.balances.available, state.deposited,
+                state.withdrawn, state.created_at, state.closed_at, state.slot, state.event_id, state.reset))
+        audit = [(e.owner, e.caller_program or e.owner, e.kind, e.signature,
+                  json.dumps({"event_id": e.event_id, "amount": str(e.amount), "slot": e.slot,
+                              "counterparty": e.counterparty})) for e in new]
+        audit += [("", a.actor, a.name, a.signature,
+                   json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
+                  for a in admin]
+        if audit:
+            await conn.executemany(
+                "INSERT INTO audit_log (owner, actor, action, signature, details) "
+                "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING", audit)
+        if cursor is not None:
+            await conn.execute(
+                "INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now()) "
+                "ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot), "
+                "signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature "
+                "ELSE indexer_cursor.signature END, updated_at = now()",
+                cursor_name, cursor[0], cursor[1])
+        return new, rows
+
+
+async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:
+    row = await conn.fetchrow("SELECT slot, signature FROM indexer_cursor WHERE name = $1", name)
+    return (row["slot"], row["signature"]) if row else None
