@@ -98,7 +98,7 @@ async def test_api_history_snapshots_stream_and_reconcile(node: Node, pg_databas
         await wait_for_rows(pg_database, 1)
         await asyncio.sleep(0.2)  # the stream's subscription is in place
         await burst(program, client, [account], 12)
-        kinds = set()
+        kinds: set[int] = set()
         while not kinds & {balance_tracker_pb2.EVENT_KIND_DEPOSIT, balance_tracker_pb2.EVENT_KIND_WITHDRAW}:
             streamed = await asyncio.wait_for(stream.read(), 10)
             assert streamed.event.owner == owner  # the stream carries this owner's events only
@@ -148,7 +148,7 @@ async def test_api_history_snapshots_stream_and_reconcile(node: Node, pg_databas
         report = await stub.Reconcile(balance_tracker_pb2.ReconcileRequest())
         fields = {(f.owner, f.field) for f in report.findings}
         assert (owner, "total_balance") in fields and (owner, "available_balance") in fields
-        bad = [f for f in report.findings if f.field == "total_balance"][0]
+        bad = next(f for f in report.findings if f.field == "total_balance")
         assert int(bad.database_value) == int(bad.chain_value) + 1
 
         for request, code in ((balance_tracker_pb2.GetBalanceRequest(owner="nope"), grpc.StatusCode.INVALID_ARGUMENT),
