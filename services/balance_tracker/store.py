@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -32,26 +32,35 @@ ON CONFLICT DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
 
-_UPSERT_VAULT = """
-INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
-                    total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+_UPSERT_VAULTS = """
+INSERT INTO vaults AS v (owner, address, token_account, total_balance, locked_balance, available_balance,
+                         total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[],
+                     $7::numeric[], $8::numeric[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::text[])
 ON CONFLICT (owner) DO UPDATE SET
     address = EXCLUDED.address,
     token_account = EXCLUDED.token_account,
     total_balance = EXCLUDED.total_balance,
     locked_balance = EXCLUDED.locked_balance,
     available_balance = EXCLUDED.available_balance,
-    total_deposited = CASE WHEN $13 THEN EXCLUDED.total_deposited
-                           ELSE vaults.total_deposited + EXCLUDED.total_deposited END,
-    total_withdrawn = CASE WHEN $13 THEN EXCLUDED.total_withdrawn
-                           ELSE vaults.total_withdrawn + EXCLUDED.total_withdrawn END,
-    created_at = COALESCE(EXCLUDED.created_at, vaults.created_at),
-    closed_at = EXCLUDED.closed_at,
-    last_slot = GREATEST(vaults.last_slot, EXCLUDED.last_slot),
+    -- created_at is set exactly when the batch (re)initialized the vault: counters restart
+    total_deposited = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.total_deposited
+                           ELSE v.total_deposited + EXCLUDED.total_deposited END,
+    total_withdrawn = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.total_withdrawn
+                           ELSE v.total_withdrawn + EXCLUDED.total_withdrawn END,
+    created_at = COALESCE(EXCLUDED.created_at, v.created_at),
+    closed_at = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.closed_at
+                     ELSE COALESCE(EXCLUDED.closed_at, v.closed_at) END,
+    last_slot = GREATEST(v.last_slot, EXCLUDED.last_slot),
     last_event_id = EXCLUDED.last_event_id,
     updated_at = now()
 RETURNING *
+"""
+
+_INSERT_AUDIT = """
+INSERT INTO audit_log (owner, actor, action, signature, details)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+ON CONFLICT DO NOTHING
 """
 
 
@@ -91,7 +100,7 @@ def fold(events: list[EventRow]) -> dict[str, VaultFold]:
             state.withdrawn += event.amount
         elif event.kind == "vault_initialized":
             state.reset, state.deposited, state.withdrawn = True, 0, 0
-            state.created_at, state.closed_at = event.block_time, None
+            state.created_at, state.closed_at = event.block_time or datetime.now(UTC), None
         elif event.kind == "vault_closed":
             state.closed_at = event.block_time
         if event.counterparty and event.counterparty_balances is not None:
@@ -121,13 +130,16 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
             )
             keys = {(r["signature"], r["instruction_index"], r["event_index"]) for r in inserted}
             new = [e for e in events if e.key in keys]
-        rows = []
-        for state in fold(new).values():
-            owner = Pubkey.from_string(state.owner)
-            rows.append(await conn.fetchrow(
-                _UPSERT_VAULT, state.owner, str(program.vault(owner)), str(program.vault_token(owner)),
-                state.balances.total, state.balances.locked, state.balances.available, state.deposited,
-                state.withdrawn, state.created_at, state.closed_at, state.slot, state.event_id, state.reset))
+        folds = list(fold(new).values())
+        rows: list[Any] = []
+        if folds:
+            owners = [Pubkey.from_string(f.owner) for f in folds]
+            rows = await conn.fetch(
+                _UPSERT_VAULTS, [f.owner for f in folds], [str(program.vault(o)) for o in owners],
+                [str(program.vault_token(o)) for o in owners], [f.balances.total for f in folds],
+                [f.balances.locked for f in folds], [f.balances.available for f in folds],
+                [f.deposited for f in folds], [f.withdrawn for f in folds], [f.created_at for f in folds],
+                [f.closed_at for f in folds], [f.slot for f in folds], [f.event_id for f in folds])
         audit = [(e.owner, e.caller_program or e.owner, e.kind, e.signature,
                   json.dumps({"event_id": e.event_id, "amount": str(e.amount), "slot": e.slot,
                               "counterparty": e.counterparty})) for e in new]
@@ -135,9 +147,7 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
                    json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
                   for a in admin]
         if audit:
-            await conn.executemany(
-                "INSERT INTO audit_log (owner, actor, action, signature, details) "
-                "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING", audit)
+            await conn.execute(_INSERT_AUDIT, *(list(column) for column in zip(*audit, strict=True)))
         if cursor is not None:
             await conn.execute(
                 "INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now()) "

@@ -4,6 +4,7 @@ decoding), on the IDL codec. The services and the tests build every instruction 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
@@ -31,7 +32,9 @@ class Pause:
     ALL = 31
 
 
+@lru_cache(maxsize=262_144)
 def vault_address(owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
+    """The vault PDA (derivations are cached: each costs a curve check per bump tried)."""
     return Pubkey.find_program_address([VAULT_SEED, bytes(owner)], program_id)[0]
 
 
@@ -45,6 +48,7 @@ def caller_authority(caller_program: Pubkey) -> tuple[Pubkey, int]:
     return address, bump
 
 
+@lru_cache(maxsize=262_144)
 def vault_token_address(owner: Pubkey, mint: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
     return spl_token.associated_token_address(vault_address(owner, program_id), mint)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.conftest import RedisNamespace, database_url
+from tests.conftest import RedisNamespace
+from tests.support.databases import database_url
 
 
 async def test_postgres_database_is_private_and_dropped(pg_database: str) -> None:
