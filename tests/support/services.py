@@ -87,3 +87,15 @@ async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0,
             return count
         await asyncio.sleep(0.1)
     return count
+
+
+@asynccontextmanager
+async def cpi_manager(settings: Settings) -> AsyncIterator[Running]:
+    from services.cpi_manager.app import CpiManagerApp
+
+    app = CpiManagerApp(settings)
+    await app.start()
+    try:
+        yield Running(settings)
+    finally:
+        await app.stop()
