@@ -23,6 +23,7 @@ from solana.rpc.commitment import Confirmed
 
 from localnet.genesis import dev_keypair
 from localnet.node import Node
+from services.common.config import Settings
 from services.common.vault_program import Vault
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import running_node
@@ -45,12 +46,12 @@ class Stack:
     builder: transaction_builder_pb2_grpc.TransactionBuilderStub
     client: AsyncClient
     database_url: str
-    cpi_settings: object
+    cpi_settings: Settings
 
 
 @pytest.fixture
 async def stack(node: Node, pg_database: str, redis_ns: RedisNamespace) -> AsyncIterator[Stack]:
-    def conf(name: str) -> object:
+    def conf(name: str) -> Settings:
         return settings_for(name, node, pg_database, redis_ns.url, redis_ns.prefix)
 
     async with balance_tracker(conf("balance_tracker")), vault_manager(conf("vault_manager")) as vm, \
