@@ -99,3 +99,15 @@ async def cpi_manager(settings: Settings) -> AsyncIterator[Running]:
         yield Running(settings)
     finally:
         await app.stop()
+
+
+@asynccontextmanager
+async def monitor(settings: Settings) -> AsyncIterator[Running]:
+    from services.monitor.app import MonitorApp
+
+    app = MonitorApp(settings, run_watcher=False)
+    await app.start(metrics=False)
+    try:
+        yield Running(settings)
+    finally:
+        await app.stop()

@@ -1,0 +1,315 @@
+"""The gateway (aiohttp): REST handlers over the gRPC services, the WebSocket event stream,
+the OpenAPI document, per-client rate limiting and request size limits. gRPC statuses map
+to HTTP codes with the backend's message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from aiohttp import WSMsgType, web
+from collateral_vault.v1 import (
+    balance_tracker_pb2,
+    balance_tracker_pb2_grpc,
+    common_pb2,
+    transaction_builder_pb2,
+    transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+    vault_monitor_pb2,
+    vault_monitor_pb2_grpc,
+)
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.exceptions import RedisError
+
+from services.balance_tracker.service import KIND_VALUES
+from services.gateway.openapi import SPEC
+from services.gateway.ratelimit import RateLimiter
+
+logger = logging.getLogger("gateway")
+MAX_BODY = 64 * 1024
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 409, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+}
+COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common_pb2.COMMITMENT_CONFIRMED,
+               "finalized": common_pb2.COMMITMENT_FINALIZED}
+
+
+@dataclass
+class GatewayConfig:
+    host: str = field(default_factory=lambda: os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("GATEWAY_PORT", "8080")))
+    vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
+    balance_tracker: str = field(default_factory=lambda: os.environ.get("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
+    monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_prefix: str = field(default_factory=lambda: os.environ.get("REDIS_PREFIX", "cv:"))
+    rate_per_second: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_PER_SECOND", "20")))
+    burst: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_BURST", "40")))
+    deadline_seconds: float = 35.0
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def as_json(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
+                                                                "message": f"{name} is required"}}),
+                                     content_type="application/json")
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
+            or int(value) >= 2**64:
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT", "message":
+                                                            f"{name} must be a u64 integer (string or number)"}}),
+                                 content_type="application/json")
+    return int(value)
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
+                                                            "message": f"{name} must be a string"}}),
+                                 content_type="application/json")
+    return value
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.limiter = RateLimiter(config.rate_per_second, config.burst)
+        self.channels = {name: grpc.aio.insecure_channel(addr) for name, addr in (
+            ("vault_manager", config.vault_manager), ("balance_tracker", config.balance_tracker),
+            ("monitor", config.monitor))}
+        self.vaults = vault_manager_pb2_grpc.VaultManagerStub(self.channels["vault_manager"])
+        self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self.channels["vault_manager"])
+        self.tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(self.channels["balance_tracker"])
+        self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self.channels["monitor"])
+        self.redis = aioredis.from_url(config.redis_url)
+        self.runner: web.AppRunner | None = None
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        client = request.remote or "?"
+        wait = self.limiter.allow(client)
+        if wait:
+            return error(429, "RESOURCE_EXHAUSTED", f"rate limit of {self.config.rate_per_second:g} requests/s "
+                         "exceeded", {"Retry-After": str(max(1, round(wait)))})
+        try:
+            return await handler(request)
+        except grpc.aio.AioRpcError as exc:
+            status = HTTP_STATUS.get(exc.code(), 502)
+            return error(status, exc.code().name, exc.details() or exc.code().name)
+        except web.HTTPRequestEntityTooLarge:
+            return error(413, "REQUEST_TOO_LARGE", f"request bodies are limited to {MAX_BODY} bytes")
+        except web.HTTPException:
+            raise
+        except Exception:
+            logger.exception("gateway error")
+            return error(500, "INTERNAL", "internal error")
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
+                                                                "message": "the body must be a JSON object"}}),
+                                     content_type="application/json") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
+                                                                "message": "the body must be a JSON object"}}),
+                                     content_type="application/json")
+        return body
+
+    @property
+    def timeout(self) -> float:
+        return self.config.deadline_seconds
+
+    # --- REST -------------------------------------------------------------------------
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(SPEC)
+
+    async def health(self, request: web.Request) -> web.Response:
+        backends: dict[str, str] = {}
+        for name, channel in self.channels.items():
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                backends[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.aio.AioRpcError as exc:
+                backends[name] = exc.code().name
+        ok = all(v == "SERVING" for v in backends.values())
+        return web.json_response({"status": "ok" if ok else "degraded", "backends": backends},
+                                 status=200 if ok else 503)
+
+    async def tvl(self, request: web.Request) -> web.Response:
+        return web.json_response(as_json(await self.monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(),
+                                                                   timeout=self.timeout)))
+
+    async def vault(self, request: web.Request) -> web.Response:
+        reply = await self.vaults.GetVault(vault_manager_pb2.GetVaultRequest(owner=request.match_info["owner"]),
+                                           timeout=self.timeout)
+        return web.json_response(as_json(reply.vault))
+
+    async def history(self, request: web.Request) -> web.Response:
+        query = request.query
+        kinds = []
+        if "kind" in query:
+            if query["kind"] not in KIND_VALUES:
+                return error(400, "INVALID_ARGUMENT", f"kind must be one of {', '.join(KIND_VALUES)}")
+            kinds = [KIND_VALUES[query["kind"]]]
+        page_size = query.get("page_size", "50")
+        if not page_size.isdigit() or not 1 <= int(page_size) <= 500:
+            return error(400, "INVALID_ARGUMENT", "page_size must be an integer from 1 to 500")
+        reply = await self.tracker.GetHistory(balance_tracker_pb2.GetHistoryRequest(
+            owner=request.match_info["owner"], kinds=kinds, page_size=int(page_size),
+            page_token=query.get("page_token", "")), timeout=self.timeout)
+        out = as_json(reply)
+        for event in out["events"]:
+            event["kind"] = event["kind"].removeprefix("EVENT_KIND_").lower()
+        return web.json_response(out)
+
+    async def deposit(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        reply = await self.builder.BuildDeposit(transaction_builder_pb2.BuildDepositRequest(
+            owner=_string(body, "owner"), amount=_amount(body, "amount"),
+            source_token_account=_string(body, "source_token_account"),
+            priority_fee_micro_lamports=_amount(body, "priority_fee_micro_lamports", False)), timeout=self.timeout)
+        return web.json_response(as_json(reply.transaction))
+
+    async def withdraw(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        reply = await self.builder.BuildWithdraw(transaction_builder_pb2.BuildWithdrawRequest(
+            owner=_string(body, "owner"), amount=_amount(body, "amount"),
+            destination_token_account=_string(body, "destination_token_account"),
+            priority_fee_micro_lamports=_amount(body, "priority_fee_micro_lamports", False)), timeout=self.timeout)
+        return web.json_response(as_json(reply.transaction))
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        wait_for = _string(body, "wait_for") or "confirmed"
+        if wait_for not in COMMITMENTS:
+            return error(400, "INVALID_ARGUMENT", "wait_for must be processed, confirmed or finalized")
+        reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+            signed_transaction_base64=_string(body, "signed_transaction_base64"),
+            wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        out = as_json(reply.status)
+        out["commitment"] = out["commitment"].removeprefix("COMMITMENT_").lower()
+        return web.json_response(out)
+
+    # --- WebSocket --------------------------------------------------------------------
+
+    async def _events_after(self, owner: str, since: str) -> list[dict[str, Any]]:
+        """The owner's events newer than `since`, oldest first (from the indexed history)."""
+        newer: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = await self.tracker.GetHistory(balance_tracker_pb2.GetHistoryRequest(
+                owner=owner, page_size=500, page_token=token), timeout=self.timeout)
+            for event in page.events:
+                if event.id == since:
+                    return list(reversed(newer))
+                newer.append(as_json(event))
+            token = page.next_page_token
+            if not token:
+                raise KeyError(since)
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        owner = request.query.get("owner", "")
+        since = request.query.get("since", "")
+        if not owner:
+            return error(400, "INVALID_ARGUMENT", "owner is required: /ws?owner=<key>[&since=<event id>]")
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        await ws.prepare(request)
+        pubsub = self.redis.pubsub()
+        sent: set[str] = set()
+
+        async def send(event: dict[str, Any]) -> None:
+            if event["id"] in sent:
+                return
+            sent.add(event["id"])
+            event["kind"] = str(event["kind"]).removeprefix("EVENT_KIND_").lower()
+            for name in ("amount", "slot", "total_balance", "locked_balance", "available_balance", "block_time"):
+                event[name] = str(event.get(name, 0))
+            await ws.send_json({"type": "event", "event": event})
+
+        try:
+            await pubsub.subscribe(f"{self.config.redis_prefix}events:{owner}")
+            if since:
+                try:
+                    for event in await self._events_after(owner, since):
+                        await send(event)
+                except KeyError:
+                    await ws.send_json({"type": "error", "message": f"unknown event id {since!r} for {owner}"})
+                    await ws.close(code=4404)
+                    return ws
+            while not ws.closed:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None:
+                    await send(json.loads(message["data"]))
+                try:
+                    incoming = await asyncio.wait_for(ws.receive(), 0.001)
+                    if incoming.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        break
+                except TimeoutError:
+                    pass
+        except (RedisError, grpc.aio.AioRpcError) as exc:
+            if not ws.closed:
+                await ws.send_json({"type": "error", "message": f"event stream unavailable: {exc}"})
+        finally:
+            await pubsub.aclose()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self.middleware])
+        app.router.add_get("/openapi.json", self.openapi)
+        app.router.add_get("/healthz", self.health)
+        app.router.add_get("/tvl", self.tvl)
+        app.router.add_get("/vaults/{owner}", self.vault)
+        app.router.add_get("/vaults/{owner}/history", self.history)
+        app.router.add_post("/transactions/deposit", self.deposit)
+        app.router.add_post("/transactions/withdraw", self.withdraw)
+        app.router.add_post("/transactions/submit", self.submit)
+        app.router.add_get("/ws", self.websocket)
+        return app
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.config.host, self.config.port).start()
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+        for channel in self.channels.values():
+            await channel.close()
+        await self.redis.aclose()
