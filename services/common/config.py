@@ -61,3 +61,17 @@ class Settings:
     @property
     def program(self) -> vault_program.VaultProgram:
         return vault_program.VaultProgram(self.usdt_mint, self.vault_program_id)
+
+
+APPLICATION_DATABASE = "collateral_vault"
+
+
+def application_database_url(url: str) -> str:
+    """`make up`'s rule: a URL naming the server's default `postgres` database (as found or
+    started by the dev tooling) means the system's own `collateral_vault` database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.path.strip("/") not in ("", "postgres"):
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, f"/{APPLICATION_DATABASE}", parts.query, parts.fragment))

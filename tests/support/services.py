@@ -3,17 +3,16 @@ localnet, a private PostgreSQL database and a private Redis key prefix."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from solders.keypair import Keypair
-from solders.transaction import VersionedTransaction
-
 from localnet.node import Node
 from services.common.config import DEFAULT_USDT_MINT, Settings
 from tests.support.localnet_node import free_port
+from vaultctl.wallet import sign
+
+__all__ = ["sign"]
 
 
 def settings_for(service: str, node: Node, database_url: str, redis_url: str, redis_prefix: str) -> Settings:
@@ -23,12 +22,6 @@ def settings_for(service: str, node: Node, database_url: str, redis_url: str, re
                     solana_rpc_url=node.rpc_url, solana_ws_url=node.ws_url, database_url=database_url,
                     redis_url=redis_url, redis_prefix=redis_prefix, usdt_mint=Pubkey.from_string(DEFAULT_USDT_MINT),
                     shutdown_grace_seconds=1.0)
-
-
-def sign(unsigned_base64: str, *signers: Keypair) -> str:
-    """What a wallet does with an unsigned transaction from the services."""
-    tx = VersionedTransaction.from_bytes(base64.b64decode(unsigned_base64))
-    return base64.b64encode(bytes(VersionedTransaction(tx.message, list(signers)))).decode()
 
 
 @dataclass

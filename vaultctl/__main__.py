@@ -1,0 +1,5 @@
+import sys
+
+from vaultctl.cli import main
+
+sys.exit(main())
