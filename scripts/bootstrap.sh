@@ -12,6 +12,9 @@ if [ ! -d /usr/src/rustc-1.96.0/library/vendor ]; then
   exit 1
 fi
 
+# kubectl renders deploy/k8s in the tests (this machine kind ships it; Debian's is the fallback).
+command -v kubectl >/dev/null || scripts/ensure-apt.sh kubernetes-client
+
 python="${PYTHON:-python3}"
 if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
   scripts/ensure-apt.sh python3-venv

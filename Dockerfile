@@ -1,0 +1,37 @@
+# The Python services (vault_manager, balance_tracker, cpi_manager, monitor, gateway) and
+# localnet, in one image; the command picks the service:
+#   docker run IMAGE services.vault_manager
+# Multi-stage: dependencies and generated gRPC stubs are built in the first stage; the
+# runtime stage is slim and runs as an unprivileged user.
+# The on-chain programs are built by `make program` (outside Docker) into program/target/deploy.
+
+FROM python:3.11.11-slim-bookworm AS build
+WORKDIR /src
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements.lock pyproject.toml ./
+RUN /opt/venv/bin/pip install -r requirements.lock
+COPY proto ./proto
+RUN mkdir -p gen/python \
+ && /opt/venv/bin/python -m grpc_tools.protoc -I proto --python_out=gen/python --grpc_python_out=gen/python \
+      proto/collateral_vault/v1/*.proto \
+ && touch gen/python/collateral_vault/__init__.py gen/python/collateral_vault/v1/__init__.py
+COPY services ./services
+COPY localnet ./localnet
+COPY vaultctl ./vaultctl
+COPY migrations ./migrations
+COPY program/idl ./program/idl
+COPY program/keys ./program/keys
+RUN /opt/venv/bin/pip install --no-deps .
+
+FROM python:3.11.11-slim-bookworm AS runtime
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /src /app
+WORKDIR /app
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app:/app/gen/python PYTHONUNBUFFERED=1 GRPC_HOST=0.0.0.0 \
+    GATEWAY_HOST=0.0.0.0
+USER 10001
+EXPOSE 50051 50052 50053 50054 8080 9101 9102 9103 9104
+ENTRYPOINT ["python", "-m"]
+CMD ["services.vault_manager"]

@@ -1,0 +1,66 @@
+"""`python -m localnet.cluster_setup --url RPC`: prepares a real validator (e.g.
+solana-test-validator started with the programs at their ids and the dev admin as their
+upgrade authority) the way localnet's genesis prepares LiteSVM: funds the dev admin and
+faucet, creates the test USDT mint, initializes the VaultAuthority and authorizes
+position_manager. Idempotent: what exists is left as it is. Development keys only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import VersionedTransaction
+
+from localnet.genesis import USDT_DECIMALS, dev_keypair
+from services.common import spl_token
+from services.common.vault_program import POSITION_MANAGER_ID, PROGRAM_ID, Authority, VaultProgram
+
+SOL = 10**9
+
+
+async def _send(client: AsyncClient, instructions: list[Instruction], *signers: Keypair) -> None:
+    blockhash = (await client.get_latest_blockhash()).value.blockhash
+    tx = VersionedTransaction(Message.new_with_blockhash(instructions, signers[0].pubkey(), blockhash), list(signers))
+    signature = (await client.send_transaction(tx)).value
+    await client.confirm_transaction(signature, Confirmed)
+
+
+async def setup(url: str) -> None:
+    admin, faucet, mint = dev_keypair("admin"), dev_keypair("faucet"), dev_keypair("usdt_mint")
+    program = VaultProgram(mint.pubkey(), PROGRAM_ID)
+    async with AsyncClient(url, commitment=Confirmed) as client:
+        for key in (admin.pubkey(), faucet.pubkey()):
+            if (await client.get_balance(key)).value < SOL:
+                await client.confirm_transaction((await client.request_airdrop(key, 100 * SOL)).value, Confirmed)
+        if (await client.get_account_info(mint.pubkey())).value is None:
+            rent = (await client.get_minimum_balance_for_rent_exemption(spl_token.MINT_SIZE)).value
+            await _send(client, [
+                create_account(CreateAccountParams(from_pubkey=admin.pubkey(), to_pubkey=mint.pubkey(), lamports=rent,
+                                                   space=spl_token.MINT_SIZE, owner=spl_token.TOKEN_PROGRAM_ID)),
+                spl_token.initialize_mint2(mint.pubkey(), USDT_DECIMALS, faucet.pubkey())], admin, mint)
+        authority = (await client.get_account_info(program.authority)).value
+        if authority is None:
+            await _send(client, [program.initialize_authority(admin.pubkey())], admin)
+            authority = (await client.get_account_info(program.authority)).value
+        assert authority is not None
+        if POSITION_MANAGER_ID not in Authority.decode(bytes(authority.data)).programs:
+            await _send(client, [program.add_authorized_program(admin.pubkey(), POSITION_MANAGER_ID)], admin)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(prog="python -m localnet.cluster_setup", description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8899")
+    asyncio.run(setup(parser.parse_args().url))
+    print("cluster ready: USDT mint, VaultAuthority, position_manager authorized")
+
+
+if __name__ == "__main__":
+    main()

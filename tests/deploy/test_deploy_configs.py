@@ -1,0 +1,131 @@
+"""The deployment artifacts, validated offline (no Docker engine or cluster here):
+docker-compose.yml against the Compose specification, the Dockerfile's properties, every
+object `kubectl kustomize` renders for both overlays against the Kubernetes schemas, and
+every metric the alert rules and the Grafana dashboard use against what the code exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from compose_spec import PyCompose
+
+from localnet.svm import ROOT
+
+K8S_VERSION = "1.32.0"
+SERVICES = ("vault-manager", "balance-tracker", "cpi-manager", "monitor", "gateway")
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # resolves YAML merge keys as Compose does
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    data = {k: v for k, v in compose().items() if not k.startswith("x-")}
+    spec = PyCompose.from_json(json.dumps(data))
+    spec.validate()
+    assert set(SERVICES) <= set(spec.service_names())
+    assert {"postgres", "redis", "validator", "prometheus", "grafana"} <= set(spec.service_names())
+
+
+def test_compose_health_checks_and_dependencies() -> None:
+    services = compose()["services"]
+    for name in SERVICES:
+        assert "healthcheck" in services[name], name
+    for name in ("vault-manager", "balance-tracker", "cpi-manager", "monitor"):
+        deps = services[name]["depends_on"]
+        assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
+        assert deps["chain-setup"]["condition"] == "service_completed_successfully"
+    assert services["chain-setup"]["depends_on"]["validator"]["condition"] == "service_healthy"
+    assert all(v["condition"] == "service_healthy" for v in services["gateway"]["depends_on"].values())
+
+
+def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(bases) >= 2 and all(":" in b and not b.endswith(":latest") for b in bases)
+    assert re.search(r"^USER 10001$", text, re.M)
+
+
+def render(overlay: str) -> list[dict]:  # type: ignore[type-arg]
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is needed to render deploy/k8s (scripts/bootstrap.sh installs it)"
+    out = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
+                         check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_kubernetes_objects_validate_against_the_schemas(overlay: str) -> None:
+    import kubernetes_validate
+
+    docs = render(overlay)
+    kinds = [d["kind"] for d in docs]
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):  # a CRD: not in the core schemas
+            assert doc["kind"] == "ServiceMonitor" and doc["spec"]["endpoints"][0]["port"] == "metrics"
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert kinds.count("Deployment") == 5 and kinds.count("PodDisruptionBudget") == 5
+    namespace = next(d for d in docs if d["kind"] == "Namespace")["metadata"]["name"]
+    assert all(d["metadata"].get("namespace", namespace) == namespace for d in docs if d["kind"] != "Namespace")
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert "readinessProbe" in container and "livenessProbe" in container
+        assert container["securityContext"]["runAsNonRoot"] is True
+        assert container["resources"]["limits"]
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert scaled == {"vault-manager", "cpi-manager", "gateway"}  # stateless services only
+    indexer = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "balance-tracker")
+    assert "standby" in indexer["metadata"]["annotations"]["collateral-vault/indexer"]
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    open_to_all = [n for n, p in policies.items() for rule in p.get("ingress", []) if "from" not in rule]
+    assert open_to_all == ["gateway-from-anywhere"]  # only the gateway is reachable from outside
+
+
+def exported_metrics() -> set[str]:
+    import prometheus_client
+
+    import services.balance_tracker.indexer
+    import services.balance_tracker.reconcile
+    import services.common.metrics
+    import services.monitor.watcher  # noqa: F401
+
+    names: set[str] = set()
+    for metric in prometheus_client.REGISTRY.collect():
+        names.add(metric.name)
+        names |= {f"{metric.name}{suffix}" for suffix in ("_total", "_bucket", "_count", "_sum")}
+    return names
+
+
+def referenced_metrics(expressions: list[str]) -> set[str]:
+    words = set()
+    functions = {"sum", "rate", "max", "min", "by", "increase", "histogram_quantile", "le", "service", "kind",
+                 "part", "code", "avg", "count"}
+    for expr in expressions:
+        expr = re.sub(r"\{[^}]*\}", "", expr)
+        expr = re.sub(r"\[[^\]]*\]", "", expr)
+        words |= {w for w in re.findall(r"[a-zA-Z_][a-zA-Z0-9_]*", expr) if w not in functions}
+    return words
+
+
+def test_alert_rules_and_dashboard_use_exported_metrics() -> None:
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert {r["alert"] for g in rules["groups"] for r in g["rules"]} >= {
+        "IndexerLagging", "ReconciliationMismatch", "GrpcServerErrors"}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "collateral-vault.json").read_text())
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    titles = " ".join(p["title"] for p in dashboard["panels"])
+    for needed in ("TVL", "Deposits and withdrawals per minute", "latency", "Indexer lag"):
+        assert needed in titles
+    missing = referenced_metrics(exprs) - exported_metrics() - {"e6"}
+    assert not missing, f"metrics not exported by the code: {missing}"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert targets == ["vault-manager:9101", "balance-tracker:9102", "cpi-manager:9103", "monitor:9104"]
