@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -20,7 +21,7 @@ K8S_VERSION = "1.32.0"
 SERVICES = ("vault-manager", "balance-tracker", "cpi-manager", "monitor", "gateway")
 
 
-def compose() -> dict:  # type: ignore[type-arg]
+def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # resolves YAML merge keys as Compose does
 
 
@@ -51,7 +52,7 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     assert re.search(r"^USER 10001$", text, re.M)
 
 
-def render(overlay: str) -> list[dict]:  # type: ignore[type-arg]
+def render(overlay: str) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is needed to render deploy/k8s (scripts/bootstrap.sh installs it)"
     out = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
