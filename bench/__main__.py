@@ -24,6 +24,9 @@ def main(selected: list[str]) -> int:
         out = RESULTS / f"{name.removeprefix('bench_')}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({"benchmark": name, "written": str(out.relative_to(RESULTS.parent.parent)), **result}))
+    from bench.report import update_readme
+
+    update_readme()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from solana.rpc.commitment import Commitment
 from solana.rpc.websocket_api import SolanaWsClient
@@ -18,7 +19,7 @@ logger = logging.getLogger("cache_sync")
 
 
 async def follow(ws_url: str, program: VaultProgram, cache: VaultCache, commitment: str = "confirmed",
-                 ready: asyncio.Event | None = None) -> None:
+                 ready: asyncio.Event | None = None, on_update: Callable[[Vault, int], None] | None = None) -> None:
     delay = 0.2
     while True:
         try:
@@ -37,7 +38,10 @@ async def follow(ws_url: str, program: VaultProgram, cache: VaultCache, commitme
                         if not data:  # a closed vault: we cannot tell whose; entries expire by TTL
                             continue
                         continue
-                    await cache.put(Vault.decode(data), note.result.context.slot)
+                    vault = Vault.decode(data)
+                    await cache.put(vault, note.result.context.slot)
+                    if on_update is not None:
+                        on_update(vault, note.result.context.slot)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # connection lost or node restarting: retry

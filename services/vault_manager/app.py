@@ -39,9 +39,10 @@ class VaultManagerApp:
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         vaults = VaultManagerService(chain, cache, s.service)
         builder = TransactionBuilderService(chain, cache, redis, pool, {s.position_manager_id}, s.redis_prefix,
-                                            s.service)
+                                            s.service, on_change=vaults.forget)
         ready = asyncio.Event()
-        self.sync_task = asyncio.create_task(cache_sync.follow(s.solana_ws_url, s.program, cache, s.commitment, ready))
+        self.sync_task = asyncio.create_task(cache_sync.follow(s.solana_ws_url, s.program, cache, s.commitment, ready,
+                                                               on_update=vaults.remember))
         self.grpc = GrpcService(s, [
             (lambda server: vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(vaults, server),
              vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 import grpc
@@ -33,7 +34,8 @@ SUBMIT_WAIT_SECONDS = 30.0
 
 class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderServicer):
     def __init__(self, chain: ChainClient, cache: VaultCache, redis: aioredis.Redis, pool: asyncpg.Pool,
-                 position_managers: set[Pubkey], redis_prefix: str, service: str = "vault_manager") -> None:
+                 position_managers: set[Pubkey], redis_prefix: str, service: str = "vault_manager",
+                 on_change: Callable[[Pubkey], None] | None = None) -> None:
         self.chain = chain
         self.cache = cache
         self.redis = redis
@@ -41,6 +43,7 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         self.position_managers = position_managers
         self.prefix = redis_prefix
         self.service = service
+        self.on_change = on_change
 
     async def _vault(self, owner: Pubkey) -> VaultState:
         state = await self.chain.vault(owner)
@@ -137,6 +140,8 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         status = await self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS))
         for owner in checked.owners:
             await self.cache.invalidate(owner)
+            if self.on_change is not None:
+                self.on_change(owner)
         slot, reached, err = status if status else (0, "", None)
         message = common_pb2.TransactionStatus(
             signature=checked.signature, commitment=COMMITMENT_VALUES.get(reached, 0),  # type: ignore[arg-type]

@@ -1,0 +1,217 @@
+"""Mesh load, with the system in its own processes as `make up` runs it (loopback only,
+bounded in count and time):
+
+* GetVault at the highest rate the client reaches (a fixed number of calls from a fixed
+  number of concurrent callers), against a bare grpc.aio echo server measured in the same
+  run with the same client. Targets: >= 0.8 x echo, p99 <= 10 ms.
+* Deposits end to end: signed deposits submitted through TransactionBuilder at 200/s
+  (waiting for `processed`), indexed at `processed`, received on the gateway's WebSocket.
+  Target: p99 <= 100 ms from submit to WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import grpc
+from collateral_vault.v1 import (
+    common_pb2,
+    transaction_builder_pb2,
+    transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+)
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.transaction import VersionedTransaction
+
+from bench.echo_server import METHOD
+from localnet.faucet import fund
+from localnet.genesis import dev_keypair
+from localnet.svm import ROOT
+from services.common import spl_token
+from services.common.vault_program import VaultProgram
+from tests.conftest import redis_url
+from tests.support.databases import temporary_database
+from tests.support.localnet_node import free_port
+
+CALLS = 20_000
+CONCURRENCY_LEVELS = (16, 32)
+DEPOSITS = 1_000
+DEPOSIT_RATE = 200.0
+USERS = 20
+TIME_CAP_S = 120
+USDT = 10**6
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+async def hammer(call: Any, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    remaining = CALLS
+    deadline = time.monotonic() + TIME_CAP_S / 4
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0 and time.monotonic() < deadline:
+            remaining -= 1
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {"concurrency": concurrency, "calls": len(latencies), "rps": round(len(latencies) / elapsed),
+            "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99)}
+
+
+async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
+    echo_port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(echo_port)], cwd=ROOT, env=env)
+    try:
+        await asyncio.sleep(1.0)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as channel:
+            echo_call = channel.unary_unary(METHOD)
+            payload = vault_manager_pb2.GetVaultRequest(owner=owner).SerializeToString()
+            await echo_call(payload)
+            echo_results = [await hammer(lambda: echo_call(payload), c) for c in CONCURRENCY_LEVELS]
+    finally:
+        echo.send_signal(signal.SIGTERM)
+        echo.wait(timeout=10)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{env['VAULT_MANAGER_GRPC_PORT']}") as channel:
+        stub = vault_manager_pb2_grpc.VaultManagerStub(channel)
+        request = vault_manager_pb2.GetVaultRequest(owner=owner)
+        reply = await stub.GetVault(request)
+        assert reply.vault.owner == owner
+        vault_results = [await hammer(lambda: stub.GetVault(request), c) for c in CONCURRENCY_LEVELS]
+    runs = []
+    for echo_result, vault_result in zip(echo_results, vault_results, strict=True):
+        ratio = vault_result["rps"] / echo_result["rps"]
+        runs.append({"concurrency": echo_result["concurrency"], "echo": echo_result, "get_vault": vault_result,
+                     "ratio": round(ratio, 3),
+                     "targets_met": ratio >= 0.8 and vault_result["p99_ms"] <= 10})
+    return {"target_ratio": 0.8, "target_p99_ms": 10, "runs": runs}
+
+
+async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
+    rpc = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
+    program = VaultProgram(dev_keypair("usdt_mint").pubkey())
+    users = [Keypair() for _ in range(USERS)]
+    async with AsyncClient(rpc, commitment=Confirmed) as client, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{env['VAULT_MANAGER_GRPC_PORT']}") as channel:
+        builder = transaction_builder_pb2_grpc.TransactionBuilderStub(channel)
+        for user in users:
+            await client.confirm_transaction((await client.request_airdrop(user.pubkey(), 10**9)).value, Confirmed)
+            await fund(rpc, user.pubkey(), 100_000 * USDT)
+            blockhash = (await client.get_latest_blockhash()).value.blockhash
+            init = VersionedTransaction(Message.new_with_blockhash([program.initialize_vault(user.pubkey())],
+                                                                   user.pubkey(), blockhash), [user])
+            await client.confirm_transaction((await client.send_transaction(init)).value, Confirmed)
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        signed = []
+        for n in range(DEPOSITS):
+            user = users[n % USERS]
+            source = spl_token.associated_token_address(user.pubkey(), program.mint)
+            tx = VersionedTransaction(Message.new_with_blockhash([program.deposit(user.pubkey(), source, 1_000 + n)],
+                                                                 user.pubkey(), blockhash), [user])
+            signed.append((str(user.pubkey()), str(tx.signatures[0]), base64_of(tx)))
+        received: dict[str, float] = {}
+        gateway = f"ws://127.0.0.1:{env['GATEWAY_PORT']}/ws"
+        async with aiohttp.ClientSession() as session:
+            sockets = [await session.ws_connect(f"{gateway}?owner={u.pubkey()}") for u in users]
+
+            async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
+                async for message in ws:
+                    data = json.loads(message.data)
+                    if data.get("type") == "event" and data["event"]["kind"] == "deposit":
+                        received.setdefault(data["event"]["signature"], time.perf_counter())
+
+            listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
+            await asyncio.sleep(0.5)
+            submitted: dict[str, float] = {}
+            interval = 1.0 / DEPOSIT_RATE
+            start = time.perf_counter()
+
+            async def submit(i: int) -> None:
+                _, signature, payload = signed[i]
+                submitted[signature] = time.perf_counter()
+                await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                    signed_transaction_base64=payload, wait_for=common_pb2.COMMITMENT_PROCESSED))
+
+            tasks = []
+            for i in range(DEPOSITS):
+                await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+                tasks.append(asyncio.create_task(submit(i)))
+            await asyncio.gather(*tasks)
+            achieved = DEPOSITS / (time.perf_counter() - start)
+            deadline = time.monotonic() + 30
+            while len(received) < DEPOSITS and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            for task in listeners:
+                task.cancel()
+            for ws in sockets:
+                await ws.close()
+    latencies = [received[s] - t for s, t in submitted.items() if s in received]
+    return {"deposits": DEPOSITS, "offered_rate": DEPOSIT_RATE, "achieved_rate": round(achieved, 1),
+            "delivered": len(latencies), "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
+            "target_p99_ms": 100, "target_met": len(latencies) == DEPOSITS and pct(latencies, 0.99) <= 100}
+
+
+def base64_of(tx: VersionedTransaction) -> str:
+    return base64.b64encode(bytes(tx)).decode()
+
+
+async def system(database_url: str) -> dict[str, Any]:
+    prefix = f"cvbench:{uuid.uuid4().hex[:8]}:"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url(),
+           "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING", "SOLANA_COMMITMENT": "processed"}
+    for name in ("LOCALNET_RPC_PORT", "LOCALNET_WS_PORT", "GATEWAY_PORT"):
+        env[name] = str(free_port())
+    for service in ("VAULT_MANAGER", "BALANCE_TRACKER", "CPI_MANAGER", "MONITOR"):
+        env[f"{service}_GRPC_PORT"], env[f"{service}_METRICS_PORT"] = str(free_port()), str(free_port())
+    up = subprocess.Popen([sys.executable, "-m", "scripts.up"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        assert up.stdout is not None
+        while "Try:" not in (line := up.stdout.readline()):
+            if up.poll() is not None or not line:
+                raise RuntimeError("the system did not start")
+        owner = Keypair()
+        rpc = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
+        async with AsyncClient(rpc, commitment=Confirmed) as client:
+            await client.confirm_transaction((await client.request_airdrop(owner.pubkey(), 10**9)).value, Confirmed)
+            program = VaultProgram(dev_keypair("usdt_mint").pubkey())
+            blockhash = (await client.get_latest_blockhash()).value.blockhash
+            tx = VersionedTransaction(Message.new_with_blockhash([program.initialize_vault(owner.pubkey())],
+                                                                 owner.pubkey(), blockhash), [owner])
+            await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed)
+        return {"get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
+                "deposits_end_to_end": await deposits_end_to_end(env),
+                "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share 2 cores"}
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=60)
+
+
+def run() -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        async with temporary_database("cvbench") as db:
+            return await system(db)
+
+    return asyncio.run(main())

@@ -1,0 +1,96 @@
+"""Renders the README's benchmark section from bench/results/*.json (run by `make bench`
+after the benchmarks, so the README always shows the latest measured numbers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}" if isinstance(value, int) or float(value).is_integer() else f"{value:,.2f}"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render() -> str:
+    lines = ["Latest `make bench` run on this machine (2 cores; servers and load generators share them).", ""]
+    cu = _load("program_cu")
+    if cu:
+        classic, ptoken = cu["classic_spl_token"], cu["p_token"]
+        lines += ["On-chain compute units (`program_cu.json`; vault CU = the vault program's own code):", "",
+                  "| instruction | tx CU, classic SPL Token | tx CU, p-token | vault CU |", "|---|---|---|---|",
+                  f"| bare SPL Token `Transfer` (baseline) | {_n(classic['bare_token_transfer_cu'])} | "
+                  f"{_n(ptoken['bare_token_transfer_cu'])} | – |"]
+        for name, row in classic["instructions"].items():
+            p_cu = ptoken["instructions"][name]["transaction_cu"]
+            lines.append(f"| {name} | {_n(row['transaction_cu'])} | {_n(p_cu)} | {_n(row['vault_program_cu'])} |")
+        lines += ["", f"* deposit ÷ bare transfer: {classic['deposit_ratio_to_bare_transfer']} with the classic "
+                  f"program (target ≤ {cu['deposit_ratio_target']}: {_met(classic['deposit_ratio_target_met'])}); "
+                  f"{ptoken['deposit_ratio_to_bare_transfer']} against p-token, whose transfer is cheaper than the "
+                  "1,000 CU base cost of any CPI.",
+                  f"* lock/unlock, vault CU: {_n(cu['lock_unlock_vault_cu'])} (target ≤ "
+                  f"{_n(cu['lock_unlock_vault_cu_target'])}: {_met(cu['lock_unlock_target_met'])}).", ""]
+    net = _load("localnet")
+    if net:
+        http, ceiling = net["http"], net["litesvm_in_process"]
+        lines += ["localnet (`localnet.json`): SPL Token transfers through `sendTransaction` with preflight, "
+                  f"{net['in_flight']} in flight: {_n(http['send_tps'])}/s (p50 {http['send_p50_ms']} ms, p99 "
+                  f"{http['send_p99_ms']} ms); LiteSVM in-process {_n(ceiling['tps'])}/s; ratio "
+                  f"{net['ratio_http_to_in_process']}. Confirmation takes one {net['slot_ms']} ms slot (p50 "
+                  f"{http['confirmed_p50_ms']} ms).", ""]
+    idx = _load("indexer")
+    if idx:
+        ingest = idx["ingest"]
+        lat = {r["commitment"]: r for r in idx["event_to_pubsub_latency"]}
+        lines += ["Indexer (`indexer.json`):", "", "| measure | result | target |", "|---|---|---|",
+                  f"| events written by the indexer's batch path | {_n(ingest['indexer_events_per_s'])}/s | – |",
+                  f"| the event insert alone (no vault, audit or cursor writes) | "
+                  f"{_n(ingest.get('event_insert_only_per_s', 0))}/s | – |",
+                  f"| raw COPY of the same rows | {_n(ingest['copy_events_per_s'])}/s | – |",
+                  f"| ratio | {ingest['ratio']} | ≥ {ingest['target_ratio']}: {_met(ingest['target_met'])} |"]
+        for commitment, row in lat.items():
+            lines.append(f"| deposit → Redis pub/sub, indexer at {commitment} | p50 {row['p50_ms']} ms, p99 "
+                         f"{row['p99_ms']} ms | – |")
+        lines.append("")
+    mesh = _load("mesh")
+    if mesh:
+        lines += ["Mesh (`mesh.json`, the system in separate processes as `make up` runs it):", "",
+                  "| measure | result | target |", "|---|---|---|"]
+        for run in mesh["get_vault_vs_echo"]["runs"]:
+            gv, echo = run["get_vault"], run["echo"]
+            lines.append(f"| GetVault vs bare grpc.aio echo, {run['concurrency']} concurrent callers | "
+                         f"{_n(gv['rps'])}/s vs {_n(echo['rps'])}/s = {run['ratio']}; p99 {gv['p99_ms']} ms "
+                         f"(echo p99 {echo['p99_ms']} ms) | ≥ 0.8 and p99 ≤ 10 ms: {_met(run['targets_met'])} |")
+        dep = mesh["deposits_end_to_end"]
+        lines.append(f"| deposits submit → indexed → WebSocket at {_n(dep['offered_rate'])}/s | "
+                     f"{dep['delivered']}/{dep['deposits']} delivered, p50 {dep['p50_ms']} ms, p99 {dep['p99_ms']} ms "
+                     f"| p99 ≤ 100 ms: {_met(dep['target_met'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update_readme() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit("README.md has no benchmark markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{render()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    update_readme()
