@@ -112,12 +112,56 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
     return [getter(e) for e in events]
 
 
+EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
+                 "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
+                 "commitment"]
+AUDIT_COLUMNS = ["owner", "actor", "action", "signature", "details"]
+
+
+def unique(events: list[EventRow]) -> list[EventRow]:
+    """One row per event key: the live stream and a backfill may both deliver a transaction."""
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for event in events:
+        if event.key not in seen:
+            seen.add(event.key)
+            out.append(event)
+    return out
+
+
+def _audit_row(e: EventRow) -> tuple[str, str, str, str, str]:
+    return (e.owner, e.caller_program or e.owner, e.kind, e.signature,
+            json.dumps({"event_id": e.event_id, "amount": str(e.amount), "slot": e.slot,
+                        "counterparty": e.counterparty}))
+
+
+async def _copy_new(conn: asyncpg.Connection, events: list[EventRow]) -> bool:
+    """The fast path: COPY the events and their audit rows, assuming all are new. Any
+    duplicate rolls the savepoint back and returns False (then ON CONFLICT sorts it out)."""
+    try:
+        async with conn.transaction():  # a savepoint inside the batch's transaction
+            await conn.copy_records_to_table("transactions", columns=EVENT_COLUMNS, records=[
+                (e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
+                 e.caller_program, e.balances.total if e.balances else None,
+                 e.balances.locked if e.balances else None, e.balances.available if e.balances else None, e.slot,
+                 e.block_time, e.commitment) for e in events])
+            await conn.copy_records_to_table("audit_log", columns=AUDIT_COLUMNS,
+                                             records=[_audit_row(e) for e in events])
+        return True
+    except asyncpg.UniqueViolationError:
+        return False
+
+
 async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str, events: list[EventRow],
                       admin: list[AdminEvent], cursor: tuple[int, str] | None) -> tuple[list[EventRow], list[Any]]:
     """Writes one batch; returns the newly inserted events and the vault rows they changed."""
+    events = unique(events)
     async with conn.transaction():
         new: list[EventRow] = []
-        if events:
+        copied = bool(events) and await _copy_new(conn, events)
+        if copied:
+            new = events
+        elif events:
             inserted = await conn.fetch(
                 _INSERT_EVENTS,
                 _column(events, lambda e: e.owner), _column(events, lambda e: e.signature),
@@ -140,9 +184,7 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
                 [f.balances.locked for f in folds], [f.balances.available for f in folds],
                 [f.deposited for f in folds], [f.withdrawn for f in folds], [f.created_at for f in folds],
                 [f.closed_at for f in folds], [f.slot for f in folds], [f.event_id for f in folds])
-        audit = [(e.owner, e.caller_program or e.owner, e.kind, e.signature,
-                  json.dumps({"event_id": e.event_id, "amount": str(e.amount), "slot": e.slot,
-                              "counterparty": e.counterparty})) for e in new]
+        audit = [] if copied else [_audit_row(e) for e in new]
         audit += [("", a.actor, a.name, a.signature,
                    json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
                   for a in admin]
