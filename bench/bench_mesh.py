@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import aiohttp
@@ -46,6 +44,7 @@ from services.common.vault_program import VaultProgram
 from tests.conftest import redis_url
 from tests.support.databases import temporary_database
 from tests.support.localnet_node import free_port
+from tests.support.system import start_system, system_env
 
 CALLS = 20_000
 CONCURRENCY_LEVELS = (16, 32)
@@ -178,20 +177,9 @@ def base64_of(tx: VersionedTransaction) -> str:
 
 
 async def system(database_url: str) -> dict[str, Any]:
-    prefix = f"cvbench:{uuid.uuid4().hex[:8]}:"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url(),
-           "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING", "SOLANA_COMMITMENT": "processed"}
-    for name in ("LOCALNET_RPC_PORT", "LOCALNET_WS_PORT", "GATEWAY_PORT"):
-        env[name] = str(free_port())
-    for service in ("VAULT_MANAGER", "BALANCE_TRACKER", "CPI_MANAGER", "MONITOR"):
-        env[f"{service}_GRPC_PORT"], env[f"{service}_METRICS_PORT"] = str(free_port()), str(free_port())
-    up = subprocess.Popen([sys.executable, "-m", "scripts.up"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    env = system_env(database_url, redis_url(), SOLANA_COMMITMENT="processed")
+    up, _ = start_system(env)
     try:
-        assert up.stdout is not None
-        while "Try:" not in (line := up.stdout.readline()):
-            if up.poll() is not None or not line:
-                raise RuntimeError("the system did not start")
         owner = Keypair()
         rpc = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
         async with AsyncClient(rpc, commitment=Confirmed) as client:

@@ -116,6 +116,9 @@ EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind
                  "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
                  "commitment"]
 AUDIT_COLUMNS = ["owner", "actor", "action", "signature", "details"]
+# COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
+# round trips) through the single INSERT ... ON CONFLICT statement.
+COPY_MIN_EVENTS = 64
 
 
 def unique(events: list[EventRow]) -> list[EventRow]:
@@ -158,7 +161,7 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
     events = unique(events)
     async with conn.transaction():
         new: list[EventRow] = []
-        copied = bool(events) and await _copy_new(conn, events)
+        copied = len(events) >= COPY_MIN_EVENTS and await _copy_new(conn, events)
         if copied:
             new = events
         elif events:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 
 import aiohttp
 import asyncpg
@@ -24,38 +21,18 @@ from localnet.svm import ROOT
 from services.common.vault_cache import VaultCache
 from services.common.vault_program import Vault, vault_address
 from tests.conftest import redis_url
-from tests.support.localnet_node import free_port
+from tests.support.system import start_system, system_env
 
 USDT = 10**6
 
 
 async def test_make_up_demo_and_agreement(pg_database: str) -> None:
-    prefix = f"cvtest:{uuid.uuid4().hex[:12]}:"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": pg_database, "REDIS_URL": redis_url(),
-           "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
-    for name in ("LOCALNET_RPC_PORT", "LOCALNET_WS_PORT", "GATEWAY_PORT"):
-        env[name] = str(free_port())
-    for service in ("VAULT_MANAGER", "BALANCE_TRACKER", "CPI_MANAGER", "MONITOR"):
-        env[f"{service}_GRPC_PORT"], env[f"{service}_METRICS_PORT"] = str(free_port()), str(free_port())
-    up = subprocess.Popen([sys.executable, "-m", "scripts.up"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    env = system_env(pg_database, redis_url())
+    prefix = env["REDIS_PREFIX"]
+    up, _ = start_system(env)
     try:
-        assert up.stdout is not None
-        banner = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            banner.append(line)
-            if "Try:" in line or up.poll() is not None:
-                break
-        assert any("is up" in line for line in banner), "".join(banner)
-
-        client_env = {**env, "SOLANA_RPC_URL": f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}",
-                      "VAULT_MANAGER_ADDR": f"127.0.0.1:{env['VAULT_MANAGER_GRPC_PORT']}",
-                      "CPI_MANAGER_ADDR": f"127.0.0.1:{env['CPI_MANAGER_GRPC_PORT']}",
-                      "MONITOR_ADDR": f"127.0.0.1:{env['MONITOR_GRPC_PORT']}"}
         demo = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "vaultctl", "demo", "--json"],
-                                       cwd=ROOT, env=client_env, capture_output=True, text=True, timeout=180)
+                                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert demo.returncode == 0, demo.stderr + demo.stdout
         rows = json.loads(demo.stdout.strip().splitlines()[-1])
         assert {name: row["chain"] for name, row in rows.items()} == {
@@ -67,7 +44,7 @@ async def test_make_up_demo_and_agreement(pg_database: str) -> None:
         cache = VaultCache(redis, prefix, 60)
         conn = await asyncpg.connect(pg_database)
         try:
-            async with AsyncClient(client_env["SOLANA_RPC_URL"], commitment=Confirmed) as rpc, \
+            async with AsyncClient(env["SOLANA_RPC_URL"], commitment=Confirmed) as rpc, \
                     aiohttp.ClientSession() as http:
                 for row in rows.values():
                     owner = Pubkey.from_string(row["owner"])

@@ -13,7 +13,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import Balances, EventRow
-from services.balance_tracker.store import write_batch
+from services.balance_tracker.store import COPY_MIN_EVENTS, write_batch
 from services.common.migrations import migrate
 from services.common.vault_program import VaultProgram
 
@@ -65,3 +65,13 @@ async def test_copy_path_replay_duplicates_and_mixed_batches(conn: asyncpg.Conne
     assert await conn.fetchval("SELECT count(*) FROM transactions") == 4
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE owner = $1", owner) == 4
     assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 14
+
+
+async def test_large_batches_take_the_copy_path_and_replay_cleanly(conn: asyncpg.Connection) -> None:
+    owner = str(Keypair().pubkey())
+    batch = [deposit(owner, n, 1, n + 1) for n in range(COPY_MIN_EVENTS + 10)]
+    new, _ = await write_batch(conn, PROGRAM, "t", batch, [], (99, "x"))
+    assert len(new) == len(batch) and await vault(conn, owner) == (len(batch), len(batch))
+    new, _ = await write_batch(conn, PROGRAM, "t", [*batch, batch[0]], [], (99, "x"))  # replay + a duplicate
+    assert new == [] and await vault(conn, owner) == (len(batch), len(batch))
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE owner = $1", owner) == len(batch)

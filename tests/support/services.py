@@ -4,8 +4,9 @@ localnet, a private PostgreSQL database and a private Redis key prefix."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from localnet.node import Node
 from services.common.config import DEFAULT_USDT_MINT, Settings
@@ -34,15 +35,19 @@ class Running:
 
 
 @asynccontextmanager
-async def vault_manager(settings: Settings) -> AsyncIterator[Running]:
-    from services.vault_manager.app import VaultManagerApp
-
-    app = VaultManagerApp(settings)
-    await app.start()
+async def running_app(app: Any, settings: Settings, *, metrics: bool = True) -> AsyncIterator[Running]:
+    """Starts a service app (real gRPC socket) for the duration of the block."""
+    await app.start(metrics=metrics)
     try:
         yield Running(settings)
     finally:
         await app.stop()
+
+
+def vault_manager(settings: Settings) -> AbstractAsyncContextManager[Running]:
+    from services.vault_manager.app import VaultManagerApp
+
+    return running_app(VaultManagerApp(settings), settings)
 
 
 @asynccontextmanager
@@ -82,25 +87,13 @@ async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0,
     return count
 
 
-@asynccontextmanager
-async def cpi_manager(settings: Settings) -> AsyncIterator[Running]:
+def cpi_manager(settings: Settings) -> AbstractAsyncContextManager[Running]:
     from services.cpi_manager.app import CpiManagerApp
 
-    app = CpiManagerApp(settings)
-    await app.start()
-    try:
-        yield Running(settings)
-    finally:
-        await app.stop()
+    return running_app(CpiManagerApp(settings), settings)
 
 
-@asynccontextmanager
-async def monitor(settings: Settings) -> AsyncIterator[Running]:
+def monitor(settings: Settings) -> AbstractAsyncContextManager[Running]:
     from services.monitor.app import MonitorApp
 
-    app = MonitorApp(settings, run_watcher=False)
-    await app.start(metrics=False)
-    try:
-        yield Running(settings)
-    finally:
-        await app.stop()
+    return running_app(MonitorApp(settings, run_watcher=False), settings, metrics=False)

@@ -1,0 +1,27 @@
+"""The entry point every service shares: JSON logging, start, serve until SIGTERM/SIGINT,
+graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from services.common import log
+from services.common.config import Settings
+from services.common.grpc_server import GrpcService
+
+
+class App(Protocol):
+    grpc: GrpcService | None
+
+    async def start(self, *, metrics: bool = True) -> None: ...
+
+
+def serve(settings: Settings, app: App) -> None:
+    async def main() -> None:
+        log.configure(settings.service, settings.log_level)
+        await app.start()
+        assert app.grpc is not None
+        await app.grpc.run_until_signalled()
+
+    asyncio.run(main())
