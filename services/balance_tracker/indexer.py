@@ -58,7 +58,7 @@ class IndexerConfig:
     commitment: str = "confirmed"
     cursor_name: str = "collateral_vault"
     batch_size: int = 500
-    batch_wait_seconds: float = 0.02
+    batch_wait_seconds: float = 0.005
     backfill_concurrency: int = 8
 
 

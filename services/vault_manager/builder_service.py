@@ -20,7 +20,7 @@ from solders.signature import Signature
 from services.common import audit, spl_token, tx_building, validation
 from services.common.chain import ChainClient, VaultState
 from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigned_message
-from services.common.errors import invalid, not_found, precondition, program_error
+from services.common.errors import ServiceError, invalid, not_found, precondition, program_error
 from services.common.log import fields
 from services.common.metrics import TRANSACTIONS_SUBMITTED
 from services.common.submission import check, decode_signed
@@ -119,16 +119,24 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         checked = check(tx, self.chain.program, self.position_managers)
         wanted = COMMITMENT_NAMES.get(request.wait_for, "confirmed")
         signature = Signature.from_string(checked.signature)
-        first = await self._claim(checked.signature)
-        known = await self.chain.status(signature)
-        already = not first or known is not None
+        # First submission (the Redis claim succeeds): send at once; the chain itself answers
+        # AlreadyProcessed if it has seen the signature (e.g. after Redis lost the claim).
+        # A repeated submission: only report the chain's status.
+        already = not await self._claim(checked.signature)
         if not already:
             try:
                 await self.chain.send(tx)
+            except ServiceError as exc:
+                if exc.code != grpc.StatusCode.ALREADY_EXISTS:
+                    await self._release(checked.signature)
+                    TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
+                    raise
+                already = True
             except Exception:
                 await self._release(checked.signature)
                 TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
                 raise
+        if not already:
             TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
             await audit.record(self.pool, owner=str(next(iter(checked.owners), "")),
                                actor=str(tx.message.account_keys[0]),

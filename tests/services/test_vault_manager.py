@@ -13,6 +13,7 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from collateral_vault.v1 import (
     common_pb2,
     transaction_builder_pb2,
@@ -54,6 +55,7 @@ class Env:
     channel: grpc.aio.Channel
     client: AsyncClient
     database_url: str
+    redis: aioredis.Redis
 
 
 @pytest.fixture
@@ -62,7 +64,8 @@ async def env(node: Node, pg_database: str, redis_ns: RedisNamespace) -> AsyncIt
     async with vault_manager(settings) as running, grpc.aio.insecure_channel(running.target) as channel, \
             AsyncClient(node.rpc_url, commitment=Confirmed) as client:
         yield Env(node, running, vault_manager_pb2_grpc.VaultManagerStub(channel),
-                  transaction_builder_pb2_grpc.TransactionBuilderStub(channel), channel, client, pg_database)
+                  transaction_builder_pb2_grpc.TransactionBuilderStub(channel), channel, client, pg_database,
+                  redis_ns.client)
 
 
 async def wallet(env: Env, usdt: int = 1_000) -> tuple[RpcUser, Pubkey]:
@@ -129,6 +132,10 @@ async def test_submission_is_idempotent(env: Env) -> None:
     first, second = await env.builder.SubmitTransaction(request), await env.builder.SubmitTransaction(request)
     assert first.status.signature == second.status.signature
     assert not first.status.already_submitted and second.status.already_submitted
+    # Redis lost the claim: the chain itself recognizes the signature
+    await env.redis.delete(f"{env.service.settings.redis_prefix}submitted:{first.status.signature}")
+    third = await env.builder.SubmitTransaction(request)
+    assert third.status.already_submitted and third.status.signature == first.status.signature
     vault = (await env.vaults.GetVault(vault_manager_pb2.GetVaultRequest(owner=str(user.key), fresh=True))).vault
     assert vault.total_balance == 10 * USDT
 
