@@ -36,7 +36,7 @@ from solders.signature import Signature
 from services.balance_tracker.events import AdminEvent, EventRow, decode
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.store import read_cursor, write_batch
-from services.common.vault_program import VaultProgram
+from services.common.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
 T = TypeVar("T")
@@ -311,8 +311,6 @@ class Indexer:
 
     async def resync_vault(self, client: AsyncClient, owner: Pubkey) -> None:
         """Sets a vault row from the chain (after a rollback)."""
-        from services.common.vault_program import Vault
-
         account = (await client.get_account_info(self.config.program.vault(owner))).value
         if account is None:
             await self.pool.execute("UPDATE vaults SET closed_at = now(), total_balance = 0, locked_balance = 0, "

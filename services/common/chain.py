@@ -7,6 +7,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+import base58
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
@@ -119,8 +120,6 @@ class ChainClient:
 
 
 def _b58(data: bytes) -> str:
-    import base58
-
     return base58.b58encode(data).decode()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from solders.pubkey import Pubkey
 
@@ -69,8 +70,6 @@ APPLICATION_DATABASE = "collateral_vault"
 def application_database_url(url: str) -> str:
     """`make up`'s rule: a URL naming the server's default `postgres` database (as found or
     started by the dev tooling) means the system's own `collateral_vault` database."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.path.strip("/") not in ("", "postgres"):
         return url
