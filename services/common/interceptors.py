@@ -23,12 +23,12 @@ _PROCESS = uuid.uuid4().hex[:8]
 _COUNTER = itertools.count(1)
 
 
-def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:
-    for item in details.invocation_metadata or ():
-        if item.key == key:
-            value = item.value
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's x-request-id, else a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
             return value.decode() if isinstance(value, bytes) else str(value)
-    return None
+    return f"{_PROCESS}-{next(_COUNTER):x}"
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -39,6 +39,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self.service = service
         self._in_flight = GRPC_IN_FLIGHT.labels(service)
         self._children: dict[tuple[str, str], Any] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def _requests(self, method: str, code: str) -> Any:
         key = (method, code)
@@ -59,48 +60,59 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method = details.method.rsplit("/", 1)[-1] if details.method else "?"
-        rid = _metadata(details, "x-request-id") or f"{_PROCESS}-{next(_COUNTER):x}"
+        """Wraps each method's handler once (handlers are static per method), not per call."""
+        key = details.method or "?"
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            handler = await continuation(details)
+            if handler is None:
+                return handler
+            wrapped = self._wrapped[key] = self._wrap(handler, key.rsplit("/", 1)[-1])
+        return wrapped
 
-        async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        requests_ok = self._requests(method, "OK")
+        latency = self._latency(method)
+
+        def begin(context: grpc.aio.ServicerContext) -> str:
+            rid = _request_id(context)
+            log.request_id.set(rid)
+            self._in_flight.inc()
+            return rid
+
+        async def fail(context: grpc.aio.ServicerContext, exc: BaseException, rid: str) -> None:
             if isinstance(exc, ServiceError):
                 await context.abort(exc.code, exc.message)
             logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
-            raise AssertionError("unreachable")
 
-        def finish(start: float, code: str) -> None:
-            self._requests(method, code).inc()
-            self._latency(method).observe(time.perf_counter() - start)
+        def finish(start: float, context: grpc.aio.ServicerContext, outcome: BaseException | None) -> None:
+            if outcome is None:
+                requests_ok.inc()
+            elif isinstance(outcome, ServiceError):
+                self._requests(method, outcome.code.name).inc()
+            else:  # aborted by the handler, or unexpected (then INTERNAL)
+                status = context.code()
+                self._requests(method, status.name if isinstance(status, grpc.StatusCode) else "INTERNAL").inc()
+            latency.observe(time.perf_counter() - start)
             self._in_flight.dec()
-
-        def code_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
-            if isinstance(exc, ServiceError):
-                return exc.code.name
-            status = context.code()
-            if isinstance(status, grpc.StatusCode):
-                return status.name
-            return "OK" if exc is None else "INTERNAL"
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                log.request_id.set(rid)
-                self._in_flight.inc()
-                start, error = time.perf_counter(), None
+                rid = begin(context)
+                start, outcome = time.perf_counter(), None
                 try:
                     return await inner(request, context)
-                except grpc.aio.AbortError:
+                except grpc.aio.AbortError as exc:
+                    outcome = exc
                     raise
                 except Exception as exc:
-                    error = exc
-                    await fail(context, exc)
+                    outcome = exc
+                    await fail(context, exc, rid)
                 finally:
-                    finish(start, code_of(context, error))
+                    finish(start, context, outcome)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, request_deserializer=handler.request_deserializer,
@@ -110,19 +122,19 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                log.request_id.set(rid)
-                self._in_flight.inc()
-                start, error = time.perf_counter(), None
+                rid = begin(context)
+                start, outcome = time.perf_counter(), None
                 try:
                     async for item in inner_stream(request, context):
                         yield item
-                except grpc.aio.AbortError:
+                except grpc.aio.AbortError as exc:
+                    outcome = exc
                     raise
                 except Exception as exc:
-                    error = exc
-                    await fail(context, exc)
+                    outcome = exc
+                    await fail(context, exc, rid)
                 finally:
-                    finish(start, code_of(context, error))
+                    finish(start, context, outcome)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, request_deserializer=handler.request_deserializer,
