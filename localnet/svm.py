@@ -47,7 +47,6 @@ class Chain:
         if not sigverify:
             svm = svm.with_sigverify(False)
         self.svm = svm
-        self.token = token
         if token == "classic":
             self.svm.add_program(spl_token.TOKEN_PROGRAM_ID, classic_spl_token())
 

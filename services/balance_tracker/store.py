@@ -72,7 +72,7 @@ class VaultFold:
     balances: Balances
     deposited: int = 0
     withdrawn: int = 0
-    reset: bool = False  # the vault was (re)initialized in this batch: counters start from here
+    # set exactly when the batch (re)initialized the vault: the upsert then restarts the counters
     created_at: datetime | None = None
     closed_at: datetime | None = None
     slot: int = 0
@@ -99,7 +99,7 @@ def fold(events: list[EventRow]) -> dict[str, VaultFold]:
         elif event.kind == "withdraw":
             state.withdrawn += event.amount
         elif event.kind == "vault_initialized":
-            state.reset, state.deposited, state.withdrawn = True, 0, 0
+            state.deposited, state.withdrawn = 0, 0
             state.created_at, state.closed_at = event.block_time or datetime.now(UTC), None
         elif event.kind == "vault_closed":
             state.closed_at = event.block_time

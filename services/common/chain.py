@@ -3,7 +3,6 @@ JSON-RPC API (localnet or a real cluster: only the URL differs)."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,10 +126,6 @@ def _rpc_failure(exc: RPCException) -> ServiceError:
     error = exc.args[0] if exc.args else exc
     data = getattr(error, "data", None)
     err = getattr(data, "err", None)
-    logs = list(getattr(data, "logs", None) or [])
     message = getattr(error, "message", str(error))
-    return program_error(err if err is not None else message, logs)
+    return program_error(err if err is not None else message)
 
-
-def encode_unsigned(tx: VersionedTransaction) -> str:
-    return base64.b64encode(bytes(tx)).decode()

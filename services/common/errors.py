@@ -59,7 +59,7 @@ def custom_error_code(err: Any) -> tuple[int, int] | None:
     return None
 
 
-def program_error(err: Any, logs: list[str] | None = None) -> ServiceError:
+def program_error(err: Any) -> ServiceError:
     """A failed simulation or transaction as a status: program errors by their IDL name."""
     found = custom_error_code(err)
     if found is not None:
