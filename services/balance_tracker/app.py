@@ -16,7 +16,7 @@ from services.balance_tracker.service import BalanceTrackerService
 from services.common import pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
-from services.common.grpc_server import GrpcService
+from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
 
@@ -24,13 +24,11 @@ GRPC_PORT, METRICS_PORT = 50052, 9102
 
 
 @dataclass
-class BalanceTrackerApp:
-    settings: Settings
+class BalanceTrackerApp(ServiceApp):
     indexer_enabled: bool = field(default_factory=lambda: os.environ.get("INDEXER_ENABLED", "1") != "0")
     snapshot_seconds: float = field(default_factory=lambda: float(os.environ.get("SNAPSHOT_INTERVAL_SECONDS", "60")))
     reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
                                                                                   "300")))
-    grpc: GrpcService | None = None
     indexer: Indexer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -50,8 +48,7 @@ class BalanceTrackerApp:
         self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
         service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
         self.grpc = GrpcService(s, [
-            (lambda server: balance_tracker_pb2_grpc.add_BalanceTrackerServicer_to_server(service, server),
-             balance_tracker_pb2.DESCRIPTOR.services_by_name["BalanceTracker"].full_name)])
+            registration(service, balance_tracker_pb2, balance_tracker_pb2_grpc, "BalanceTracker")])
 
         async def close() -> None:
             for task in self.tasks:
@@ -63,10 +60,6 @@ class BalanceTrackerApp:
 
         self.grpc.on_stop.append(close)
         await self.grpc.start(metrics=metrics)
-
-    async def stop(self) -> None:
-        if self.grpc:
-            await self.grpc.stop()
 
 
 def settings() -> Settings:

@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +23,12 @@ logger = logging.getLogger("server")
 
 # (register function, full service name) for each servicer a service exposes.
 Registration = tuple[Callable[[grpc.aio.Server], None], str]
+
+
+def registration(servicer: object, pb2: ModuleType, pb2_grpc: ModuleType, name: str) -> Registration:
+    """The registration of `servicer` as service `name` from its generated modules."""
+    add = getattr(pb2_grpc, f"add_{name}Servicer_to_server")
+    return (lambda server: add(servicer, server)), pb2.DESCRIPTOR.services_by_name[name].full_name
 
 
 @dataclass
@@ -70,3 +77,15 @@ class GrpcService:
         await stop.wait()
         logger.info("shutting down %s (grace %.0f s)", self.settings.service, self.settings.shutdown_grace_seconds)
         await self.stop()
+
+
+@dataclass
+class ServiceApp:
+    """What each service's app shares: its settings, its gRPC server, and stopping it."""
+
+    settings: Settings
+    grpc: GrpcService | None = field(default=None, kw_only=True)
+
+    async def stop(self) -> None:
+        if self.grpc:
+            await self.grpc.stop()

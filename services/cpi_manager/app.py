@@ -9,7 +9,7 @@ from collateral_vault.v1 import cpi_manager_pb2, cpi_manager_pb2_grpc
 from services.common import pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
-from services.common.grpc_server import GrpcService
+from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.cpi_manager.service import CpiManagerService
 
@@ -17,9 +17,7 @@ GRPC_PORT, METRICS_PORT = 50053, 9103
 
 
 @dataclass
-class CpiManagerApp:
-    settings: Settings
-    grpc: GrpcService | None = None
+class CpiManagerApp(ServiceApp):
 
     async def start(self, *, metrics: bool = True) -> None:
         s = self.settings
@@ -27,9 +25,7 @@ class CpiManagerApp:
         await migrate(pool)
         chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
         service = CpiManagerService(chain, pool, s.position_manager_id)
-        self.grpc = GrpcService(s, [
-            (lambda server: cpi_manager_pb2_grpc.add_CpiManagerServicer_to_server(service, server),
-             cpi_manager_pb2.DESCRIPTOR.services_by_name["CpiManager"].full_name)])
+        self.grpc = GrpcService(s, [registration(service, cpi_manager_pb2, cpi_manager_pb2_grpc, "CpiManager")])
 
         async def close() -> None:
             await chain.close()
@@ -37,10 +33,6 @@ class CpiManagerApp:
 
         self.grpc.on_stop.append(close)
         await self.grpc.start(metrics=metrics)
-
-    async def stop(self) -> None:
-        if self.grpc:
-            await self.grpc.stop()
 
 
 def settings() -> Settings:

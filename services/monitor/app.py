@@ -10,7 +10,7 @@ from collateral_vault.v1 import vault_monitor_pb2, vault_monitor_pb2_grpc
 from services.common import pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
-from services.common.grpc_server import GrpcService
+from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.monitor.service import VaultMonitorService
 from services.monitor.watcher import Watcher, WatcherConfig
@@ -19,11 +19,9 @@ GRPC_PORT, METRICS_PORT = 50054, 9104
 
 
 @dataclass
-class MonitorApp:
-    settings: Settings
+class MonitorApp(ServiceApp):
     watcher_config: WatcherConfig = field(default_factory=WatcherConfig)
     run_watcher: bool = True
-    grpc: GrpcService | None = None
     watcher: Watcher | None = None
 
     async def start(self, *, metrics: bool = True) -> None:
@@ -34,9 +32,7 @@ class MonitorApp:
         self.watcher = Watcher(pool, chain, self.watcher_config)
         task = asyncio.create_task(self.watcher.run()) if self.run_watcher else None
         service = VaultMonitorService(pool, chain)
-        self.grpc = GrpcService(s, [
-            (lambda server: vault_monitor_pb2_grpc.add_VaultMonitorServicer_to_server(service, server),
-             vault_monitor_pb2.DESCRIPTOR.services_by_name["VaultMonitor"].full_name)])
+        self.grpc = GrpcService(s, [registration(service, vault_monitor_pb2, vault_monitor_pb2_grpc, "VaultMonitor")])
 
         async def close() -> None:
             if task:
@@ -46,10 +42,6 @@ class MonitorApp:
 
         self.grpc.on_stop.append(close)
         await self.grpc.start(metrics=metrics)
-
-    async def stop(self) -> None:
-        if self.grpc:
-            await self.grpc.stop()
 
 
 def settings() -> Settings:

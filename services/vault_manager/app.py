@@ -15,7 +15,7 @@ from collateral_vault.v1 import (
 from services.common import cache_sync, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
-from services.common.grpc_server import GrpcService
+from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
 from services.vault_manager.builder_service import TransactionBuilderService
@@ -25,9 +25,7 @@ GRPC_PORT, METRICS_PORT = 50051, 9101
 
 
 @dataclass
-class VaultManagerApp:
-    settings: Settings
-    grpc: GrpcService | None = None
+class VaultManagerApp(ServiceApp):
     sync_task: asyncio.Task[None] | None = None
 
     async def start(self, *, metrics: bool = True) -> None:
@@ -44,10 +42,8 @@ class VaultManagerApp:
         self.sync_task = asyncio.create_task(cache_sync.follow(s.solana_ws_url, s.program, cache, s.commitment, ready,
                                                                on_update=vaults.remember))
         self.grpc = GrpcService(s, [
-            (lambda server: vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(vaults, server),
-             vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name),
-            (lambda server: transaction_builder_pb2_grpc.add_TransactionBuilderServicer_to_server(builder, server),
-             transaction_builder_pb2.DESCRIPTOR.services_by_name["TransactionBuilder"].full_name),
+            registration(vaults, vault_manager_pb2, vault_manager_pb2_grpc, "VaultManager"),
+            registration(builder, transaction_builder_pb2, transaction_builder_pb2_grpc, "TransactionBuilder"),
         ])
 
         async def close() -> None:
@@ -63,10 +59,6 @@ class VaultManagerApp:
             await asyncio.wait_for(ready.wait(), 5)
         except TimeoutError:
             pass  # the node may be down; GetVault falls back to the chain and the sync retries
-
-    async def stop(self) -> None:
-        if self.grpc:
-            await self.grpc.stop()
 
 
 def settings() -> Settings:
