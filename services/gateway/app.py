@@ -61,8 +61,18 @@ class GatewayConfig:
     deadline_seconds: float = 35.0
 
 
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    return web.json_response(error_body(code, message), status=status, headers=headers)
+
+
+def bad_request(message: str) -> web.HTTPBadRequest:
+    """A 400 to raise from request parsing, with the same body as `error`."""
+    return web.HTTPBadRequest(text=json.dumps(error_body("INVALID_ARGUMENT", message)),
+                              content_type="application/json")
 
 
 def as_json(message: Message) -> dict[str, Any]:
@@ -73,24 +83,18 @@ def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
     value = body.get(name)
     if value is None:
         if required:
-            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
-                                                                "message": f"{name} is required"}}),
-                                     content_type="application/json")
+            raise bad_request(f"{name} is required")
         return 0
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
             or int(value) >= 2**64:
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT", "message":
-                                                            f"{name} must be a u64 integer (string or number)"}}),
-                                 content_type="application/json")
+        raise bad_request(f"{name} must be a u64 integer (string or number)")
     return int(value)
 
 
 def _string(body: dict[str, Any], name: str) -> str:
     value = body.get(name, "")
     if not isinstance(value, str):
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
-                                                            "message": f"{name} must be a string"}}),
-                                 content_type="application/json")
+        raise bad_request(f"{name} must be a string")
     return value
 
 
@@ -137,13 +141,9 @@ class Gateway:
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
-                                                                "message": "the body must be a JSON object"}}),
-                                     content_type="application/json") from None
+            raise bad_request("the body must be a JSON object") from None
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "INVALID_ARGUMENT",
-                                                                "message": "the body must be a JSON object"}}),
-                                     content_type="application/json")
+            raise bad_request("the body must be a JSON object")
         return body
 
     @property
