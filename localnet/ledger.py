@@ -270,20 +270,26 @@ class Ledger:
         }
         record = TxRecord(signature, self.slot, int(time.time()), base64.b64encode(bytes(tx)).decode(),
                           record_meta, [str(k) for k in keys])
-        self.transactions[signature] = record
         self.transaction_count += 1
+        return signature, self._commit(record, images)
+
+    def _commit(self, record: TxRecord, images: dict[str, Account | None]) -> ChainEvent:
+        """Keeps a landed transaction: history, the per-address index, the before-images of
+        the accounts it may have changed, the event per commitment, and the ledger store."""
+        self.transactions[record.signature] = record
         for key in record.account_keys:
-            self.by_address[key].append(signature)
+            self.by_address[key].append(record.signature)
         changed = {}
-        for key_str, image in images.items():
-            self.before_images[key_str].append((self.slot, image))
-            changed[key_str] = self.get_account(Pubkey.from_string(key_str), "processed")
-        event = ChainEvent(self.slot, signature, err, list(meta.logs()), record.account_keys, changed)
+        for key, image in images.items():
+            self.before_images[key].append((self.slot, image))
+            changed[key] = self.get_account(Pubkey.from_string(key), "processed")
+        event = ChainEvent(self.slot, record.signature, record.err, list(record.meta["logMessages"]),
+                           record.account_keys, changed)
         self.pending["confirmed"].append(event)
         self.pending["finalized"].append(event)
         if self.store is not None:
             self.store.save_transaction(record, changed)
-        return signature, event
+        return event
 
     def airdrop(self, key: Pubkey, lamports: int) -> tuple[str, ChainEvent]:
         """requestAirdrop: a real transfer from LiteSVM's airdrop account."""
@@ -299,16 +305,7 @@ class Ledger:
             "loadedAddresses": {"writable": [], "readonly": []},
             "computeUnitsConsumed": result.compute_units_consumed(), "returnData": None, "version": "legacy",
         }, [str(key)])
-        self.transactions[signature] = record
-        self.by_address[str(key)].append(signature)
-        self.before_images[str(key)].append((self.slot, image))
-        changed = {str(key): self.get_account(key, "processed")}
-        event = ChainEvent(self.slot, signature, None, list(result.logs()), [str(key)], changed)
-        self.pending["confirmed"].append(event)
-        self.pending["finalized"].append(event)
-        if self.store is not None:
-            self.store.save_transaction(record, changed)
-        return signature, event
+        return signature, self._commit(record, {str(key): image})
 
     def confirmation(self, slot: int) -> str:
         if slot <= self.commitment_slot("finalized"):
