@@ -14,7 +14,6 @@ import sys
 import time
 from typing import Any
 
-import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
@@ -26,7 +25,7 @@ from localnet import genesis
 from localnet.faucet import fund
 from localnet.svm import ROOT, Chain
 from services.common import spl_token
-from tests.support.localnet_node import free_port
+from tests.support.localnet_node import free_port, wait_healthy
 
 TRANSFERS = 2_000
 IN_FLIGHT = 32
@@ -99,17 +98,6 @@ def in_process() -> dict[str, Any]:
             "p99_ms": pct(latency, 0.99)}
 
 
-async def _healthy(url: str) -> None:
-    for _ in range(300):
-        try:
-            async with aiohttp.ClientSession() as s, s.get(url + "/health") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("localnet did not start")
-
-
 def run() -> dict[str, Any]:
     rpc, ws = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "localnet", "--rpc-port", str(rpc), "--ws-port", str(ws)],
@@ -117,7 +105,7 @@ def run() -> dict[str, Any]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{rpc}"
-        asyncio.run(_healthy(url))
+        asyncio.run(wait_healthy(url, proc, seconds=30))
         http = asyncio.run(over_http(url))
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -4,14 +4,12 @@ real `python -m localnet` process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
@@ -25,7 +23,7 @@ from services.common import spl_token
 from services.common.idl import DecodedEvent
 from services.common.program_logs import data_lines
 from services.common.vault_program import IDL
-from tests.support.localnet_node import free_port, running_node
+from tests.support.localnet_node import free_port, running_node, wait_healthy
 
 USDT = 10**6
 
@@ -83,20 +81,6 @@ async def test_rpc_and_direct_litesvm_agree() -> None:
         assert bytes(vault_rpc.data)[:112] == vault_direct[:112]  # all but created_at (each chain's clock)
 
 
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise AssertionError(f"localnet exited: {proc.stdout.read() if proc.stdout else b''!r}")
-        try:
-            async with aiohttp.ClientSession() as session, session.get(url + "/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("localnet did not become healthy")
-
-
 def _start(ledger: Path, rpc: int, ws: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "localnet", "--ledger", str(ledger), "--rpc-port", str(rpc), "--ws-port", str(ws),
@@ -113,7 +97,7 @@ async def test_restart_with_ledger_keeps_balances_and_history(tmp_path: Path) ->
     wallet = Keypair()
     proc = _start(tmp_path, rpc, ws)
     try:
-        await _wait_healthy(url, proc)
+        await wait_healthy(url, proc)
         async with AsyncClient(url, commitment=Confirmed) as client:
             sig = (await client.request_airdrop(wallet.pubkey(), 2 * 10**9)).value
             await client.confirm_transaction(sig, Confirmed, sleep_seconds=0.02)
@@ -125,7 +109,7 @@ async def test_restart_with_ledger_keeps_balances_and_history(tmp_path: Path) ->
         proc.wait(timeout=20)
     proc = _start(tmp_path, rpc, ws)
     try:
-        await _wait_healthy(url, proc)
+        await wait_healthy(url, proc)
         async with AsyncClient(url, commitment=Confirmed) as client:
             assert (await client.get_balance(wallet.pubkey())).value == 2 * 10**9
             assert (await client.get_token_account_balance(token_account)).value.amount == str(42 * USDT)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
@@ -21,6 +24,21 @@ from localnet.node import Node, NodeConfig
 
 SLOT_MS = 20
 FINALITY_DEPTH = 4
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    """Waits until a `python -m localnet` process answers /health; fails if it exits."""
+    for _ in range(int(seconds * 10)):
+        if process.poll() is not None:
+            raise AssertionError(f"localnet exited: {process.stdout.read() if process.stdout else b''!r}")
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url + "/health") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("localnet did not become healthy")
 
 
 def free_port() -> int:
