@@ -56,11 +56,12 @@ def render() -> str:
         ingest = idx["ingest"]
         lat = {r["commitment"]: r for r in idx["event_to_pubsub_latency"]}
         lines += ["Indexer (`indexer.json`):", "", "| measure | result | target |", "|---|---|---|",
-                  f"| events written by the indexer's batch path | {_n(ingest['indexer_events_per_s'])}/s | – |",
-                  f"| the event insert alone (no vault, audit or cursor writes) | "
-                  f"{_n(ingest.get('event_insert_only_per_s', 0))}/s | – |",
-                  f"| raw COPY of the same rows | {_n(ingest['copy_events_per_s'])}/s | – |",
-                  f"| ratio | {ingest['ratio']} | ≥ {ingest['target_ratio']}: {_met(ingest['target_met'])} |"]
+                  f"| events written by the indexer's write pipeline | {_n(ingest['indexer_events_per_s'])}/s | – |",
+                  f"| the same batches COPYed alone, one at a time (no vault or cursor writes) | "
+                  f"{_n(ingest['batched_copy_events_per_s'])}/s | – |",
+                  f"| one raw COPY of the same rows (the ceiling) | {_n(ingest['copy_events_per_s'])}/s | – |",
+                  f"| ratio, median of {ingest['rounds']} rounds ({', '.join(map(str, ingest['ratio_per_round']))})"
+                  f" | {ingest['ratio']} | ≥ {ingest['target_ratio']}: {_met(ingest['target_met'])} |"]
         for commitment, row in lat.items():
             lines.append(f"| deposit → Redis pub/sub, indexer at {commitment} | p50 {row['p50_ms']} ms, p99 "
                          f"{row['p99_ms']} ms | – |")

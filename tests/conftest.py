@@ -9,9 +9,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from services.common.migrations import migrate
 from tests.support.databases import temporary_database
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -26,6 +28,18 @@ async def pg_database() -> AsyncIterator[str]:
     """A fresh, empty database (URL), dropped after the test."""
     async with temporary_database() as url:
         yield url
+
+
+@pytest.fixture
+async def migrated_pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of up to four connections to a fresh database with every migration applied."""
+    pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=4)
+    assert pool is not None
+    await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @dataclass

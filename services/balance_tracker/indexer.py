@@ -7,6 +7,8 @@
   backfills from its cursor with getSignaturesForAddress + getTransaction, then drains the
   buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after the
   events before it are committed (duplicates are dropped by the unique key).
+* Batches go through a write pipeline (`pipeline.py`): several in flight, their effects
+  (vault rows, cursor, cache, pub/sub) in batch order.
 * PostgreSQL unavailable: the batch is retried with backoff until it commits; nothing is
   acknowledged in between. Redis unavailable: indexing goes on; the cache is rebuilt later.
 * Commitment below confirmed: rows are stored as `processed` and promoted when their
@@ -34,8 +36,9 @@ from solders.rpc.responses import LogsNotification
 from solders.signature import Signature
 
 from services.balance_tracker.events import AdminEvent, EventRow, decode
+from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
-from services.balance_tracker.store import read_cursor, write_batch
+from services.balance_tracker.store import read_cursor
 from services.common.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
@@ -59,6 +62,7 @@ class IndexerConfig:
     cursor_name: str = "collateral_vault"
     batch_size: int = 500
     batch_wait_seconds: float = 0.005
+    write_depth: int = DEFAULT_DEPTH  # batches written concurrently, committed in order
     backfill_concurrency: int = 8
 
 
@@ -78,6 +82,7 @@ class Indexer:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     cursor: tuple[int, str | None] | None = None
     _leader: asyncpg.Connection | None = None
+    _pipeline: WritePipeline = field(init=False)
 
     # --- leadership ---------------------------------------------------------------------
 
@@ -143,16 +148,24 @@ class Indexer:
                                               datetime.now(UTC)))
 
             listener = asyncio.create_task(listen())
+            self._pipeline = WritePipeline(self.pool, self.config.program, self.config.cursor_name,
+                                           depth=self.config.write_depth,
+                                           retry=lambda attempt: self._retry("write batch", attempt),
+                                           on_commit=self._committed, before_write=self._check_leadership)
             try:
                 await self._backfill(client)
+                await self._pipeline.drain()
                 self.ready.set()
                 while True:
                     if listener.done():
                         listener.result()  # re-raise the connection error
+                    if queue.empty():
+                        await self._pipeline.drain()  # idle: surface a failed batch now
                     items = await self._take(queue, listener)
                     await self._write(items)
             finally:
                 listener.cancel()
+                self._pipeline.cancel()
 
     async def _take(self, queue: asyncio.Queue[_Item], listener: asyncio.Task[None]) -> list[_Item]:
         get = asyncio.ensure_future(queue.get())
@@ -221,16 +234,14 @@ class Indexer:
             events += rows
             admin += admins
         last = max(items, key=lambda i: i.slot)
-        cursor = (last.slot, last.signature)
+        await self._pipeline.submit(events, admin, (last.slot, last.signature))
 
-        async def attempt() -> tuple[list[EventRow], list[Any]]:
-            await self._check_leadership()
-            async with self.pool.acquire() as conn:
-                return await write_batch(conn, self.config.program, self.config.cursor_name, events, admin, cursor)
-
-        new, rows = await self._retry("write batch", attempt)
-        self.cursor = (max(self.cursor[0] if self.cursor else 0, cursor[0]), cursor[1])
-        INDEXER_SLOT.set(self.cursor[0])
+    async def _committed(self, result: tuple[list[EventRow], list[Any]], cursor: tuple[int, str] | None) -> None:
+        """After each batch commits, in order: the cursor, metrics, Redis cache and pub/sub."""
+        new, rows = result
+        if cursor is not None:
+            self.cursor = (max(self.cursor[0] if self.cursor else 0, cursor[0]), cursor[1])
+            INDEXER_SLOT.set(self.cursor[0])
         for event in new:
             EVENTS_INDEXED.labels(event.kind).inc()
         await self.publisher.publish(new, rows)
@@ -297,8 +308,8 @@ class Indexer:
 
     async def _roll_back(self, client: AsyncClient, signature: str) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            deleted = await conn.fetch("DELETE FROM transactions WHERE signature = $1 RETURNING owner, counterparty",
-                                       signature)
+            deleted = await conn.fetch("DELETE FROM transactions WHERE signature = $1 AND commitment = 'processed' "
+                                       "RETURNING owner, counterparty", signature)
             owners = {r["owner"] for r in deleted} | {r["counterparty"] for r in deleted if r["counterparty"]}
             await conn.execute("INSERT INTO audit_log (owner, actor, action, signature, details) "
                                "VALUES ('', 'indexer', 'rollback', $1, $2::jsonb)", signature,

@@ -4,15 +4,24 @@
    instruction index, event index)), returning which were new;
 2. vault rows folded from the *new* events only (absolute balances from each event, in
    order; lifetime counters incremented), so replaying a batch changes nothing;
-3. one audit_log row per new event and admin action;
+3. one audit_log row per admin action (set_paused, authority changes, ...);
 4. the cursor.
+
+A vault event's audit record is its `transactions` row, which is append-only (migration
+004: only its commitment may change, and only unconfirmed rows may be rolled back): it
+names who (owner, caller program), what (kind, amount, balances after) and when (slot,
+block time, indexed_at). Writing the same fact again into audit_log would add a write per
+event and no assurance; the `audit_trail` view reads both as one record of every change.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -32,29 +41,56 @@ ON CONFLICT DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
 
+# Each column travels as one comma-separated text parameter, split by PostgreSQL: the
+# driver's per-element array encoding (and its binary NUMERIC through Decimal) costs more
+# client CPU than the whole row update. Exact for the u64 range; '-' stands for NULL.
 _UPSERT_VAULTS = """
-INSERT INTO vaults AS v (owner, address, token_account, total_balance, locked_balance, available_balance,
-                         total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[],
-                     $7::numeric[], $8::numeric[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::text[])
-ON CONFLICT (owner) DO UPDATE SET
-    address = EXCLUDED.address,
-    token_account = EXCLUDED.token_account,
-    total_balance = EXCLUDED.total_balance,
-    locked_balance = EXCLUDED.locked_balance,
-    available_balance = EXCLUDED.available_balance,
-    -- created_at is set exactly when the batch (re)initialized the vault: counters restart
-    total_deposited = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.total_deposited
-                           ELSE v.total_deposited + EXCLUDED.total_deposited END,
-    total_withdrawn = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.total_withdrawn
-                           ELSE v.total_withdrawn + EXCLUDED.total_withdrawn END,
-    created_at = COALESCE(EXCLUDED.created_at, v.created_at),
-    closed_at = CASE WHEN EXCLUDED.created_at IS NOT NULL THEN EXCLUDED.closed_at
-                     ELSE COALESCE(EXCLUDED.closed_at, v.closed_at) END,
-    last_slot = GREATEST(v.last_slot, EXCLUDED.last_slot),
-    last_event_id = EXCLUDED.last_event_id,
+WITH u AS (
+    SELECT o, a, t, tb::numeric AS tb, lb::numeric AS lb, ab::numeric AS ab, d::numeric AS d, w::numeric AS w,
+           NULLIF(c, '-')::timestamptz AS c, NULLIF(x, '-')::timestamptz AS x, s::bigint AS s, e
+    FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
+                string_to_array($4, ','), string_to_array($5, ','), string_to_array($6, ','),
+                string_to_array($7, ','), string_to_array($8, ','), string_to_array($9, ','),
+                string_to_array($10, ','), string_to_array($11, ','), string_to_array($12, ','))
+         AS u(o, a, t, tb, lb, ab, d, w, c, x, s, e)
+), updated AS (
+    -- existing vaults (the common case) are updated in place; `c` (created_at) is set
+    -- exactly when the batch (re)initialized the vault: its lifetime counters restart
+    UPDATE vaults AS v SET
+        total_balance = u.tb, locked_balance = u.lb, available_balance = u.ab,
+        total_deposited = CASE WHEN u.c IS NOT NULL THEN u.d ELSE v.total_deposited + u.d END,
+        total_withdrawn = CASE WHEN u.c IS NOT NULL THEN u.w ELSE v.total_withdrawn + u.w END,
+        created_at = COALESCE(u.c, v.created_at),
+        closed_at = CASE WHEN u.c IS NOT NULL THEN u.x ELSE COALESCE(u.x, v.closed_at) END,
+        last_slot = GREATEST(v.last_slot, u.s), last_event_id = u.e, updated_at = now()
+    FROM u WHERE v.owner = u.o
+    RETURNING v.owner, v.token_account, v.total_balance::text, v.locked_balance::text, v.available_balance::text,
+              v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at, v.last_slot
+), inserted AS (
+    -- new vaults; the indexer is the only writer, so a conflict here is an error (retried)
+    INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
+                        total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id)
+    SELECT o, a, t, tb, lb, ab, d, w, c, x, s, e FROM u WHERE o NOT IN (SELECT owner FROM updated)
+    RETURNING owner, token_account, total_balance::text, locked_balance::text, available_balance::text,
+              total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
+), moved AS (
+    -- the cursor, in the same round trip ($13 NULL: no cursor)
+    INSERT INTO indexer_cursor (name, slot, signature, updated_at)
+    SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL
+    ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot),
+        signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature
+                         ELSE indexer_cursor.signature END,
+        updated_at = now()
+)
+SELECT * FROM updated UNION ALL SELECT * FROM inserted
+"""
+
+_MOVE_CURSOR = """
+INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot),
+    signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature
+                     ELSE indexer_cursor.signature END,
     updated_at = now()
-RETURNING *
 """
 
 _INSERT_AUDIT = """
@@ -76,7 +112,11 @@ class VaultFold:
     created_at: datetime | None = None
     closed_at: datetime | None = None
     slot: int = 0
-    event_id: str = ""
+    last: EventRow | None = None  # the latest event that changed the vault
+
+    @property
+    def event_id(self) -> str:
+        return self.last.event_id if self.last else ""
 
 
 def fold(events: list[EventRow]) -> dict[str, VaultFold]:
@@ -87,8 +127,9 @@ def fold(events: list[EventRow]) -> dict[str, VaultFold]:
         if current is None:
             current = folds[owner] = VaultFold(owner, balances)
         current.balances = balances
-        current.slot = max(current.slot, event.slot)
-        current.event_id = event.event_id
+        if event.slot > current.slot:
+            current.slot = event.slot
+        current.last = event
         return current
 
     for event in events:
@@ -115,7 +156,9 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
 EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
                  "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
                  "commitment"]
-AUDIT_COLUMNS = ["owner", "actor", "action", "signature", "details"]
+EVENT_KINDS = frozenset({"deposit", "withdraw", "lock", "unlock", "transfer", "vault_initialized", "vault_closed",
+                         "surplus"})
+COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 # COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
 # round trips) through the single INSERT ... ON CONFLICT statement.
 COPY_MIN_EVENTS = 64
@@ -123,84 +166,155 @@ COPY_MIN_EVENTS = 64
 
 def unique(events: list[EventRow]) -> list[EventRow]:
     """One row per event key: the live stream and a backfill may both deliver a transaction."""
-    seen: set[tuple[str, int, int]] = set()
-    out = []
-    for event in events:
-        if event.key not in seen:
-            seen.add(event.key)
-            out.append(event)
-    return out
+    by_key = {event.key: event for event in events}  # in first-seen order; duplicates are equal
+    return events if len(by_key) == len(events) else list(by_key.values())
 
 
-def _audit_row(e: EventRow) -> tuple[str, str, str, str, str]:
-    return (e.owner, e.caller_program or e.owner, e.kind, e.signature,
-            json.dumps({"event_id": e.event_id, "amount": str(e.amount), "slot": e.slot,
-                        "counterparty": e.counterparty}))
+def event_records(events: list[EventRow]) -> list[tuple[Any, ...]]:
+    """The events as records in EVENT_COLUMNS order (for binary COPY or comparison)."""
+    return [(e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
+             e.caller_program, e.balances.total if e.balances else None, e.balances.locked if e.balances else None,
+             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment) for e in events]
 
 
-async def _copy_new(conn: asyncpg.Connection, events: list[EventRow]) -> bool:
-    """The fast path: COPY the events and their audit rows, assuming all are new. Any
-    duplicate rolls the savepoint back and returns False (then ON CONFLICT sorts it out)."""
-    try:
-        async with conn.transaction():  # a savepoint inside the batch's transaction
-            await conn.copy_records_to_table("transactions", columns=EVENT_COLUMNS, records=[
-                (e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
-                 e.caller_program, e.balances.total if e.balances else None,
-                 e.balances.locked if e.balances else None, e.balances.available if e.balances else None, e.slot,
-                 e.block_time, e.commitment) for e in events])
-            await conn.copy_records_to_table("audit_log", columns=AUDIT_COLUMNS,
-                                             records=[_audit_row(e) for e in events])
-        return True
-    except asyncpg.UniqueViolationError:
-        return False
+_NULL = "\\N"
+
+
+def _plain(value: str | None) -> str:
+    """A key, address or signature (base58) for COPY's text format; anything else is refused
+    rather than escaped, since program events never carry it."""
+    if value is None:
+        return _NULL
+    if not (value.isascii() and value.isalnum()):
+        raise ValueError(f"unexpected characters in {value!r}")
+    return value
+
+
+def copy_text(events: list[EventRow]) -> bytes:
+    """The events in COPY's text format, EVENT_COLUMNS order. The driver's binary encoding
+    costs about four times the client CPU (its NUMERIC goes through Decimal); PostgreSQL
+    parses this as fast. Every text field is checked, so no escaping is ever needed."""
+    lines = []
+    for e in events:
+        b = e.balances
+        if e.kind not in EVENT_KINDS or e.commitment not in COMMITMENTS:
+            raise ValueError(f"unexpected kind or commitment in {e.event_id}")
+        lines.append("\t".join((
+            _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
+            _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
+            _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
+            e.block_time.isoformat() if e.block_time else _NULL, e.commitment)))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+async def _insert_new(conn: asyncpg.Connection, events: list[EventRow]) -> list[EventRow]:
+    """INSERT ... ON CONFLICT DO NOTHING: the events that were not there yet."""
+    inserted = await conn.fetch(
+        _INSERT_EVENTS,
+        _column(events, lambda e: e.owner), _column(events, lambda e: e.signature),
+        _column(events, lambda e: e.instruction_index), _column(events, lambda e: e.event_index),
+        _column(events, lambda e: e.kind), _column(events, lambda e: e.amount),
+        _column(events, lambda e: e.counterparty), _column(events, lambda e: e.caller_program),
+        _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
+        _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
+        _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
+    )
+    keys = {(r["signature"], r["instruction_index"], r["event_index"]) for r in inserted}
+    return [e for e in events if e.key in keys]
+
+
+def _joined(values: Iterable[str]) -> str:
+    """One column as comma-separated text; no value may contain a comma (keys, base58
+    addresses, integers, ISO timestamps and event ids never do)."""
+    items = list(values)
+    text = ",".join(items)
+    if text.count(",") != len(items) - 1 or ",," in text or text.startswith(",") or text.endswith(","):
+        raise ValueError(f"a value in {items!r} is empty or contains a comma")
+    return text
+
+
+@lru_cache(maxsize=262_144)
+def _addresses(program: VaultProgram, owner: str) -> tuple[str, str]:
+    """The vault and vault token account addresses of an owner, as text."""
+    key = Pubkey.from_string(owner)
+    return str(program.vault(key)), str(program.vault_token(key))
+
+
+def _vault_parameters(program: VaultProgram, new: list[EventRow]) -> list[str] | None:
+    """The vault statement's parameters for a batch's new events (None: no vault changed)."""
+    folds = list(fold(new).values())
+    if not folds:
+        return None
+    addresses = [_addresses(program, f.owner) for f in folds]
+    return [_joined(f.owner for f in folds), _joined(a[0] for a in addresses), _joined(a[1] for a in addresses),
+            _joined(str(f.balances.total) for f in folds), _joined(str(f.balances.locked) for f in folds),
+            _joined(str(f.balances.available) for f in folds), _joined(str(f.deposited) for f in folds),
+            _joined(str(f.withdrawn) for f in folds),
+            _joined(f.created_at.isoformat() if f.created_at else "-" for f in folds),
+            _joined(f.closed_at.isoformat() if f.closed_at else "-" for f in folds),
+            _joined(str(f.slot) for f in folds), _joined(f.event_id for f in folds)]
+
+
+async def _apply(conn: asyncpg.Connection, cursor_name: str, vaults: list[str] | None, admin: list[AdminEvent],
+                 cursor: tuple[int, str] | None) -> list[Any]:
+    """Vault rows and the cursor (one round trip), and admin audit rows, for a batch whose
+    new events are inserted."""
+    rows: list[Any] = []
+    if vaults is not None:
+        rows = await conn.fetch(_UPSERT_VAULTS, *vaults, *((cursor_name, *cursor) if cursor else (None, None, None)))
+    elif cursor is not None:
+        await conn.execute(_MOVE_CURSOR, cursor_name, cursor[0], cursor[1])
+    audit = [("", a.actor, a.name, a.signature,
+              json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
+             for a in admin]
+    if audit:
+        await conn.execute(_INSERT_AUDIT, *(list(column) for column in zip(*audit, strict=True)))
+    return rows
 
 
 async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str, events: list[EventRow],
-                      admin: list[AdminEvent], cursor: tuple[int, str] | None) -> tuple[list[EventRow], list[Any]]:
-    """Writes one batch; returns the newly inserted events and the vault rows they changed."""
+                      admin: list[AdminEvent], cursor: tuple[int, str] | None,
+                      after: Callable[[], Awaitable[object]] | None = None) -> tuple[list[EventRow], list[Any]]:
+    """Writes one batch in one transaction; returns the newly inserted events and the vault
+    rows they changed.
+
+    `after`, when given, waits for the previous batch's write: this batch inserts its events
+    first and waits for `after()` to return before it folds vault rows and moves the cursor, so
+    consecutive batches overlap while their effects stay in order (see `pipeline.py`).
+
+    Large batches are COPYed, assuming every event is new. The COPY is the transaction's first
+    statement: a duplicate aborts it, and the batch starts over with ON CONFLICT (no
+    savepoint round trips on the fast path)."""
     events = unique(events)
-    async with conn.transaction():
-        new: list[EventRow] = []
-        copied = len(events) >= COPY_MIN_EVENTS and await _copy_new(conn, events)
-        if copied:
-            new = events
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        new = events
+        if len(events) >= COPY_MIN_EVENTS:
+            try:
+                await conn.copy_to_table("transactions", columns=EVENT_COLUMNS, format="text",
+                                         source=io.BytesIO(copy_text(events)))
+            except asyncpg.UniqueViolationError:
+                await transaction.rollback()
+                transaction = conn.transaction()
+                await transaction.start()
+                new = await _insert_new(conn, events)
         elif events:
-            inserted = await conn.fetch(
-                _INSERT_EVENTS,
-                _column(events, lambda e: e.owner), _column(events, lambda e: e.signature),
-                _column(events, lambda e: e.instruction_index), _column(events, lambda e: e.event_index),
-                _column(events, lambda e: e.kind), _column(events, lambda e: e.amount),
-                _column(events, lambda e: e.counterparty), _column(events, lambda e: e.caller_program),
-                _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
-                _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
-                _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
-            )
-            keys = {(r["signature"], r["instruction_index"], r["event_index"]) for r in inserted}
-            new = [e for e in events if e.key in keys]
-        folds = list(fold(new).values())
-        rows: list[Any] = []
-        if folds:
-            owners = [Pubkey.from_string(f.owner) for f in folds]
-            rows = await conn.fetch(
-                _UPSERT_VAULTS, [f.owner for f in folds], [str(program.vault(o)) for o in owners],
-                [str(program.vault_token(o)) for o in owners], [f.balances.total for f in folds],
-                [f.balances.locked for f in folds], [f.balances.available for f in folds],
-                [f.deposited for f in folds], [f.withdrawn for f in folds], [f.created_at for f in folds],
-                [f.closed_at for f in folds], [f.slot for f in folds], [f.event_id for f in folds])
-        audit = [] if copied else [_audit_row(e) for e in new]
-        audit += [("", a.actor, a.name, a.signature,
-                   json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
-                  for a in admin]
-        if audit:
-            await conn.execute(_INSERT_AUDIT, *(list(column) for column in zip(*audit, strict=True)))
-        if cursor is not None:
-            await conn.execute(
-                "INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now()) "
-                "ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot), "
-                "signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature "
-                "ELSE indexer_cursor.signature END, updated_at = now()",
-                cursor_name, cursor[0], cursor[1])
-        return new, rows
+            new = await _insert_new(conn, events)
+        vaults = _vault_parameters(program, new)  # prepared while the previous batch finishes
+        if after is not None:
+            await after()
+        rows = await _apply(conn, cursor_name, vaults, admin, cursor)
+        await transaction.commit()
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            try:
+                await transaction.rollback()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # the connection is gone; PostgreSQL rolls back on its own
+        raise
+    return new, rows
 
 
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:

@@ -6,31 +6,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import asyncpg
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.events import Balances, EventRow
-from services.balance_tracker.store import COPY_MIN_EVENTS, write_batch
-from services.common.migrations import migrate
+from services.balance_tracker.events import AdminEvent, Balances, EventRow
+from services.balance_tracker.store import COPY_MIN_EVENTS, EVENT_COLUMNS, copy_text, event_records, write_batch
 from services.common.vault_program import VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 
 
 @pytest.fixture
-async def conn(pg_database: str) -> AsyncIterator[asyncpg.Connection]:
-    pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=1)
-    assert pool is not None
-    await migrate(pool)
-    await pool.close()
-    connection = await asyncpg.connect(pg_database)
-    try:
+async def conn(migrated_pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with migrated_pool.acquire() as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 def deposit(owner: str, n: int, amount: int, total: int) -> EventRow:
@@ -63,7 +56,7 @@ async def test_copy_path_replay_duplicates_and_mixed_batches(conn: asyncpg.Conne
     assert [e.signature for e in new] == ["sig4"] and await vault(conn, owner) == (15, 15)
 
     assert await conn.fetchval("SELECT count(*) FROM transactions") == 4
-    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE owner = $1", owner) == 4
+    assert await conn.fetchval("SELECT count(*) FROM audit_trail WHERE owner = $1", owner) == 4
     assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 14
 
 
@@ -74,4 +67,95 @@ async def test_large_batches_take_the_copy_path_and_replay_cleanly(conn: asyncpg
     assert len(new) == len(batch) and await vault(conn, owner) == (len(batch), len(batch))
     new, _ = await write_batch(conn, PROGRAM, "t", [*batch, batch[0]], [], (99, "x"))  # replay + a duplicate
     assert new == [] and await vault(conn, owner) == (len(batch), len(batch))
-    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE owner = $1", owner) == len(batch)
+    assert await conn.fetchval("SELECT count(*) FROM audit_trail WHERE owner = $1", owner) == len(batch)
+
+
+async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) -> None:
+    owner = str(Keypair().pubkey())
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12)], [], (12, "sig2"))
+    # no second copy in audit_log; the audit trail shows who, what and when for each event
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+    trail = await conn.fetch("SELECT actor, action, signature, details, created_at, source FROM audit_trail "
+                             "WHERE owner = $1 ORDER BY signature", owner)
+    assert [(r["actor"], r["action"], r["signature"], r["source"]) for r in trail] == [
+        (owner, "deposit", "sig1", "program_event"), (owner, "deposit", "sig2", "program_event")]
+    assert '"amount": "7"' in trail[1]["details"] and trail[1]["created_at"] is not None
+
+    # history cannot be rewritten: amounts, owners and balances are fixed once indexed
+    for statement in ("UPDATE transactions SET amount = amount + 1",
+                      "UPDATE transactions SET owner = 'someone else'",
+                      "UPDATE transactions SET total_balance = 0, commitment = 'finalized'",
+                      "DELETE FROM transactions WHERE signature = 'sig1'"):
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await conn.execute(statement)
+    assert await conn.fetchval("SELECT sum(amount) FROM transactions") == 12
+
+    # what may change: the commitment label, and unconfirmed rows may be rolled back
+    await conn.execute("UPDATE transactions SET commitment = 'finalized' WHERE signature = 'sig1'")
+    await conn.execute("UPDATE transactions SET commitment = 'processed' WHERE signature = 'sig2'")
+    assert await conn.execute("DELETE FROM transactions WHERE signature = 'sig2'") == "DELETE 1"
+    assert await conn.fetchval("SELECT count(*) FROM transactions") == 1
+
+
+async def test_admin_actions_go_to_the_audit_log_once(conn: asyncpg.Connection) -> None:
+    admin = Keypair().pubkey()
+    paused = AdminEvent(name="program_paused", actor=str(admin), signature="sigA", instruction_index=0,
+                        event_index=0, details={"flags": 3})
+    await write_batch(conn, PROGRAM, "t", [], [paused], (20, "sigA"))
+    await write_batch(conn, PROGRAM, "t", [], [paused], (20, "sigA"))  # a replay adds nothing
+    rows = await conn.fetch("SELECT actor, action, source FROM audit_trail")
+    assert [(r["actor"], r["action"], r["source"]) for r in rows] == [(str(admin), "program_paused", "audit_log")]
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await conn.execute("DELETE FROM audit_log")
+
+
+def event(owner: str, n: int, kind: str, amount: int, total: int) -> EventRow:
+    return EventRow(owner=owner, signature=f"sig{n}", instruction_index=0, event_index=0, kind=kind,
+                    amount=amount, slot=10 + n, block_time=datetime.now(UTC), commitment="confirmed",
+                    balances=Balances(total, 0, total))
+
+
+async def counters(conn: asyncpg.Connection, owner: str) -> tuple[int, int, int, bool]:
+    row = await conn.fetchrow("SELECT total_balance, total_deposited, total_withdrawn, closed_at IS NOT NULL AS closed "
+                              "FROM vaults WHERE owner = $1", owner)
+    assert row is not None
+    return int(row["total_balance"]), int(row["total_deposited"]), int(row["total_withdrawn"]), row["closed"]
+
+
+async def test_vault_rows_follow_open_close_and_reopen_across_and_within_batches(conn: asyncpg.Connection) -> None:
+    owner = str(Keypair().pubkey())
+    _, rows = await write_batch(conn, PROGRAM, "t", [event(owner, 1, "vault_initialized", 0, 0),
+                                                     event(owner, 2, "deposit", 50, 50)], [], None)
+    assert len(rows) == 1 and rows[0]["total_deposited"] == "50"  # a new vault is inserted
+    await write_batch(conn, PROGRAM, "t", [event(owner, 3, "withdraw", 50, 0)], [], None)
+    assert await counters(conn, owner) == (0, 50, 50, False)  # an existing one is updated
+    await write_batch(conn, PROGRAM, "t", [event(owner, 4, "vault_closed", 0, 0)], [], None)
+    assert await counters(conn, owner) == (0, 50, 50, True)
+    # reopened in one batch with a deposit: the lifetime counters restart from the new vault
+    _, rows = await write_batch(conn, PROGRAM, "t", [event(owner, 5, "vault_initialized", 0, 0),
+                                                     event(owner, 6, "deposit", 7, 7)], [], None)
+    assert await counters(conn, owner) == (7, 7, 0, False)
+    assert rows[0]["owner"] == owner and rows[0]["closed_at"] is None
+    assert rows[0]["token_account"] == str(PROGRAM.vault_token(Pubkey.from_string(owner)))
+
+
+async def test_the_copy_path_stores_every_field_exactly(conn: asyncpg.Connection) -> None:
+    owner, other, caller = (str(Keypair().pubkey()) for _ in range(3))
+    top = 2**64 - 1  # the whole u64 range survives the text COPY
+    batch = [deposit(owner, n, 1, n + 1) for n in range(COPY_MIN_EVENTS)]
+    batch.append(EventRow(owner=owner, signature="sigT", instruction_index=2, event_index=3, kind="transfer",
+                          amount=top, slot=99, block_time=None, commitment="processed",
+                          balances=Balances(top, 1, top - 1), counterparty=other, caller_program=caller,
+                          counterparty_balances=Balances(5, 0, 5)))
+    new, _ = await write_batch(conn, PROGRAM, "t", batch, [], None)
+    assert len(new) == len(batch)
+    stored = {r["signature"]: r for r in await conn.fetch(f"SELECT {', '.join(EVENT_COLUMNS)} FROM transactions")}
+    for expected in event_records(batch):
+        row = stored[expected[1]]
+        assert tuple(int(v) if isinstance(v, Decimal) else v for v in row.values()) == expected
+
+
+@pytest.mark.parametrize("owner", ["tab\there", "back\\slash", "new\nline", "", "ünïcode"])
+def test_copy_text_refuses_fields_it_would_have_to_escape(owner: str) -> None:
+    with pytest.raises(ValueError):
+        copy_text([deposit(owner, 1, 1, 1)])
