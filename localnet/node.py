@@ -132,7 +132,9 @@ class Node:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.config.host, self.config.rpc_port).start()
-        self._ws = await serve(self.pubsub.handle, self.config.host, self.config.ws_port, max_size=MAX_BODY)
+        # no per-message deflate: on loopback it costs CPU per notification and saves nothing
+        self._ws = await serve(self.pubsub.handle, self.config.host, self.config.ws_port, max_size=MAX_BODY,
+                               compression=None)
         self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:

@@ -39,6 +39,7 @@ from services.balance_tracker.events import AdminEvent, EventRow, decode
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.store import read_cursor
+from services.common.rpc_http import rpc_client
 from services.common.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
@@ -135,7 +136,7 @@ class Indexer:
         program = self.config.program.program_id
         commitment = Commitment(self.config.commitment)
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        async with SolanaWsClient(self.config.ws_url) as ws, AsyncClient(self.config.rpc_url,
+        async with SolanaWsClient(self.config.ws_url) as ws, rpc_client(self.config.rpc_url,
                                                                           commitment=commitment) as client:
             await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(program), commitment=commitment)
 
@@ -272,7 +273,7 @@ class Indexer:
     async def _promote_loop(self) -> None:
         """Promotes confirmed rows to finalized; for `processed` indexing, confirms or
         rolls back rows by their signature status."""
-        async with AsyncClient(self.config.rpc_url) as client:
+        async with rpc_client(self.config.rpc_url) as client:
             while True:
                 await asyncio.sleep(1.0)
                 try:

@@ -8,7 +8,6 @@ from typing import Any
 
 import base58
 from solana.exceptions import SolanaRpcException
-from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
 from solana.rpc.models import MemcmpOpts, TxOpts
@@ -21,6 +20,7 @@ from services.common import spl_token
 from services.common.errors import ServiceError, program_error, unavailable
 from services.common.idl import discriminator
 from services.common.metrics import CHAIN_CALLS
+from services.common.rpc_http import rpc_client
 from services.common.vault_program import Authority, Vault, VaultProgram
 
 VAULT_SIZE = 128
@@ -46,7 +46,7 @@ class ChainClient:
         self.program = program
         self.service = service
         self.commitment = Commitment(commitment)
-        self.client = AsyncClient(rpc_url, commitment=self.commitment, timeout=10)
+        self.client = rpc_client(rpc_url, self.commitment, timeout=10)
 
     async def close(self) -> None:
         await self.client.close()

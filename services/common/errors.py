@@ -1,5 +1,5 @@
 """One mapping from program, RPC, database and input failures to gRPC status codes with
-messages that say what is wrong. Handlers raise `ServiceError`; the error interceptor
+messages that say what is wrong. Handlers raise `ServiceError`; the observability wrapper
 turns it (and anything unexpected, as INTERNAL without internals) into a status."""
 
 from __future__ import annotations

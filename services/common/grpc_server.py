@@ -1,5 +1,5 @@
 """grpc.aio server bootstrap shared by every service: the standard health service, server
-reflection, the observability interceptor, Prometheus metrics on a separate port, and
+reflection, observability around every handler, Prometheus metrics on a separate port, and
 graceful shutdown on SIGTERM/SIGINT (health goes NOT_SERVING, in-flight calls drain)."""
 
 from __future__ import annotations
@@ -10,19 +10,20 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.config import Settings
-from services.common.interceptors import ObservabilityInterceptor
 from services.common.metrics import serve_metrics
+from services.common.observability import instrumented
 
 logger = logging.getLogger("server")
 
 # (register function, full service name) for each servicer a service exposes.
-Registration = tuple[Callable[[grpc.aio.Server], None], str]
+Registration = tuple[Callable[[Any], None], str]
 
 
 def registration(servicer: object, pb2: ModuleType, pb2_grpc: ModuleType, name: str) -> Registration:
@@ -41,14 +42,14 @@ class GrpcService:
     port: int = 0
 
     async def start(self, *, metrics: bool = True) -> None:
-        self.server = grpc.aio.server(interceptors=[ObservabilityInterceptor(self.settings.service)],
-                                      options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+        target = instrumented(self.server, self.settings.service)  # every handler observed
         names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         for register, name in self.registrations:
-            register(self.server)
+            register(target)
             names.append(name)
         self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, target)
         reflection.enable_server_reflection(names, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
         if self.port == 0:

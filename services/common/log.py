@@ -1,5 +1,5 @@
 """Structured JSON logging with a request id carried in a context variable (set by the
-gRPC interceptor from the `x-request-id` metadata, or generated)."""
+gRPC observability wrapper from the `x-request-id` metadata, or generated)."""
 
 from __future__ import annotations
 

@@ -12,11 +12,18 @@ import redis.asyncio as aioredis
 logger = logging.getLogger("pools")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset beyond rolling back an open transaction (which
+    asyncpg always does): the services keep no session state (no LISTEN, SET or advisory
+    lock outlives its use), and the default reset costs a round trip per release."""
+
+
 async def postgres(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 30) -> asyncpg.Pool:
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30)
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30,
+                                             reset=_keep_session)
             assert pool is not None
             return pool
         except (OSError, asyncpg.PostgresError) as exc:
