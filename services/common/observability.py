@@ -89,6 +89,8 @@ class Observability:
             latency.observe(time.perf_counter() - start)
             self._in_flight.dec()
 
+        # The unary and streaming wrappers repeat one try/except shape on purpose: sharing it
+        # through a context manager would add a generator and two awaits to every call.
         if handler.unary_unary:
             inner = handler.unary_unary
 
