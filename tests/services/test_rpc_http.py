@@ -42,7 +42,7 @@ async def test_json_rpc_errors_stay_rpc_errors(node: Node) -> None:
 async def test_an_unreachable_endpoint_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     async with rpc_client(url, timeout=2) as client:
-        with pytest.raises(RpcTransportError, match="ClientConnectorError|Connect"):
+        with pytest.raises(RpcTransportError, match=r"Connect"):
             await client.get_slot()
     chain = ChainClient(url, VaultProgram(Pubkey.new_unique()), "test")
     try:
