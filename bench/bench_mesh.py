@@ -10,8 +10,11 @@ bounded in count and time):
   past that point only queue: the rate stays, the latency grows by Little's law). Targets:
   GetVault's highest rate >= 0.8 x echo's, GetVault's p99 there <= 10 ms.
 * Deposits end to end: signed deposits submitted through TransactionBuilder at 200/s
-  (waiting for `processed`), indexed at `processed`, received on the gateway's WebSocket.
-  Target: p99 <= 100 ms from submit to WebSocket.
+  (waiting for `processed`), indexed at `processed`, received on the gateway's WebSocket;
+  three rounds of 1,000. Target: p99 <= 100 ms from submit to WebSocket (the median round's
+  p99; every round is reported, and every deposit must arrive). The machines this runs on
+  change speed from one second to the next (the same pure-Python loop takes 0.42 to 0.81 s),
+  so single rounds swing; `cpu_probe_s` records that loop's time before each phase.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32)
 KNEE = 0.95
 PASSES = 2
 DEPOSITS = 1_000
+DEPOSIT_ROUNDS = 3
 DEPOSIT_RATE = 200.0
 USERS = 20
 TIME_CAP_S = 120
@@ -127,6 +131,14 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
             "ratio": round(ratio, 3), "targets_met": ratio >= 0.8 and vault_knee["p99_ms"] <= 10}
 
 
+def cpu_probe() -> float:
+    """Seconds this machine takes for a fixed pure-Python loop now (about 0.4 when fast)."""
+    started, total = time.perf_counter(), 0
+    for i in range(5_000_000):
+        total += i
+    return round(time.perf_counter() - started, 3)
+
+
 def knee(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The fewest concurrent callers at which a server reaches KNEE x its highest rate."""
     peak = max(r["rps"] for r in results)
@@ -137,6 +149,7 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
     rpc = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
     program = VaultProgram(dev_keypair("usdt_mint").pubkey())
     users = [Keypair() for _ in range(USERS)]
+    rounds = []
     async with AsyncClient(rpc, commitment=Confirmed) as client, \
             grpc.aio.insecure_channel(f"127.0.0.1:{env['VAULT_MANAGER_GRPC_PORT']}") as channel:
         builder = transaction_builder_pb2_grpc.TransactionBuilderStub(channel)
@@ -147,14 +160,6 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
             init = VersionedTransaction(Message.new_with_blockhash([program.initialize_vault(user.pubkey())],
                                                                    user.pubkey(), blockhash), [user])
             await client.confirm_transaction((await client.send_transaction(init)).value, Confirmed)
-        blockhash = (await client.get_latest_blockhash()).value.blockhash
-        signed = []
-        for n in range(DEPOSITS):
-            user = users[n % USERS]
-            source = spl_token.associated_token_address(user.pubkey(), program.mint)
-            tx = VersionedTransaction(Message.new_with_blockhash([program.deposit(user.pubkey(), source, 1_000 + n)],
-                                                                 user.pubkey(), blockhash), [user])
-            signed.append((str(user.pubkey()), str(tx.signatures[0]), base64_of(tx)))
         received: dict[str, float] = {}
         gateway = f"ws://127.0.0.1:{env['GATEWAY_PORT']}/ws"
         async with aiohttp.ClientSession() as session:
@@ -168,33 +173,53 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
 
             listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
             await asyncio.sleep(0.5)
-            submitted: dict[str, float] = {}
-            interval = 1.0 / DEPOSIT_RATE
-            start = time.perf_counter()
-
-            async def submit(i: int) -> None:
-                _, signature, payload = signed[i]
-                submitted[signature] = time.perf_counter()
-                await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
-                    signed_transaction_base64=payload, wait_for=common_pb2.COMMITMENT_PROCESSED))
-
-            tasks = []
-            for i in range(DEPOSITS):
-                await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
-                tasks.append(asyncio.create_task(submit(i)))
-            await asyncio.gather(*tasks)
-            achieved = DEPOSITS / (time.perf_counter() - start)
-            deadline = time.monotonic() + 30
-            while len(received) < DEPOSITS and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            for round_number in range(DEPOSIT_ROUNDS):
+                blockhash = (await client.get_latest_blockhash()).value.blockhash
+                signed = []
+                for n in range(DEPOSITS):  # signed before the clock starts
+                    user = users[n % USERS]
+                    source = spl_token.associated_token_address(user.pubkey(), program.mint)
+                    amount = 1_000 + round_number * DEPOSITS + n  # a new signature every round
+                    tx = VersionedTransaction(Message.new_with_blockhash(
+                        [program.deposit(user.pubkey(), source, amount)], user.pubkey(), blockhash), [user])
+                    signed.append((str(tx.signatures[0]), base64_of(tx)))
+                rounds.append({"cpu_probe_s": cpu_probe(), **await _deposit_burst(builder, signed, received)})
+                await asyncio.sleep(1.0)  # the system drains between rounds
             for task in listeners:
                 task.cancel()
             for ws in sockets:
                 await ws.close()
+    p99s = sorted(r["p99_ms"] for r in rounds)
+    median_p99 = p99s[len(p99s) // 2]
+    return {"deposits_per_round": DEPOSITS, "offered_rate": DEPOSIT_RATE, "rounds": rounds,
+            "median_p99_ms": median_p99, "target_p99_ms": 100,
+            "target_met": all(r["delivered"] == DEPOSITS for r in rounds) and median_p99 <= 100}
+
+
+async def _deposit_burst(builder: transaction_builder_pb2_grpc.TransactionBuilderStub, signed: list[tuple[str, str]],
+                         received: dict[str, float]) -> dict[str, Any]:
+    """Submits the signed deposits at DEPOSIT_RATE; submit -> WebSocket latency of each."""
+    submitted: dict[str, float] = {}
+    interval = 1.0 / DEPOSIT_RATE
+    start = time.perf_counter()
+
+    async def submit(signature: str, payload: str) -> None:
+        submitted[signature] = time.perf_counter()
+        await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+            signed_transaction_base64=payload, wait_for=common_pb2.COMMITMENT_PROCESSED))
+
+    tasks = []
+    for i, (signature, payload) in enumerate(signed):
+        await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+        tasks.append(asyncio.create_task(submit(signature, payload)))
+    await asyncio.gather(*tasks)
+    achieved = len(signed) / (time.perf_counter() - start)
+    deadline = time.monotonic() + 30
+    while any(s not in received for s in submitted) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     latencies = [received[s] - t for s, t in submitted.items() if s in received]
-    return {"deposits": DEPOSITS, "offered_rate": DEPOSIT_RATE, "achieved_rate": round(achieved, 1),
-            "delivered": len(latencies), "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
-            "target_p99_ms": 100, "target_met": len(latencies) == DEPOSITS and pct(latencies, 0.99) <= 100}
+    return {"achieved_rate": round(achieved, 1), "delivered": len(latencies), "p50_ms": pct(latencies, 0.5),
+            "p99_ms": pct(latencies, 0.99)}
 
 
 def base64_of(tx: VersionedTransaction) -> str:
@@ -214,7 +239,8 @@ async def system(database_url: str) -> dict[str, Any]:
             tx = VersionedTransaction(Message.new_with_blockhash([program.initialize_vault(owner.pubkey())],
                                                                  owner.pubkey(), blockhash), [owner])
             await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed)
-        return {"get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
+        probe = cpu_probe()
+        return {"cpu_probe_s": probe, "get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
                 "deposits_end_to_end": await deposits_end_to_end(env),
                 "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share 2 cores"}
     finally:

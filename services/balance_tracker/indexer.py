@@ -297,14 +297,20 @@ class Indexer:
         statuses = (await client.get_signature_statuses([Signature.from_string(r["signature"]) for r in rows])).value
         current = (await client.get_slot(Commitment("processed"))).value
         rolled = 0
+        promoted: list[tuple[str, str]] = []
         for row, status in zip(rows, statuses, strict=True):
             if status is not None and status.err is None and status.confirmation_status is not None:
                 level = str(status.confirmation_status).rsplit(".", 1)[-1].lower()
                 if level in ("confirmed", "finalized"):
-                    await self.pool.execute("UPDATE transactions SET commitment = $2 WHERE signature = $1",
-                                            row["signature"], level)
+                    promoted.append((row["signature"], level))
             elif current - row["slot"] > rollback_after_slots:
                 rolled += await self._roll_back(client, row["signature"])
+        if promoted:  # one statement for the whole pass, not one per signature
+            await self.pool.execute(
+                "UPDATE transactions AS t SET commitment = u.level "
+                "FROM unnest($1::text[], $2::text[]) AS u(sig, level) "
+                "WHERE t.signature = u.sig AND t.commitment = 'processed'",
+                [sig for sig, _ in promoted], [level for _, level in promoted])
         return rolled
 
     async def _roll_back(self, client: AsyncClient, signature: str) -> int:

@@ -26,6 +26,7 @@ class CodecError(ValueError):
     """Data that does not match the IDL."""
 
 
+@cache
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -35,6 +36,7 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+@cache
 def discriminator(namespace: str, name: str) -> bytes:
     return hashlib.sha256(f"{namespace}:{name}".encode()).digest()[:8]
 
@@ -77,6 +79,51 @@ def _encode(ty: Any, value: Any) -> bytes:
     raise CodecError(f"unsupported IDL type {ty!r}")
 
 
+_CODES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "u64": "Q", "i64": "q", "bool": "?",
+          "publicKey": "32s"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A fixed-size field list compiled to one struct format: decoding is one unpack_from
+    (plus a Pubkey per key) instead of a call per field. Same results as `_decode`."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[str, int], ...]  # (IDL scalar type, array length or 0)
+    struct: struct.Struct
+
+    @classmethod
+    def compile(cls, fields: list[dict[str, Any]]) -> Layout | None:
+        """None when a field is not a fixed-size scalar or array of one."""
+        fmt, shapes = "<", []
+        for spec in fields:
+            ty, count = spec["type"], 0
+            if isinstance(ty, dict) and "array" in ty:
+                ty, count = ty["array"]
+            if not isinstance(ty, str) or ty not in _CODES:
+                return None
+            fmt += _CODES[ty] * max(count, 1)
+            shapes.append((ty, count))
+        return cls(tuple(snake(spec["name"]) for spec in fields), tuple(shapes), struct.Struct(fmt))
+
+    def decode(self, data: bytes, offset: int) -> dict[str, Any]:
+        try:
+            values = self.struct.unpack_from(data, offset)
+        except struct.error as exc:
+            raise CodecError(f"{self.struct.size} bytes of fields past the end of {len(data)} bytes") from exc
+        out: dict[str, Any] = {}
+        at = 0
+        for name, (ty, count) in zip(self.names, self.shapes, strict=True):
+            if count:
+                items = values[at:at + count]
+                out[name] = [Pubkey.from_bytes(v) for v in items] if ty == "publicKey" else list(items)
+                at += count
+            else:
+                out[name] = Pubkey.from_bytes(values[at]) if ty == "publicKey" else values[at]
+                at += 1
+        return out
+
+
 @dataclass(frozen=True)
 class IdlInstruction:
     name: str  # snake_case
@@ -107,6 +154,8 @@ class Idl:
         self.events = {e["name"]: e["fields"] for e in raw.get("events", [])}
         self._events_by_disc = {discriminator("event", name): name for name in self.events}
         self._accounts_by_disc = {discriminator("account", name): name for name in self.accounts}
+        self._layouts = {("account", name): Layout.compile(fields) for name, fields in self.accounts.items()}
+        self._layouts.update({("event", name): Layout.compile(fields) for name, fields in self.events.items()})
         self.errors = {e["code"]: (e["name"], e["msg"]) for e in raw.get("errors", [])}
 
     @classmethod
@@ -138,10 +187,14 @@ class Idl:
             out[snake(spec["name"])], offset = _decode(spec["type"], data, offset)
         return out
 
+    def _decode_named(self, kind: str, name: str, fields: list[dict[str, Any]], data: bytes) -> dict[str, Any]:
+        layout = self._layouts.get((kind, name))
+        return layout.decode(data, 8) if layout is not None else self.decode_fields(fields, data)
+
     def decode_account(self, name: str, data: bytes) -> dict[str, Any]:
         if data[:8] != discriminator("account", name):
             raise CodecError(f"not a {name} account")
-        return self.decode_fields(self.accounts[name], data)
+        return self._decode_named("account", name, self.accounts[name], data)
 
     def account_name(self, data: bytes) -> str | None:
         return self._accounts_by_disc.get(bytes(data[:8]))
@@ -150,7 +203,7 @@ class Idl:
         name = self._events_by_disc.get(bytes(data[:8]))
         if name is None:
             raise CodecError("unknown event discriminator")
-        return DecodedEvent(name, self.decode_fields(self.events[name], data))
+        return DecodedEvent(name, self._decode_named("event", name, self.events[name], data))
 
     def error(self, code: int) -> tuple[str, str] | None:
         return self.errors.get(code)

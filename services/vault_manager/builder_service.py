@@ -136,16 +136,20 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
                 await self._release(checked.signature)
                 TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
                 raise
+        remaining = context.time_remaining()
+        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS))
         if not already:
             TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
-            await audit.record(self.pool, owner=str(next(iter(checked.owners), "")),
-                               actor=str(tx.message.account_keys[0]),
-                               action="submit:" + ",".join(checked.instructions), signature=checked.signature)
             logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
+            # the audit entry is written while the chain is asked for the status
+            _, status = await asyncio.gather(
+                audit.record(self.pool, owner=str(next(iter(checked.owners), "")),
+                             actor=str(tx.message.account_keys[0]),
+                             action="submit:" + ",".join(checked.instructions), signature=checked.signature),
+                waiting)
         else:
             TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate").inc()
-        remaining = context.time_remaining()
-        status = await self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS))
+            status = await waiting
         for owner in checked.owners:
             await self.cache.invalidate(owner)
             if self.on_change is not None:

@@ -6,6 +6,7 @@ decode in the instruction tests.)"""
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -14,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from localnet.genesis import program_keypair
 from localnet.svm import ROOT
-from services.common.idl import camel, discriminator, load_idl, snake
+from services.common.idl import CodecError, Layout, camel, discriminator, load_idl, snake
 from services.common.vault_program import IDL, PM_IDL
 from tests.support.vault_env import VaultEnv, error_name
 
@@ -89,3 +90,20 @@ def test_idl_is_anchor_legacy_format() -> None:
         for account in ix["accounts"]:
             assert {"name", "isMut", "isSigner"} <= account.keys()
     assert load_idl("collateral_vault").name == "collateral_vault"
+
+
+@pytest.mark.parametrize("kind", ["account", "event"])
+def test_compiled_layouts_decode_exactly_as_the_field_by_field_codec(kind: str) -> None:
+    rng = random.Random(7)
+    for idl in (IDL, PM_IDL):
+        named = idl.accounts if kind == "account" else idl.events
+        for name, fields in named.items():
+            layout = Layout.compile(fields)
+            assert layout is not None, f"{name} has a field the compiled layout cannot hold"
+            for _ in range(50):
+                data = discriminator(kind, name) + rng.randbytes(layout.struct.size)
+                decoded = idl.decode_account(name, data) if kind == "account" else idl.decode_event(data).fields
+                assert decoded == idl.decode_fields(fields, data)
+            with pytest.raises(CodecError):  # one byte short is refused, not misread
+                data = discriminator(kind, name) + bytes(layout.struct.size - 1)
+                idl.decode_account(name, data) if kind == "account" else idl.decode_event(data)

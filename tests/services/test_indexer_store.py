@@ -81,20 +81,32 @@ async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) 
         (owner, "deposit", "sig1", "program_event"), (owner, "deposit", "sig2", "program_event")]
     assert '"amount": "7"' in trail[1]["details"] and trail[1]["created_at"] is not None
 
-    # history cannot be rewritten: amounts, owners and balances are fixed once indexed
+    # history cannot be rewritten: every column but the commitment is fixed once indexed
+    columns = [r["column_name"] for r in await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'transactions'")]
+    assert len(columns) == 15 and "commitment" in columns
+    await conn.execute("INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
+                       "counterparty, caller_program, total_balance, locked_balance, available_balance, slot, "
+                       "block_time) VALUES ('o', 'full', 0, 0, 'transfer', 1, 'c', 'p', 1, 0, 1, 5, now())")
+    for column in columns:
+        if column != "commitment":  # NULL differs from every stored value of the full row
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+                await conn.execute(f"UPDATE transactions SET {column} = NULL WHERE signature = 'full'")
+    await conn.execute("UPDATE transactions SET commitment = 'finalized' WHERE signature = 'full'")
+    await conn.execute("DELETE FROM transactions WHERE signature = 'full' AND commitment = 'processed'")  # no-op
     for statement in ("UPDATE transactions SET amount = amount + 1",
                       "UPDATE transactions SET owner = 'someone else'",
                       "UPDATE transactions SET total_balance = 0, commitment = 'finalized'",
                       "DELETE FROM transactions WHERE signature = 'sig1'"):
         with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
             await conn.execute(statement)
-    assert await conn.fetchval("SELECT sum(amount) FROM transactions") == 12
+    assert await conn.fetchval("SELECT sum(amount) FROM transactions") == 13  # 5 + 7 + the full row's 1
 
     # what may change: the commitment label, and unconfirmed rows may be rolled back
     await conn.execute("UPDATE transactions SET commitment = 'finalized' WHERE signature = 'sig1'")
     await conn.execute("UPDATE transactions SET commitment = 'processed' WHERE signature = 'sig2'")
     assert await conn.execute("DELETE FROM transactions WHERE signature = 'sig2'") == "DELETE 1"
-    assert await conn.fetchval("SELECT count(*) FROM transactions") == 1
+    assert await conn.fetchval("SELECT count(*) FROM transactions") == 2
 
 
 async def test_admin_actions_go_to_the_audit_log_once(conn: asyncpg.Connection) -> None:
