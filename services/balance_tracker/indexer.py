@@ -271,15 +271,16 @@ class Indexer:
                     pass
 
     async def _promote_loop(self) -> None:
-        """Promotes confirmed rows to finalized; for `processed` indexing, confirms or
-        rolls back rows by their signature status."""
+        """Moves the finalized watermark (events at or below it are final: no row is
+        rewritten); for `processed` indexing, confirms or rolls back rows by their signature
+        status."""
         async with rpc_client(self.config.rpc_url) as client:
             while True:
                 await asyncio.sleep(1.0)
                 try:
                     finalized = (await client.get_slot(Commitment("finalized"))).value
-                    await self.pool.execute("UPDATE transactions SET commitment = 'finalized' "
-                                            "WHERE commitment = 'confirmed' AND slot <= $1", finalized)
+                    await self.pool.execute("UPDATE indexer_cursor SET finalized_slot = GREATEST(finalized_slot, $2) "
+                                            "WHERE name = $1", self.config.cursor_name, finalized)
                     if self.config.commitment == "processed":
                         await self.settle_processed(client, finalized)
                 except asyncio.CancelledError:
@@ -291,7 +292,7 @@ class Indexer:
                                ) -> int:
         """Returns how many events were rolled back."""
         rows = await self.pool.fetch("SELECT DISTINCT signature, slot FROM transactions "
-                                     "WHERE commitment = 'processed' LIMIT 256")
+                                     "WHERE commitment = 'processed' ORDER BY slot LIMIT 256")
         if not rows:
             return 0
         statuses = (await client.get_signature_statuses([Signature.from_string(r["signature"]) for r in rows])).value

@@ -171,3 +171,24 @@ async def test_the_copy_path_stores_every_field_exactly(conn: asyncpg.Connection
 def test_copy_text_refuses_fields_it_would_have_to_escape(owner: str) -> None:
     with pytest.raises(ValueError):
         copy_text([deposit(owner, 1, 1, 1)])
+
+
+async def test_finality_is_a_watermark_not_a_rewrite(conn: asyncpg.Connection) -> None:
+    owner = str(Keypair().pubkey())
+    events = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12), deposit(owner, 3, 1, 13)]
+    events[2].commitment = "processed"  # not yet confirmed: never final by slot alone
+    await write_batch(conn, PROGRAM, "t", events, [], (13, "sig3"))
+    await conn.execute("UPDATE indexer_cursor SET finalized_slot = 13 WHERE name = 't'")  # slots 11 and 12 final
+
+    async def trail() -> dict[str, str]:
+        rows = await conn.fetch("SELECT signature, details ->> 'commitment' AS c FROM audit_trail WHERE owner = $1",
+                                owner)
+        return {r["signature"]: r["c"] for r in rows}
+
+    assert await trail() == {"sig1": "finalized", "sig2": "finalized", "sig3": "processed"}
+    rows = await conn.fetch("SELECT signature, commitment FROM transactions")
+    stored = {r["signature"]: r["commitment"] for r in rows}
+    assert stored == {"sig1": "confirmed", "sig2": "confirmed", "sig3": "processed"}  # rows untouched
+    # the cursor's own upsert keeps the watermark
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 4, 1, 14)], [], (14, "sig4"))
+    assert await conn.fetchval("SELECT finalized_slot FROM indexer_cursor WHERE name = 't'") == 13
