@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.events import AdminEvent, Balances, EventRow
+from services.balance_tracker.events import KINDS, AdminEvent, Balances, EventRow
 from services.common.vault_program import VaultProgram
 
 _INSERT_EVENTS = """
@@ -40,6 +40,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $
 ON CONFLICT DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
+
+# The cursor's one rule, wherever it is written: it never moves back.
+_CURSOR_NEVER_BACK = """ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot),
+    signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature
+                     ELSE indexer_cursor.signature END,
+    updated_at = now()"""
 
 # Each column travels as one comma-separated text parameter, split by PostgreSQL: the
 # driver's per-element array encoding (and its binary NUMERIC through Decimal) costs more
@@ -77,21 +83,14 @@ WITH u AS (
     -- the cursor, in the same round trip ($13 NULL: no cursor)
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)
     SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL
-    ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot),
-        signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature
-                         ELSE indexer_cursor.signature END,
-        updated_at = now()
+    """ + _CURSOR_NEVER_BACK + """
 )
 SELECT * FROM updated UNION ALL SELECT * FROM inserted
 """
 
 _MOVE_CURSOR = """
 INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now())
-ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer_cursor.slot, EXCLUDED.slot),
-    signature = CASE WHEN EXCLUDED.slot >= indexer_cursor.slot THEN EXCLUDED.signature
-                     ELSE indexer_cursor.signature END,
-    updated_at = now()
-"""
+""" + _CURSOR_NEVER_BACK
 
 _INSERT_AUDIT = """
 INSERT INTO audit_log (owner, actor, action, signature, details)
@@ -156,8 +155,7 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
 EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
                  "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
                  "commitment"]
-EVENT_KINDS = frozenset({"deposit", "withdraw", "lock", "unlock", "transfer", "vault_initialized", "vault_closed",
-                         "surplus"})
+EVENT_KINDS = frozenset(KINDS.values())
 COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 # COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
 # round trips) through the single INSERT ... ON CONFLICT statement.

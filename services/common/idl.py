@@ -79,8 +79,8 @@ def _encode(ty: Any, value: Any) -> bytes:
     raise CodecError(f"unsupported IDL type {ty!r}")
 
 
-_CODES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "u64": "Q", "i64": "q", "bool": "?",
-          "publicKey": "32s"}
+# struct codes for a whole little-endian layout: _INTS without their "<", plus bool and keys
+_CODES = {ty: fmt[1:] for ty, fmt in _INTS.items()} | {"bool": "?", "publicKey": "32s"}
 
 
 @dataclass(frozen=True)
