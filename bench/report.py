@@ -83,6 +83,15 @@ def render() -> str:
         lines.append(f"| deposits submit → indexed → WebSocket at {_n(dep['offered_rate'])}/s, "
                      f"{len(dep['rounds'])} rounds | {per_round} | median p99 {dep['median_p99_ms']} ms ≤ 100 ms: "
                      f"{_met(dep['target_met'])} |")
+        pauses = dep.get("gc_pauses_during_rounds")
+        if pauses:
+            described = "; ".join(
+                f"{name} {p['pauses']}, none over 10 ms, longest < {p['longest_under_ms']:g} ms"
+                if p["pauses"] and not p["over_10ms"] else
+                f"{name} {p['pauses']}, {p['over_10ms']} over 10 ms" if p["pauses"] else f"{name} none"
+                for name, p in pauses.items())
+            lines.append(f"| garbage-collector pauses during those rounds (`python_gc_pause_seconds`) | "
+                         f"{described} | – |")
         lines.append("")
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from localnet.node import Node, NodeConfig
+from services.common.heap import freeze_startup_heap
 
 
 def _env_int(name: str, default: int) -> int:
@@ -39,6 +40,7 @@ def parse_node_args(argv: list[str]) -> NodeConfig:
 async def run_node(config: NodeConfig) -> None:
     node = Node(config)
     await node.start()
+    freeze_startup_heap()
     print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
           + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
     stop = asyncio.Event()

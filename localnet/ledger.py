@@ -1,5 +1,5 @@
 """The chain state behind localnet. One `Ledger` owns the LiteSVM; the node calls its
-methods from a single worker thread only (LiteSVM is synchronous and holds the GIL).
+methods from its event loop's thread only (LiteSVM is synchronous and holds the GIL).
 
 What it adds to LiteSVM, as a validator would have it:
 * slots advancing on a clock, a new blockhash per slot, each valid for 150 blocks;

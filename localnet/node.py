@@ -1,5 +1,5 @@
-"""The localnet node: the Ledger on its own thread, JSON-RPC over HTTP (aiohttp), PubSub
-over WebSocket, and the slot clock."""
+"""The localnet node: the Ledger, JSON-RPC over HTTP (aiohttp), PubSub over WebSocket, and
+the slot clock, all on one event loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +41,6 @@ class NodeConfig:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self.ledger: Ledger | None = None
         self.methods = RpcMethods(self)
         self.pubsub = PubSub(self)
@@ -50,13 +48,16 @@ class Node:
         self._ws: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
 
-    # --- the chain thread -------------------------------------------------------------
+    # --- the chain ------------------------------------------------------------------
 
     async def call(self, fn: Callable[[Ledger], T]) -> T:
-        """Runs ``fn(ledger)`` on the chain thread (the only thread that touches LiteSVM)."""
+        """Runs ``fn(ledger)`` on the event loop's thread, the only one that touches LiteSVM.
+        LiteSVM is synchronous and holds the GIL, so a worker thread would only add a thread
+        hand-off (and GIL contention) to every call without letting anything run meanwhile;
+        each ledger call is short (one transaction, one lookup)."""
         ledger = self.ledger
         assert ledger is not None, "node not started"
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, ledger)
+        return fn(ledger)
 
     async def send(self, tx: VersionedTransaction, *, skip_preflight: bool) -> str:
         signature, event = await self.call(lambda ledger: ledger.send(tx, skip_preflight=skip_preflight))
@@ -123,9 +124,7 @@ class Node:
 
     async def start(self) -> None:
         store = LedgerStore(self.config.ledger_dir) if self.config.ledger_dir else None
-        loop = asyncio.get_running_loop()
-        self.ledger = await loop.run_in_executor(self.executor, lambda: Ledger(
-            finality_depth=self.config.finality_depth, token=self.config.token, store=store))
+        self.ledger = Ledger(finality_depth=self.config.finality_depth, token=self.config.token, store=store)
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/", self._http)
         app.router.add_get("/health", self._health)
@@ -148,7 +147,6 @@ class Node:
         ledger = self.ledger
         if ledger is not None and ledger.store is not None:
             await self.call(lambda lg: lg.store.close() if lg.store else None)
-        self.executor.shutdown(wait=True)
 
     @property
     def rpc_url(self) -> str:

@@ -2,7 +2,7 @@
 
 A transaction's notifications go out at `processed` when it lands, and again to
 `confirmed` / `finalized` subscribers when its slot reaches that commitment, in the order
-a validator sends them. Notification payloads are built on the chain thread."""
+a validator sends them. Notification payloads are built by `Node.call`, like every ledger read."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Solana JSON-RPC 2.0 methods over the Ledger, with a validator's response shapes and
-error codes. Every ledger call goes through `Node.call` (the chain thread)."""
+error codes. Every ledger call goes through `Node.call`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import base58
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from localnet.encoding import EncodingError, encode_account, encode_transaction, ui_amount
@@ -274,8 +275,9 @@ class RpcMethods:
     @staticmethod
     def _signature(value: Any) -> str:
         try:
-            if not isinstance(value, str) or len(base58.b58decode(value)) != 64:
+            if not isinstance(value, str):
                 raise ValueError
+            Signature.from_string(value)  # base58 of exactly 64 bytes
         except ValueError as exc:
             raise invalid(f"Invalid param: {value!r} is not a valid signature") from exc
         return value

@@ -83,6 +83,16 @@ class WritePipeline:
         self._in_flight.append(_InFlight(task, keys))
         return task
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def settle(self, timeout: float) -> None:
+        """Waits up to `timeout` for the oldest batch in flight to finish; returns at once
+        when none is. Never raises: a failure surfaces at the next `submit` or `drain`."""
+        if self._in_flight:
+            await asyncio.wait({self._in_flight[0].task}, timeout=timeout)
+
     async def drain(self) -> None:
         """Waits until every submitted batch has committed (raises the first failure)."""
         while self._in_flight:

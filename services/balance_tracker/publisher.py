@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import Vault, VaultProgram
+from services.common.vault_program import Vault, VaultProgram, vault_pda
 
 logger = logging.getLogger("publisher")
 
@@ -38,7 +38,7 @@ def vault_from_row(row: Any, program: VaultProgram) -> Vault:
                  available_balance=int(row["available_balance"]), total_deposited=int(row["total_deposited"]),
                  total_withdrawn=int(row["total_withdrawn"]),
                  created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
-                 bump=Pubkey.find_program_address([b"vault", bytes(owner)], program.program_id)[1])
+                 bump=vault_pda(owner, program.program_id)[1])
 
 
 class Publisher:
@@ -53,13 +53,15 @@ class Publisher:
         return f"{self.prefix}events" + (f":{owner}" if owner else "")
 
     async def publish(self, events: list[EventRow], rows: list[Any]) -> None:
+        """One round trip: the batch's vault entries first, then its events (a client that
+        reads the cache on an event sees at least that event's state)."""
         try:
+            pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 if row["closed_at"] is not None:
-                    await self.cache.invalidate(Pubkey.from_string(row["owner"]))
+                    self.cache.queue_invalidate(pipe, row["owner"])
                 else:
-                    await self.cache.put(vault_from_row(row, self.program), int(row["last_slot"]))
-            pipe = self.redis.pipeline(transaction=False)
+                    self.cache.queue_put(pipe, vault_from_row(row, self.program), int(row["last_slot"]))
             for event in events:
                 payload = json.dumps(event_json(event))
                 pipe.publish(self.channel(), payload)
@@ -75,8 +77,12 @@ class Publisher:
         """Rewrites every open vault's cache entry from PostgreSQL; True when done."""
         try:
             await self.redis.ping()
-            for row in await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL"):
-                await self.cache.put(vault_from_row(row, self.program), int(row["last_slot"]))
+            rows = await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL")
+            for start in range(0, len(rows), 1_000):
+                pipe = self.redis.pipeline(transaction=False)
+                for row in rows[start:start + 1_000]:
+                    self.cache.queue_put(pipe, vault_from_row(row, self.program), int(row["last_slot"]))
+                await pipe.execute()
         except RedisError:
             return False
         self.dirty = False

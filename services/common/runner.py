@@ -9,6 +9,7 @@ from typing import Protocol
 from services.common import log
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService
+from services.common.heap import freeze_startup_heap, observe_collector_pauses
 
 
 class App(Protocol):
@@ -21,6 +22,8 @@ def serve(settings: Settings, app: App) -> None:
     async def main() -> None:
         log.configure(settings.service, settings.log_level)
         await app.start()
+        freeze_startup_heap()
+        observe_collector_pauses()
         assert app.grpc is not None
         await app.grpc.run_until_signalled()
 

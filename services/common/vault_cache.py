@@ -3,12 +3,13 @@ written with the chain slot it reflects; an older slot never overwrites a newer 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from dataclasses import asdict
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
@@ -26,6 +27,16 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1
 """
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Vault))
+
+
+def encode(vault: Vault, slot: int) -> str:
+    """The cached JSON of a vault at a slot (keys are public keys as base58 strings)."""
+    values = {name: getattr(vault, name) for name in _FIELDS}
+    values["owner"], values["token_account"] = str(vault.owner), str(vault.token_account)
+    return json.dumps({"vault": values, "slot": slot})
 
 
 class VaultCache:
@@ -54,10 +65,9 @@ class VaultCache:
         return Vault(**fields), int(data["slot"])
 
     async def put(self, vault: Vault, slot: int) -> bool:
-        fields = {k: (str(v) if isinstance(v, Pubkey) else v) for k, v in asdict(vault).items()}
         try:
             return bool(await self._set_if_newer(keys=[self.key(vault.owner)],
-                                                 args=[json.dumps({"vault": fields, "slot": slot}), slot, self.ttl]))
+                                                 args=[encode(vault, slot), slot, self.ttl]))
         except RedisError as exc:
             logger.warning("vault cache unavailable: %s", exc)
             return False
@@ -67,3 +77,12 @@ class VaultCache:
             await self.client.delete(self.key(owner))
         except RedisError as exc:
             logger.warning("vault cache unavailable: %s", exc)
+
+    # Queued on a caller's pipeline (one round trip for many vaults); the caller handles
+    # RedisError. EVAL carries the script itself, so a Redis that lost its script cache
+    # (restart, SCRIPT FLUSH) needs no reload; Redis compiles it once and reuses it.
+    def queue_put(self, pipe: Pipeline, vault: Vault, slot: int) -> None:
+        pipe.eval(_SET_IF_NEWER, 1, self.key(vault.owner), encode(vault, slot), slot, self.ttl)
+
+    def queue_invalidate(self, pipe: Pipeline, owner: Pubkey | str) -> None:
+        pipe.delete(self.key(owner))

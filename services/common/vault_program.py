@@ -33,9 +33,13 @@ class Pause:
 
 
 @lru_cache(maxsize=262_144)
+def vault_pda(owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
+    """The vault PDA and its bump (derivations are cached: each costs a curve check per bump tried)."""
+    return Pubkey.find_program_address([VAULT_SEED, bytes(owner)], program_id)
+
+
 def vault_address(owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
-    """The vault PDA (derivations are cached: each costs a curve check per bump tried)."""
-    return Pubkey.find_program_address([VAULT_SEED, bytes(owner)], program_id)[0]
+    return vault_pda(owner, program_id)[0]
 
 
 def authority_address(program_id: Pubkey = PROGRAM_ID) -> Pubkey:

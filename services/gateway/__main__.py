@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 from services.common import log
+from services.common.heap import freeze_startup_heap
 from services.gateway.app import Gateway, GatewayConfig
 
 
@@ -13,6 +14,7 @@ async def main() -> None:
     log.configure("gateway")
     gateway = Gateway(GatewayConfig())
     await gateway.start()
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -83,6 +83,25 @@ async def test_thousand_operations_across_fifty_users(node: Node, pg_database: s
         await assert_agree(node, pg_database, VaultCache(redis_ns.client, redis_ns.prefix, 60), accounts)
 
 
+async def test_an_indexer_at_processed_backfills_history_written_before_it_started(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """getTransaction serves no history below `confirmed`: the backfill of an indexer that
+    follows at `processed` reads at `confirmed` and still misses nothing."""
+    assert node.ledger is not None
+    program = node.ledger.deployment.program
+    settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
+    object.__setattr__(settings, "commitment", "processed")
+    async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+        accounts = await users_with_vaults(node, client, 3)
+        assert await burst(program, client, accounts, 30) == 30  # the last ones are only processed
+        async with balance_tracker(settings):
+            assert await wait_for_rows(pg_database, 33, timeout=30) == 33  # + 3 vault_initialized
+            assert await burst(program, client, accounts, 9, seed=8) == 9  # the live stream follows
+            assert await wait_for_rows(pg_database, 42, timeout=30) == 42
+            await asyncio.sleep(0.3)
+            await assert_agree(node, pg_database, VaultCache(redis_ns.client, redis_ns.prefix, 60), accounts)
+
+
 async def test_api_history_snapshots_stream_and_reconcile(node: Node, pg_database: str,
                                                           redis_ns: RedisNamespace) -> None:
     assert node.ledger is not None

@@ -112,3 +112,33 @@ async def test_nothing_after_a_failed_batch_is_committed(pool: asyncpg.Pool) -> 
     signatures = {r["signature"] for r in await pool.fetch("SELECT signature FROM transactions")}
     assert signatures == {e.signature for e in good_before}
     assert await pool.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 1
+
+
+async def test_settle_waits_for_the_oldest_batch_at_most_the_timeout_and_never_raises(pool: asyncpg.Pool) -> None:
+    owners = [str(Keypair().pubkey()) for _ in range(2)]
+    release = asyncio.Event()
+
+    async def slow_commit(result: Any, cursor: tuple[int, str] | None) -> None:
+        await release.wait()
+
+    pipeline = WritePipeline(pool, PROGRAM, "t", depth=3, on_commit=slow_commit)
+    await asyncio.wait_for(pipeline.settle(5), 0.5)  # nothing in flight: at once
+    first, second = batches_for(owners, 2, 3)
+    await pipeline.submit(first, [], (1, "a"))
+    await pipeline.submit(second, [], (2, "b"))
+    assert pipeline.in_flight == 2
+    started = asyncio.get_running_loop().time()
+    await pipeline.settle(0.05)  # the oldest is held in its commit callback: the timeout ends it
+    assert asyncio.get_running_loop().time() - started >= 0.04 and pipeline.in_flight == 2
+    release.set()
+    await asyncio.wait_for(pipeline.settle(5), 5)
+    await pipeline.drain()
+    assert pipeline.in_flight == 0
+
+    # a failed batch: settle returns quietly, the failure surfaces at drain
+    bad_owner = str(Keypair().pubkey())
+    failing = WritePipeline(pool, PROGRAM, "t", depth=3)
+    await failing.submit([deposit(bad_owner, 500, 1, 1, available=0)], [], (3, "c"))
+    await asyncio.wait_for(failing.settle(5), 5)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await failing.drain()

@@ -1,0 +1,35 @@
+"""The collector settings every long-running process applies after start-up (in a child
+process: freezing would change this test process's own heap)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from localnet.svm import ROOT
+
+CHILD = """
+import gc
+from prometheus_client import generate_latest
+from services.common.heap import freeze_startup_heap, observe_collector_pauses
+
+freeze_startup_heap()
+observe_collector_pauses()
+assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()  # imported modules and their objects
+assert not gc.get_objects(2)  # nothing left for a full collection to scan
+garbage = [[] for _ in range(10)]
+for item in garbage:
+    item.append(item)  # reference cycles: only the collector frees them
+del garbage, item
+assert gc.collect() >= 10  # new objects are still collected
+text = generate_latest().decode()
+line = next(l for l in text.splitlines() if l.startswith('python_gc_pause_seconds_count{generation="2"}'))
+assert float(line.split()[-1]) >= 1, line
+print("ok")
+"""
+
+
+def test_startup_heap_is_frozen_new_garbage_still_collected_and_pauses_measured() -> None:
+    result = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
