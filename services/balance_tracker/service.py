@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from services.balance_tracker import reconcile
 from services.balance_tracker.publisher import vault_from_row
-from services.balance_tracker.store import read_cursor
+from services.balance_tracker.watermark import CursorWatermark
 from services.common import validation
 from services.common.chain import ChainClient
 from services.common.convert import vault_message
@@ -74,13 +74,13 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
         self.chain = chain
         self.events_channel = events_channel
         self.cursor_name = cursor_name
+        self.watermark = CursorWatermark(pool, cursor_name)
 
     async def GetBalance(self, request: balance_tracker_pb2.GetBalanceRequest,
                          context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetBalanceResponse:
         owner = validation.pubkey(request.owner, "owner")
         address = self.chain.program.vault(owner)
-        cursor = await read_cursor(self.pool, self.cursor_name)
-        indexed = cursor[0] if cursor else 0
+        indexed = await self.watermark.slot()  # read first: the answer holds at least this much
         cached = await self.cache.get(owner)
         if cached is not None:
             vault, slot = cached

@@ -19,9 +19,9 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def observe_collector_pauses() -> None:
+def observe_collector_pauses(service: str) -> None:
     """Records every collection's duration in `python_gc_pause_seconds` (by generation)."""
-    children = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
+    children = [GC_PAUSES.labels(service, str(generation)) for generation in range(3)]
     started = 0.0
 
     def callback(phase: str, info: dict[str, Any]) -> None:

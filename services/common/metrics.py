@@ -16,7 +16,7 @@ CHAIN_CALLS = Counter("chain_rpc_calls_total", "Solana RPC calls", ["service", "
 TRANSACTIONS_SUBMITTED = Counter("transactions_submitted_total", "Signed transactions submitted",
                                  ["service", "outcome"])
 GC_PAUSES = Histogram("python_gc_pause_seconds", "Pauses of the cyclic garbage collector (the event loop stops)",
-                      ["generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+                      ["service", "generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 
 
 def serve_metrics(host: str, port: int) -> None:

@@ -23,7 +23,7 @@ def serve(settings: Settings, app: App) -> None:
         log.configure(settings.service, settings.log_level)
         await app.start()
         freeze_startup_heap()
-        observe_collector_pauses()
+        observe_collector_pauses(settings.service)
         assert app.grpc is not None
         await app.grpc.run_until_signalled()
 

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from services.common.heap import freeze_startup_heap, observe_collector_pauses
 
 freeze_startup_heap()
-observe_collector_pauses()
+observe_collector_pauses('svc')
 assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()  # imported modules and their objects
 assert not gc.get_objects(2)  # nothing left for a full collection to scan
 garbage = [[] for _ in range(10)]
@@ -23,7 +23,7 @@ for item in garbage:
 del garbage, item
 assert gc.collect() >= 10  # new objects are still collected
 text = generate_latest().decode()
-line = next(l for l in text.splitlines() if l.startswith('python_gc_pause_seconds_count{generation="2"}'))
+line = next(l for l in text.splitlines() if l.startswith('python_gc_pause_seconds_count{generation="2",service="svc"}'))
 assert float(line.split()[-1]) >= 1, line
 print("ok")
 """
