@@ -16,8 +16,9 @@ bounded in count and time):
   change speed from one second to the next (the same pure-Python loop takes 0.42 to 0.81 s),
   so single rounds swing; `cpu_probe_s` records that loop's time before each phase.
   `gc_pauses_during_rounds` reads each gRPC service's `python_gc_pause_seconds` before and
-  after the rounds. The load generator freezes its own heap before each round (its
-  collector's pauses would be counted as the system's latency).
+  after the rounds, and `cpu_ms_per_deposit` each process's CPU time over them (from
+  /proc). The load generator freezes its own heap before each phase and round
+  (its collector's pauses would be counted as the system's latency).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -112,6 +114,7 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
             request = vault_manager_pb2.GetVaultRequest(owner=owner)
             await echo_call(request)
             assert (await stub.GetVault(request)).vault.owner == owner
+            freeze_startup_heap()  # the load generator's collector pauses are not the servers' latency
             # Interleaved, level by level, in passes: both servers see the same background
             # (the rest of the system runs meanwhile); each level's median pass counts.
             passes: dict[str, list[list[dict[str, Any]]]] = {"echo": [], "get_vault": []}
@@ -170,6 +173,38 @@ def pause_report(before: dict[str, dict[float, float]], after: dict[str, dict[fl
     return report
 
 
+def system_processes(root: int) -> dict[str, int]:
+    """The processes `make up` started under `root`, by name (localnet, vault_manager, ...)."""
+    found: dict[str, int] = {}
+    for task in os.listdir(f"/proc/{root}/task"):
+        with open(f"/proc/{root}/task/{task}/children") as children:
+            for pid in map(int, children.read().split()):
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    args = cmdline.read().decode(errors="replace").split("\0")
+                module = args[args.index("-m") + 1] if "-m" in args else args[0]
+                found[module.rsplit(".", 1)[-1]] = pid
+    return found
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time each process has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in pids.items():
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], deposits: int) -> dict[str, float]:
+    """Milliseconds of CPU per deposit, by process, over the whole rounds (drains included,
+    and whatever runs in the background meanwhile); PostgreSQL, Redis and the load generator
+    are not counted."""
+    used = {name: round((after[name] - before[name]) * 1000 / deposits, 2) for name in after}
+    return {**used, "total": round(sum(used.values()), 2)}
+
+
 def cpu_probe() -> float:
     """Seconds this machine takes for a fixed pure-Python loop now (about 0.4 when fast)."""
     started, total = time.perf_counter(), 0
@@ -191,7 +226,7 @@ def knee(results: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in results if r["rps"] >= KNEE * peak)
 
 
-async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
+async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) -> dict[str, Any]:
     rpc = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
     program = VaultProgram(dev_keypair("usdt_mint").pubkey())
     users = [Keypair() for _ in range(USERS)]
@@ -220,6 +255,7 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
             listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
             await asyncio.sleep(0.5)
             pauses_before = await gc_pauses(env)
+            cpu_before, window_started = cpu_seconds(processes), time.perf_counter()
             for round_number in range(DEPOSIT_ROUNDS):
                 blockhash = (await client.get_latest_blockhash()).value.blockhash
                 signed = []
@@ -235,6 +271,7 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
                 freeze_startup_heap()
                 rounds.append({"cpu_probe_s": probe, **await _deposit_burst(builder, signed, received)})
                 await asyncio.sleep(1.0)  # the system drains between rounds
+            cpu_after, window = cpu_seconds(processes), time.perf_counter() - window_started
             collector = pause_report(pauses_before, await gc_pauses(env))
             for task in listeners:
                 task.cancel()
@@ -244,6 +281,8 @@ async def deposits_end_to_end(env: dict[str, str]) -> dict[str, Any]:
     median_p99 = p99s[len(p99s) // 2]
     return {"deposits_per_round": DEPOSITS, "offered_rate": DEPOSIT_RATE, "rounds": rounds,
             "median_p99_ms": median_p99, "target_p99_ms": 100, "gc_pauses_during_rounds": collector,
+            "cpu_ms_per_deposit": cpu_report(cpu_before, cpu_after, DEPOSITS * DEPOSIT_ROUNDS),
+            "cores_busy_during_rounds": round((sum(cpu_after.values()) - sum(cpu_before.values())) / window, 2),
             "target_met": all(r["delivered"] == DEPOSITS for r in rounds) and median_p99 <= 100}
 
 
@@ -292,7 +331,7 @@ async def system(database_url: str) -> dict[str, Any]:
             await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed)
         probe = cpu_probe()
         return {"cpu_probe_s": probe, "get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
-                "deposits_end_to_end": await deposits_end_to_end(env),
+                "deposits_end_to_end": await deposits_end_to_end(env, system_processes(up.pid)),
                 "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share 2 cores"}
     finally:
         up.send_signal(signal.SIGINT)

@@ -92,6 +92,12 @@ def render() -> str:
                 for name, p in pauses.items())
             lines.append(f"| garbage-collector pauses during those rounds (`python_gc_pause_seconds`) | "
                          f"{described} | – |")
+        cpu = dep.get("cpu_ms_per_deposit")
+        if cpu:
+            parts = ", ".join(f"{name} {value:g}" for name, value in cpu.items() if name != "total")
+            lines.append(f"| CPU per deposit over those rounds, services and localnet (PostgreSQL, Redis and the "
+                         f"load generator not counted) | {cpu['total']:g} ms ({parts}); "
+                         f"{dep['cores_busy_during_rounds']:g} of the 2 cores busy | – |")
         lines.append("")
     return "\n".join(lines)
 
