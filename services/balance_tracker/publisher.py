@@ -71,7 +71,8 @@ class Publisher:
             await pipe.execute()
         except RedisError as exc:
             self.dirty = True
-            logger.warning("Redis unavailable, events not published and cache stale: %s", exc)
+            logger.warning("Redis unavailable or refused a command: the cache is stale until rebuilt and the "
+                           "batch's events may not have been published: %s", exc)
 
     async def rebuild(self, pool: asyncpg.Pool) -> bool:
         """Rewrites every open vault's cache entry from PostgreSQL; True when done."""
