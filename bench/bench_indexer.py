@@ -34,6 +34,7 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
+from bench.stats import pct
 from services.balance_tracker.app import BalanceTrackerApp
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.indexer import IndexerConfig
@@ -143,10 +144,6 @@ class _FakeNode:
     ws_url = "ws://127.0.0.1:8900"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
-
 
 async def latency(commitment: str) -> dict[str, Any]:
     async with running_node(slot_ms=400) as node, temporary_database("cvbench") as db, \
@@ -188,8 +185,8 @@ async def latency(commitment: str) -> dict[str, Any]:
             await app.stop()
     counted = list(sent_at.items())[WARMUP:]
     lat = [received[s] - t for s, t in counted if s in received]
-    return {"commitment": commitment, "deposits": len(lat), "warmup_deposits": WARMUP, "p50_ms": pct(lat, 0.5),
-            "p99_ms": pct(lat, 0.99)}
+    return {"commitment": commitment, "deposits": len(lat), "warmup_deposits": WARMUP, "p50_ms": pct(lat, 0.5, 1),
+            "p99_ms": pct(lat, 0.99, 1)}
 
 
 def run() -> dict[str, Any]:

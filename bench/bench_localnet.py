@@ -21,6 +21,7 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
+from bench.stats import pct
 from localnet import genesis
 from localnet.faucet import fund
 from localnet.svm import ROOT, Chain
@@ -31,10 +32,6 @@ TRANSFERS = 2_000
 IN_FLIGHT = 32
 TIME_CAP_S = 120
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
 def build(payer: Keypair, source: Any, dest: Any, blockhash: Any, n: int) -> list[VersionedTransaction]:
