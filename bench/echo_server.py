@@ -3,10 +3,11 @@ mesh benchmark compares the services' hot path with. `python -m bench.echo_serve
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import grpc
+
+from services.common import event_loop
 
 METHOD = "/bench.Echo/Echo"
 
@@ -29,4 +30,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    event_loop.run(main(int(sys.argv[1])))

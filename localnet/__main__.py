@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from localnet.node import Node, NodeConfig
+from services.common import event_loop
 from services.common.heap import freeze_startup_heap
 
 
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
         from localnet.faucet import main as faucet_main
 
         return faucet_main(argv[1:])
-    asyncio.run(run_node(parse_node_args(argv)))
+    event_loop.run(run_node(parse_node_args(argv)))
     return 0
 
 

@@ -10,7 +10,8 @@ import sys
 import time
 from typing import Any
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# A string, or an object whose str() is the id (the gRPC wrapper's reads it only when asked).
+request_id: contextvars.ContextVar[object] = contextvars.ContextVar("request_id", default="")
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        rid = request_id.get()
+        rid = str(request_id.get())
         if rid:
             entry["request_id"] = rid
         extra = getattr(record, "fields", None)

@@ -3,14 +3,10 @@ HTTP port by `serve_metrics`."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
-GRPC_REQUESTS = Counter("grpc_server_requests_total", "gRPC requests handled", ["service", "method", "code"])
-GRPC_LATENCY = Histogram(
-    "grpc_server_handling_seconds", "gRPC handling latency", ["service", "method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-GRPC_IN_FLIGHT = Gauge("grpc_server_in_flight", "gRPC requests in progress", ["service"])
+# grpc_server_requests_total, grpc_server_handling_seconds and grpc_server_in_flight come
+# from services/common/grpc_metrics.py (counted without a lock per call).
 CACHE_LOOKUPS = Counter("vault_cache_lookups_total", "Vault cache lookups", ["service", "result"])
 CHAIN_CALLS = Counter("chain_rpc_calls_total", "Solana RPC calls", ["service", "method", "outcome"])
 TRANSACTIONS_SUBMITTED = Counter("transactions_submitted_total", "Signed transactions submitted",

@@ -21,7 +21,7 @@ import grpc
 
 from services.common import log
 from services.common.errors import ServiceError
-from services.common.metrics import GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
+from services.common.grpc_metrics import GRPC_SERVER
 
 logger = logging.getLogger("grpc")
 # Request ids: the caller's x-request-id, else this process's prefix and a counter (unique,
@@ -38,6 +38,23 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
     return f"{_PROCESS}-{next(_COUNTER):x}"
 
 
+class _RequestId:
+    """A call's request id, read from its metadata only when something asks for it (a log
+    line, an error's message): most calls never do, and reading the metadata costs about as
+    much as the rest of the wrapper."""
+
+    __slots__ = ("_context", "_value")
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context: grpc.aio.ServicerContext | None = context
+        self._value = ""
+
+    def __str__(self) -> str:
+        if self._context is not None:
+            self._value, self._context = _request_id(self._context), None
+        return self._value
+
+
 class Observability:
     """Wraps method handlers: sets the request id, maps `ServiceError` (and unexpected
     failures, as INTERNAL with no internals leaked) to a status, and records requests, codes
@@ -45,34 +62,18 @@ class Observability:
 
     def __init__(self, service: str) -> None:
         self.service = service
-        self._in_flight = GRPC_IN_FLIGHT.labels(service)
-        self._children: dict[tuple[str, str], Any] = {}
-
-    def _requests(self, method: str, code: str) -> Any:
-        key = (method, code)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = GRPC_REQUESTS.labels(self.service, method, code)
-        return child
-
-    def _latency(self, method: str) -> Any:
-        key = (method, "")
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = GRPC_LATENCY.labels(self.service, method)
-        return child
+        self._stats = GRPC_SERVER.service(service)
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        requests_ok = self._requests(method, "OK")
-        latency = self._latency(method)
+        service, calls = self._stats, self._stats.method(method)
 
-        def begin(context: grpc.aio.ServicerContext) -> str:
-            rid = _request_id(context)
+        def begin(context: grpc.aio.ServicerContext) -> _RequestId:
+            rid = _RequestId(context)
             log.request_id.set(rid)
-            self._in_flight.inc()
+            service.in_flight += 1
             return rid
 
-        async def fail(context: grpc.aio.ServicerContext, exc: BaseException, rid: str) -> None:
+        async def fail(context: grpc.aio.ServicerContext, exc: BaseException, rid: _RequestId) -> None:
             if isinstance(exc, ServiceError):
                 await context.abort(exc.code, exc.message)
             logger.exception("unhandled error in %s", method)
@@ -80,14 +81,14 @@ class Observability:
 
         def finish(start: float, context: grpc.aio.ServicerContext, outcome: BaseException | None) -> None:
             if outcome is None:
-                requests_ok.inc()
+                code = "OK"
             elif isinstance(outcome, ServiceError):
-                self._requests(method, outcome.code.name).inc()
+                code = outcome.code.name
             else:  # aborted by the handler, or unexpected (then INTERNAL)
                 status = context.code()
-                self._requests(method, status.name if isinstance(status, grpc.StatusCode) else "INTERNAL").inc()
-            latency.observe(time.perf_counter() - start)
-            self._in_flight.dec()
+                code = status.name if isinstance(status, grpc.StatusCode) else "INTERNAL"
+            calls.record(code, time.perf_counter() - start)
+            service.in_flight -= 1
 
         # The unary and streaming wrappers repeat one try/except shape on purpose: sharing it
         # through a context manager would add a generator and two awaits to every call.

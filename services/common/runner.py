@@ -3,10 +3,9 @@ graceful stop."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
-from services.common import log
+from services.common import event_loop, log
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService
 from services.common.heap import freeze_startup_heap, observe_collector_pauses
@@ -27,4 +26,4 @@ def serve(settings: Settings, app: App) -> None:
         assert app.grpc is not None
         await app.grpc.run_until_signalled()
 
-    asyncio.run(main())
+    event_loop.run(main())

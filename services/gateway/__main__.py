@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from services.common import log
+from services.common import event_loop, log
 from services.common.heap import freeze_startup_heap
 from services.gateway.app import Gateway, GatewayConfig
 
@@ -24,4 +24,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

@@ -5,6 +5,8 @@ Prometheus, for unary and server-streaming methods alike."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,16 +16,21 @@ from prometheus_client import REGISTRY
 
 from services.common import log
 from services.common.errors import ServiceError
+from services.common.grpc_metrics import BUCKETS, GrpcServerCollector
 from services.common.observability import instrumented
 
 SERVICE = "observability_test"
 seen_request_ids: list[str] = []
+logged_lines: list[dict[str, str]] = []
 
 
 class Vaults(vault_manager_pb2_grpc.VaultManagerServicer):
     async def GetVault(self, request: vault_manager_pb2.GetVaultRequest,
                        context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultResponse:
-        seen_request_ids.append(log.request_id.get())
+        seen_request_ids.append(str(log.request_id.get()))
+        if request.owner == "log":  # what a log line written during the call carries
+            record = logging.LogRecord("t", logging.INFO, __file__, 0, "during the call", None, None)
+            logged_lines.append(json.loads(log.JsonFormatter("t").format(record)))
         if request.owner == "missing":
             raise ServiceError(grpc.StatusCode.NOT_FOUND, "no vault for owner missing")
         if request.owner == "bug":
@@ -66,6 +73,10 @@ async def test_statuses_request_ids_and_metrics(channel: grpc.aio.Channel) -> No
     await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner="x"), metadata=(("x-request-id", "req-123"),))
     await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner="x"))
     assert seen_request_ids[-2] == "req-123" and seen_request_ids[-1] not in ("", "req-123")
+    await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner="log"), metadata=(("x-request-id", "req-7"),))
+    await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner="log"))
+    assert logged_lines[-2]["request_id"] == "req-7"
+    assert logged_lines[-1]["request_id"] == seen_request_ids[-1] not in ("", "req-7")
 
     with pytest.raises(grpc.aio.AioRpcError) as not_found:
         await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner="missing"))
@@ -77,11 +88,11 @@ async def test_statuses_request_ids_and_metrics(channel: grpc.aio.Channel) -> No
     assert bug.value.code() == grpc.StatusCode.INTERNAL
     assert bug.value.details() == "internal error (request id req-9)"  # nothing of the exception leaks
 
-    assert count("GetVault", "OK") == ok + 2
+    assert count("GetVault", "OK") == ok + 4
     assert count("GetVault", "NOT_FOUND") == missing + 1
     assert count("GetVault", "INTERNAL") == internal + 1
     assert (REGISTRY.get_sample_value("grpc_server_handling_seconds_count",
-                                      {"service": SERVICE, "method": "GetVault"}) or 0) >= 4
+                                      {"service": SERVICE, "method": "GetVault"}) or 0) >= 6
     assert REGISTRY.get_sample_value("grpc_server_in_flight", {"service": SERVICE}) == 0
 
 
@@ -95,3 +106,23 @@ async def test_server_streams_are_observed_too(channel: grpc.aio.Channel) -> Non
     assert len(received) == 1
     assert lost.value.code() == grpc.StatusCode.UNAVAILABLE and lost.value.details() == "event stream lost"
     assert count("StreamEvents", "UNAVAILABLE") == before + 1
+
+
+def test_latency_buckets_are_cumulative_and_a_bound_counts_in_its_own_bucket() -> None:
+    collector = GrpcServerCollector()
+    calls = collector.service("s").method("M")
+    for seconds in (0.0005, 0.0006, 0.001, 3.0, 11.0):  # 0.0005 and 0.001 are bounds themselves
+        calls.record("OK", seconds)
+    calls.record("NOT_FOUND", 0.0001)
+    families = {family.name: family for family in collector.collect()}
+    requests = {s.labels["code"]: s.value for s in families["grpc_server_requests"].samples}
+    assert requests == {"OK": 5, "NOT_FOUND": 1}
+    samples = families["grpc_server_handling_seconds"].samples
+    buckets = {s.labels["le"]: s.value for s in samples if s.name.endswith("_bucket")}
+    assert list(buckets) == [*map(repr, BUCKETS), "+Inf"]
+    assert (buckets["0.0005"], buckets["0.001"], buckets["2.5"], buckets["5.0"], buckets["+Inf"]) == (2, 4, 4, 5, 6)
+    count = next(s.value for s in samples if s.name.endswith("_count"))
+    total = next(s.value for s in samples if s.name.endswith("_sum"))
+    assert count == 6 and total == pytest.approx(0.0005 + 0.0006 + 0.001 + 3.0 + 11.0 + 0.0001)
+    in_flight = families["grpc_server_in_flight"].samples
+    assert [(s.labels, s.value) for s in in_flight] == [({"service": "s"}, 0)]

@@ -1,0 +1,35 @@
+"""The event loop every long-running process runs on.
+
+uvloop (libuv) by default: the same asyncio API with the loop's scheduling and socket I/O
+in C. The services spend most of their CPU in that machinery (gRPC, HTTP to the chain,
+PostgreSQL and Redis round trips), and bench/bench_mesh.py measures the difference.
+``EVENT_LOOP=asyncio`` selects the standard library's loop instead (the tests run in-process
+services on it, so both are exercised)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+LOOPS = ("uvloop", "asyncio")
+
+
+def selected() -> str:
+    """The loop EVENT_LOOP names ("uvloop" when unset); anything else is a startup error."""
+    name = os.environ.get("EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    if name not in LOOPS:
+        raise SystemExit(f"EVENT_LOOP={name!r}: expected one of {', '.join(LOOPS)}")
+    return name
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Runs `main` to completion on the selected loop (asyncio.run's semantics)."""
+    if selected() == "uvloop":
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
