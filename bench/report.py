@@ -105,6 +105,14 @@ def render() -> str:
                          f"load generator not counted) | {cpu['total']:g} ms ({parts}); "
                          f"{dep['cores_busy_during_rounds']:g} of the 2 cores busy | – |")
         lines.append("")
+    wrapper = _load("grpc_wrapper")
+    if wrapper:
+        bare, wrapped = wrapper["bare"], wrapper["wrapped"]
+        lines += [f"gRPC wrapper (`grpc_wrapper.json`): a do-nothing handler bare {_n(bare['median_rps'])}/s "
+                  f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' `Observability` "
+                  f"{_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ bare "
+                  f"{wrapper['wrapped_over_bare']} (h2load, {wrapper['in_flight']} in flight, median of "
+                  f"{wrapper['passes']} interleaved passes).", ""]
     return "\n".join(lines)
 
 
