@@ -1,7 +1,7 @@
 """What the services' per-call gRPC wrapper (services/common/observability.py: request id,
 status mapping, Prometheus metrics) costs a handler that does nothing: the echo server bare
 and wrapped, in their own processes, driven in turn by h2load (4 calls in flight, one
-connection, loopback), five passes interleaved. Reports each server's median rate and CPU
+connection, loopback), seven passes interleaved. Reports each server's median rate and CPU
 per call (from /proc), and the wrapped ÷ bare ratio of rates."""
 
 from __future__ import annotations
@@ -15,20 +15,15 @@ import grpc
 
 from bench import h2load
 from bench.echo_server import METHOD
+from bench.stats import cpu_seconds
 from localnet.svm import ROOT
 from services.common import event_loop
 from tests.support.localnet_node import free_port
 
 CALLS = 10_000
 IN_FLIGHT = 4
-PASSES = 5
+PASSES = 7
 MESSAGE = b"\x0a\x20" + b"k" * 32
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
 
 
 async def _ready(port: int) -> None:
@@ -48,11 +43,11 @@ async def measure() -> dict[str, Any]:
             await h2load.unary(port, METHOD, MESSAGE, IN_FLIGHT, 2_000, 60)  # warm-up
         for _ in range(PASSES):
             for name, port in ports.items():
-                before = _cpu_seconds(servers[name].pid)
+                before = cpu_seconds(servers[name].pid)
                 result = await h2load.unary(port, METHOD, MESSAGE, IN_FLIGHT, CALLS, 60)
                 if result["response_bytes"] != CALLS * len(h2load.grpc_frame(MESSAGE)):
                     raise RuntimeError(f"{name}: some calls failed")
-                runs[name].append((result["rps"], (_cpu_seconds(servers[name].pid) - before) * 1e6 / CALLS))
+                runs[name].append((result["rps"], (cpu_seconds(servers[name].pid) - before) * 1e6 / CALLS))
     finally:
         for server in servers.values():
             server.terminate()

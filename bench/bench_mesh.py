@@ -59,6 +59,7 @@ from solders.transaction import VersionedTransaction
 
 from bench import h2load
 from bench.echo_server import METHOD
+from bench.stats import cpu_seconds as process_cpu_seconds
 from bench.stats import pct
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
@@ -236,13 +237,7 @@ def system_processes(root: int) -> dict[str, int]:
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """User + system CPU time each process has used so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for name, pid in pids.items():
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        used[name] = (int(fields[11]) + int(fields[12])) / ticks
-    return used
+    return {name: process_cpu_seconds(pid) for name, pid in pids.items()}
 
 
 def cpu_report(before: dict[str, float], after: dict[str, float], deposits: int) -> dict[str, float]:

@@ -1,9 +1,18 @@
-"""Statistics the benchmarks share."""
+"""Statistics and process readings the benchmarks share."""
 
 from __future__ import annotations
+
+import os
 
 
 def pct(values: list[float], q: float, digits: int = 2) -> float:
     """The q-quantile (nearest rank) of latencies in seconds, in milliseconds."""
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, digits)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
