@@ -6,17 +6,13 @@ per call (from /proc), and the wrapped ÷ bare ratio of rates."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import sys
+from statistics import median_low
 from typing import Any
 
-import grpc
-
-from bench import h2load
+from bench import echo_server, h2load
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds
-from localnet.svm import ROOT
 from services.common import event_loop
 from tests.support.localnet_node import free_port
 
@@ -26,20 +22,13 @@ PASSES = 7
 MESSAGE = b"\x0a\x20" + b"k" * 32
 
 
-async def _ready(port: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-
-
 async def measure() -> dict[str, Any]:
     ports = {"bare": free_port(), "wrapped": free_port()}
-    servers = {name: subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(port)]
-                                      + (["--observed"] if name == "wrapped" else []), cwd=ROOT)
-               for name, port in ports.items()}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     runs: dict[str, list[tuple[int, float]]] = {name: [] for name in ports}
     try:
-        for port in ports.values():
-            await _ready(port)
+        for name, port in ports.items():
+            servers[name] = await echo_server.spawn(port, observed=name == "wrapped")
             await h2load.unary(port, METHOD, MESSAGE, IN_FLIGHT, 2_000, 60)  # warm-up
         for _ in range(PASSES):
             for name, port in ports.items():
@@ -50,13 +39,12 @@ async def measure() -> dict[str, Any]:
                 runs[name].append((result["rps"], (cpu_seconds(servers[name].pid) - before) * 1e6 / CALLS))
     finally:
         for server in servers.values():
-            server.terminate()
-            server.wait(timeout=10)
-    median = {name: sorted(r)[len(r) // 2] for name, r in runs.items()}
+            echo_server.stop(server)
+    rps = {name: median_low(r for r, _ in passes) for name, passes in runs.items()}
     return {"calls_per_pass": CALLS, "in_flight": IN_FLIGHT, "passes": PASSES,
-            **{name: {"median_rps": median[name][0], "cpu_us_per_call": round(sorted(c for _, c in r)[len(r) // 2]),
-                      "rps_of_passes": [rps for rps, _ in r]} for name, r in runs.items()},
-            "wrapped_over_bare": round(median["wrapped"][0] / median["bare"][0], 3)}
+            **{name: {"median_rps": rps[name], "cpu_us_per_call": round(median_low(c for _, c in passes)),
+                      "rps_of_passes": [r for r, _ in passes]} for name, passes in runs.items()},
+            "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3)}
 
 
 def run() -> dict[str, Any]:

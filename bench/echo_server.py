@@ -5,12 +5,16 @@ status mapping, metrics), which bench_grpc_wrapper.py compares with the bare one
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 
 from services.common import event_loop
-from services.common.observability import Observability
+
+ROOT = Path(__file__).resolve().parents[1]
 
 METHOD = "/bench.Echo/Echo"
 
@@ -24,13 +28,34 @@ async def main(port: int, observed: bool = False) -> None:
         return request
 
     handler = grpc.unary_unary_rpc_method_handler(echo, request_deserializer=_identity, response_serializer=_identity)
-    if observed:
+    if observed:  # imported only here: the bare server loads nothing of the services' code
+        from services.common.observability import Observability
+
         handler = Observability("echo").wrap(handler, "Echo")
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
+
+
+async def spawn(port: int, *, observed: bool = False, env: dict[str, str] | None = None,
+                ready_within: float = 30.0) -> subprocess.Popen[bytes]:
+    """Starts the server in its own process and returns once it accepts calls."""
+    server = subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(port)]
+                              + (["--observed"] if observed else []), cwd=ROOT, env=env)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), ready_within)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=10)
 
 
 if __name__ == "__main__":

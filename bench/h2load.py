@@ -1,5 +1,5 @@
 """Unary gRPC load from h2load, nghttp2's compiled HTTP/2 load generator (Debian package
-nghttp2-client; `make bench` installs it).
+nghttp2-client; scripts/bootstrap.sh installs it for `make test` and `make bench`).
 
 A Python grpc.aio caller spends about as much CPU per call as the server it measures
 (0.2 ms against 0.3 ms, measured here), and on a 2-core machine the two compete: the rate
@@ -25,8 +25,6 @@ from typing import Any
 
 from bench.stats import pct
 
-FRAME_HEADER = 5
-
 
 def grpc_frame(message: bytes) -> bytes:
     """A length-prefixed, uncompressed gRPC message (what goes in the request's DATA frame)."""
@@ -36,7 +34,8 @@ def grpc_frame(message: bytes) -> bytes:
 def require() -> str:
     path = shutil.which("h2load")
     if path is None:
-        raise RuntimeError("h2load not found: `make bench` installs it (Debian package nghttp2-client)")
+        raise RuntimeError("h2load not found: `make bench` installs it (scripts/bootstrap.sh, Debian "
+                           "package nghttp2-client)")
     return path
 
 

@@ -29,7 +29,6 @@ def selected() -> str:
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Runs `main` to completion on the selected loop (asyncio.run's semantics)."""
-    if selected() == "uvloop":
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main)
-    return asyncio.run(main)
+    factory = uvloop.new_event_loop if selected() == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)

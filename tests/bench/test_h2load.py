@@ -5,16 +5,12 @@ shows in the bytes that came back, which is how the benchmark proves every call 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
-from bench import h2load
+from bench import echo_server, h2load
 from bench.echo_server import METHOD
-from localnet.svm import ROOT
 from tests.support.localnet_node import free_port
 
 CALLS = 300
@@ -24,17 +20,11 @@ MESSAGE = b"\x0a\x20" + b"k" * 32  # any protobuf-shaped bytes: the echo returns
 @pytest.fixture(scope="module")
 def echo_port() -> Iterator[int]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(port)], cwd=ROOT)
+    server = asyncio.run(echo_server.spawn(port))
     try:
-        async def ready() -> None:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                await asyncio.wait_for(channel.channel_ready(), 20)
-
-        asyncio.run(ready())
         yield port
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        echo_server.stop(server)
 
 
 async def test_every_call_is_answered_and_timed(echo_port: int) -> None:
