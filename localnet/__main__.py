@@ -4,10 +4,8 @@ USDT to OWNER's associated token account with a real mint_to transaction."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -44,11 +42,7 @@ async def run_node(config: NodeConfig) -> None:
     freeze_startup_heap()
     print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
           + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await event_loop.stop_requested().wait()
     await node.stop()
 
 

@@ -26,6 +26,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common import event_loop
 from services.common.config import APPLICATION_DATABASE, application_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,10 +131,7 @@ async def main() -> int:
     db = await database_url()
     env = environment(db)
     children: list[Child] = []
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = event_loop.stop_requested()
     try:
         children.append(spawn("localnet", "localnet", env))
         await wait_http(f"{env['SOLANA_RPC_URL']}/health", children[-1])

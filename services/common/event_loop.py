@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -25,6 +26,15 @@ def selected() -> str:
     if name not in LOOPS:
         raise SystemExit(f"EVENT_LOOP={name!r}: expected one of {', '.join(LOOPS)}")
     return name
+
+
+def stop_requested() -> asyncio.Event:
+    """An event the running loop sets on SIGINT or SIGTERM (a graceful stop's trigger)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -4,9 +4,7 @@ graceful shutdown on SIGTERM/SIGINT (health goes NOT_SERVING, in-flight calls dr
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -16,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import event_loop
 from services.common.config import Settings
 from services.common.metrics import serve_metrics
 from services.common.observability import instrumented
@@ -71,11 +70,7 @@ class GrpcService:
             await hook()
 
     async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await event_loop.stop_requested().wait()
         logger.info("shutting down %s (grace %.0f s)", self.settings.service, self.settings.shutdown_grace_seconds)
         await self.stop()
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
 from services.common import event_loop, log
 from services.common.heap import freeze_startup_heap
 from services.gateway.app import Gateway, GatewayConfig
@@ -15,11 +12,7 @@ async def main() -> None:
     gateway = Gateway(GatewayConfig())
     await gateway.start()
     freeze_startup_heap()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await event_loop.stop_requested().wait()
     await gateway.stop()
 
 
