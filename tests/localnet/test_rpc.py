@@ -190,8 +190,10 @@ async def test_error_paths(node: Node, client: AsyncClient) -> None:
     with pytest.raises(RPCException, match="Blockhash not found"):
         await client.send_transaction(expired)
 
-    # insufficient funds: a system transfer above the balance, sent without preflight, lands as failed
+    # insufficient funds: a system transfer above the balance, sent without preflight, lands as
+    # failed, and its fee is charged (as on a validator: why preflight simulates first)
     poor = await funded_user(client, 1)
+    before = (await client.get_balance(poor.key, Processed)).value
     signature = await poor.send([transfer(TransferParams(from_pubkey=poor.key, to_pubkey=Pubkey.new_unique(),
                                                          lamports=2 * 10**9))], skip_preflight=True)
     status = (await client.get_signature_statuses([signature])).value[0]
@@ -199,6 +201,8 @@ async def test_error_paths(node: Node, client: AsyncClient) -> None:
     failed = (await client.get_transaction(signature, commitment=Confirmed)).value
     assert failed is not None and failed.transaction.meta is not None
     assert any("insufficient lamports" in line for line in failed.transaction.meta.log_messages or [])
+    assert failed.transaction.meta.fee == 5_000
+    assert (await client.get_balance(poor.key, Processed)).value == before - 5_000
 
     # the same transaction twice
     again = VersionedTransaction(Message.new_with_blockhash([vp.deposit(user.key, token_account, 1)], user.key,
