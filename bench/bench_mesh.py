@@ -22,6 +22,9 @@ bounded in count and time):
   change speed from one second to the next and differ from each other (the same pure-Python
   loop has taken 0.13 to 0.81 s), so single rounds swing; `cpu_probe_s` records that loop's
   time before each phase.
+  Each round also records, over its submissions, how many of the machine's cores were busy
+  (`machine_cores_busy`, every process: the system, PostgreSQL, Redis, the load generator)
+  and the load generator's own CPU per deposit (`load_generator_cpu_ms`).
   `gc_pauses_during_rounds` reads each gRPC service's `python_gc_pause_seconds` before and
   after the rounds, and `cpu_ms_per_deposit` each process's CPU time over them (from
   /proc). The load generator freezes its own heap before each phase and round
@@ -59,7 +62,7 @@ from solders.transaction import VersionedTransaction
 from bench import echo_server, h2load
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds as process_cpu_seconds
-from bench.stats import pct
+from bench.stats import machine_busy_seconds, pct
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
 from services.common import event_loop, spl_token
@@ -331,9 +334,12 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
 
 async def _deposit_burst(builder: transaction_builder_pb2_grpc.TransactionBuilderStub, signed: list[tuple[str, str]],
                          received: dict[str, float]) -> dict[str, Any]:
-    """Submits the signed deposits at DEPOSIT_RATE; submit -> WebSocket latency of each."""
+    """Submits the signed deposits at DEPOSIT_RATE; submit -> WebSocket latency of each, and
+    over the submissions how many of the machine's cores were busy (every process) and the
+    load generator's own CPU per deposit (part of that load, on the same cores)."""
     submitted: dict[str, float] = {}
     interval = 1.0 / DEPOSIT_RATE
+    busy_before, own_before = machine_busy_seconds(), process_cpu_seconds(os.getpid())
     start = time.perf_counter()
 
     async def submit(signature: str, payload: str) -> None:
@@ -346,13 +352,16 @@ async def _deposit_burst(builder: transaction_builder_pb2_grpc.TransactionBuilde
         await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
         tasks.append(asyncio.create_task(submit(signature, payload)))
     await asyncio.gather(*tasks)
-    achieved = len(signed) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    busy, own = machine_busy_seconds() - busy_before, process_cpu_seconds(os.getpid()) - own_before
+    achieved = len(signed) / elapsed
     deadline = time.monotonic() + 30
     while any(s not in received for s in submitted) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     latencies = [received[s] - t for s, t in submitted.items() if s in received]
     return {"achieved_rate": round(achieved, 1), "delivered": len(latencies), "p50_ms": pct(latencies, 0.5),
-            "p99_ms": pct(latencies, 0.99)}
+            "p99_ms": pct(latencies, 0.99), "machine_cores_busy": round(busy / elapsed, 2),
+            "load_generator_cpu_ms": round(own * 1000 / len(signed), 2)}
 
 
 def base64_of(tx: VersionedTransaction) -> str:

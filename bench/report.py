@@ -25,6 +25,13 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _machine_load(deposit_round: dict[str, Any]) -> str:
+    if "machine_cores_busy" not in deposit_round:  # results written before these were recorded
+        return ""
+    return (f", {deposit_round['machine_cores_busy']:g} of the 2 cores busy (load generator "
+            f"{deposit_round['load_generator_cpu_ms']:g} ms CPU per deposit)")
+
+
 def render() -> str:
     lines = ["Latest `make bench` run on this machine (2 cores; servers and load generators share them).", ""]
     cu = _load("program_cu")
@@ -85,7 +92,7 @@ def render() -> str:
                          f"{echo['knee']['p99_ms']} ms at {echo['knee']['concurrency']}) | {verdict} |")
         dep = mesh["deposits_end_to_end"]
         per_round = "; ".join(f"{r['delivered']}/{dep['deposits_per_round']} delivered, p50 {r['p50_ms']} ms, "
-                              f"p99 {r['p99_ms']} ms" for r in dep["rounds"])
+                              f"p99 {r['p99_ms']} ms" + _machine_load(r) for r in dep["rounds"])
         lines.append(f"| deposits submit → indexed → WebSocket at {_n(dep['offered_rate'])}/s, "
                      f"{len(dep['rounds'])} rounds | {per_round} | median p99 {dep['median_p99_ms']} ms ≤ 100 ms: "
                      f"{_met(dep['target_met'])} |")
