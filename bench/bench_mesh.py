@@ -78,6 +78,7 @@ CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32)
 KNEE = 0.95
 TARGET_RATIO = 0.8  # GetVault's highest rate over the echo's
 TARGET_P99_MS = 10  # GetVault's p99 at its knee
+DEPOSIT_TARGET_P99_MS = 100  # deposits' median-round p99, submit to WebSocket
 GET_VAULT = "/collateral_vault.v1.VaultManager/GetVault"
 PASSES = 3
 DEPOSITS = 1_000
@@ -326,10 +327,10 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
     p99s = sorted(r["p99_ms"] for r in rounds)
     median_p99 = p99s[len(p99s) // 2]
     return {"deposits_per_round": DEPOSITS, "offered_rate": DEPOSIT_RATE, "rounds": rounds,
-            "median_p99_ms": median_p99, "target_p99_ms": 100, "gc_pauses_during_rounds": collector,
+            "median_p99_ms": median_p99, "target_p99_ms": DEPOSIT_TARGET_P99_MS, "gc_pauses_during_rounds": collector,
             "cpu_ms_per_deposit": cpu_report(cpu_before, cpu_after, DEPOSITS * DEPOSIT_ROUNDS),
             "cores_busy_during_rounds": round((sum(cpu_after.values()) - sum(cpu_before.values())) / window, 2),
-            "target_met": all(r["delivered"] == DEPOSITS for r in rounds) and median_p99 <= 100}
+            "target_met": all(r["delivered"] == DEPOSITS for r in rounds) and median_p99 <= DEPOSIT_TARGET_P99_MS}
 
 
 async def _deposit_burst(builder: transaction_builder_pb2_grpc.TransactionBuilderStub, signed: list[tuple[str, str]],
