@@ -383,9 +383,10 @@ async def system(database_url: str) -> dict[str, Any]:
                                                                  owner.pubkey(), blockhash), [owner])
             await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed)
         probe = cpu_probe()
-        return {"cpu_probe_s": probe, "get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
+        return {"machine_cores": os.cpu_count(), "cpu_probe_s": probe,
+                "get_vault_vs_echo": await get_vault_vs_echo(env, str(owner.pubkey())),
                 "deposits_end_to_end": await deposits_end_to_end(env, system_processes(up.pid)),
-                "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share 2 cores"}
+                "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share the cores"}
     finally:
         up.send_signal(signal.SIGINT)
         up.communicate(timeout=60)

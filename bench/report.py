@@ -25,15 +25,25 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def _machine_load(deposit_round: dict[str, Any]) -> str:
+def _cores(mesh: dict[str, Any] | None) -> str:
+    """How the text names the machine's cores: their count as the mesh run recorded it
+    (results written before it was recorded say only "the cores")."""
+    count = (mesh or {}).get("machine_cores")
+    return f"the {count} cores" if count else "the cores"
+
+
+def _machine_load(deposit_round: dict[str, Any], cores: str) -> str:
     if "machine_cores_busy" not in deposit_round:  # results written before these were recorded
         return ""
-    return (f", {deposit_round['machine_cores_busy']:g} of the 2 cores busy (load generator "
+    return (f", {deposit_round['machine_cores_busy']:g} of {cores} busy (load generator "
             f"{deposit_round['load_generator_cpu_ms']:g} ms CPU per deposit)")
 
 
 def render() -> str:
-    lines = ["Latest `make bench` run on this machine (2 cores; servers and load generators share them).", ""]
+    mesh = _load("mesh")
+    cores = _cores(mesh)
+    machine = f"{mesh['machine_cores']} cores" if mesh and mesh.get("machine_cores") else "its cores"
+    lines = [f"Latest `make bench` run on this machine ({machine}; servers and load generators share them).", ""]
     cu = _load("program_cu")
     if cu:
         classic, ptoken = cu["classic_spl_token"], cu["p_token"]
@@ -73,7 +83,6 @@ def render() -> str:
             lines.append(f"| deposit → Redis pub/sub, indexer at {commitment} | p50 {row['p50_ms']} ms, p99 "
                          f"{row['p99_ms']} ms | – |")
         lines.append("")
-    mesh = _load("mesh")
     if mesh:
         lines += ["Mesh (`mesh.json`, the system in separate processes as `make up` runs it):", "",
                   "| measure | result | target |", "|---|---|---|"]
@@ -93,7 +102,7 @@ def render() -> str:
                          f"{echo['knee']['p99_ms']} ms at {echo['knee']['concurrency']}) | {verdict} |")
         dep = mesh["deposits_end_to_end"]
         per_round = "; ".join(f"{r['delivered']}/{dep['deposits_per_round']} delivered, p50 {r['p50_ms']} ms, "
-                              f"p99 {r['p99_ms']} ms" + _machine_load(r) for r in dep["rounds"])
+                              f"p99 {r['p99_ms']} ms" + _machine_load(r, cores) for r in dep["rounds"])
         lines.append(f"| deposits submit → indexed → WebSocket at {_n(dep['offered_rate'])}/s, "
                      f"{len(dep['rounds'])} rounds | {per_round} | median p99 {dep['median_p99_ms']} ms ≤ "
                      f"{dep['target_p99_ms']:g} ms: "
@@ -112,7 +121,7 @@ def render() -> str:
             parts = ", ".join(f"{name} {value:g}" for name, value in cpu.items() if name != "total")
             lines.append(f"| CPU per deposit over those rounds, services and localnet (PostgreSQL, Redis and the "
                          f"load generator not counted) | {cpu['total']:g} ms ({parts}); "
-                         f"{dep['cores_busy_during_rounds']:g} of the 2 cores busy | – |")
+                         f"{dep['cores_busy_during_rounds']:g} of {cores} busy | – |")
         lines.append("")
     wrapper = _load("grpc_wrapper")
     if wrapper:

@@ -15,6 +15,7 @@ What it adds to LiteSVM, as a validator would have it:
 from __future__ import annotations
 
 import base64
+import bisect
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +36,17 @@ from services.common import spl_token
 COMMITMENTS = ("processed", "confirmed", "finalized")
 BLOCKHASH_VALIDITY = 150
 LAMPORTS_PER_SIGNATURE = 5000
+
+
+def _existing(account: Account | None) -> Account | None:
+    """None for an account that does not exist (LiteSVM returns an empty one)."""
+    if account is None or (account.lamports == 0 and not account.data and not account.executable):
+        return None
+    return account
+
+
+def _image_slot(entry: tuple[int, Account | None]) -> int:
+    return entry[0]
 
 
 class RpcFailure(Exception):
@@ -149,14 +161,17 @@ class Ledger:
     # --- accounts ---------------------------------------------------------------------
 
     def get_account(self, key: Pubkey, commitment: str | None = None) -> Account | None:
-        bound = self.commitment_slot(commitment)
-        for slot, image in self.before_images.get(str(key), ()):
-            if slot > bound:
-                return image
-        account = self.svm.get_account(key)
-        if account is None or (account.lamports == 0 and not account.data and not account.executable):
-            return None
-        return account
+        images = self.before_images.get(str(key))
+        if images:
+            # the first image kept after the bound is the state at the bound (images are in slot order)
+            index = bisect.bisect_right(images, self.commitment_slot(commitment), key=_image_slot)
+            if index < len(images):
+                return images[index][1]
+        return _existing(self.svm.get_account(key))
+
+    def _current(self, keys: list[Pubkey]) -> list[Account | None]:
+        """The accounts at `processed` (LiteSVM's state), each read once."""
+        return [_existing(self.svm.get_account(key)) for key in keys]
 
     def program_accounts(self, program: Pubkey, commitment: str | None = None) -> list[tuple[Pubkey, Account]]:
         keys = {k for k, _ in self.svm.get_program_accounts(program)}
@@ -174,19 +189,20 @@ class Ledger:
             return None
         return bytes(account.data)[44]
 
-    def _token_balances(self, keys: list[Pubkey]) -> list[dict[str, Any]]:
+    def _token_balances(self, accounts: list[Account | None]) -> list[dict[str, Any]]:
         out = []
-        for index, key in enumerate(keys):
-            account = self.svm.get_account(key)
+        decimals: dict[Pubkey, int] = {}
+        for index, account in enumerate(accounts):
             if account is None or account.owner != spl_token.TOKEN_PROGRAM_ID:
                 continue
             if len(account.data) != spl_token.ACCOUNT_SIZE:
                 continue
             token = spl_token.TokenAccount.decode(bytes(account.data))
-            decimals = self.mint_decimals(token.mint) or 0
+            if token.mint not in decimals:
+                decimals[token.mint] = self.mint_decimals(token.mint) or 0
             out.append({"accountIndex": index, "mint": str(token.mint), "owner": str(token.owner),
                         "programId": str(spl_token.TOKEN_PROGRAM_ID),
-                        "uiTokenAmount": ui_amount(token.amount, decimals)})
+                        "uiTokenAmount": ui_amount(token.amount, decimals[token.mint])})
         return out
 
     # --- transactions -----------------------------------------------------------------
@@ -236,9 +252,11 @@ class Ledger:
         signed, unsigned_end = header.num_required_signatures, len(keys) - header.num_readonly_unsigned_accounts
         writable = [k for i, k in enumerate(keys)
                     if i < signed - header.num_readonly_signed_accounts or signed <= i < unsigned_end]
-        pre_balances = [self.svm.get_balance(k) or 0 for k in keys]
-        pre_tokens = self._token_balances(keys)
-        images = {str(k): self.get_account(k, "processed") for k in writable}
+        before = self._current(keys)
+        pre_balances = [account.lamports if account else 0 for account in before]
+        pre_tokens = self._token_balances(before)
+        is_writable = set(writable)
+        images = {str(k): account for k, account in zip(keys, before, strict=True) if k in is_writable}
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             meta, err = result.meta(), tx_error(result.err())
@@ -249,7 +267,8 @@ class Ledger:
     def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey], writable: list[Pubkey],
                 images: dict[str, Account | None], meta: TransactionMetadata, err: Any,
                 pre_balances: list[int], pre_tokens: list[dict[str, Any]]) -> tuple[str, ChainEvent]:
-        post_balances = [self.svm.get_balance(k) or 0 for k in keys]
+        after = self._current(keys)
+        post_balances = [account.lamports if account else 0 for account in after]
         inner = [{"index": i, "instructions": [
             {"programIdIndex": ii.instruction().program_id_index, "accounts": list(ii.instruction().accounts),
              "data": b58(bytes(ii.instruction().data)), "stackHeight": ii.stack_height()} for ii in group]}
@@ -260,7 +279,7 @@ class Ledger:
             "fee": LAMPORTS_PER_SIGNATURE * len(tx.signatures),
             "preBalances": pre_balances, "postBalances": post_balances,
             "innerInstructions": inner, "logMessages": list(meta.logs()),
-            "preTokenBalances": pre_tokens, "postTokenBalances": self._token_balances(keys),
+            "preTokenBalances": pre_tokens, "postTokenBalances": self._token_balances(after),
             "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
             "computeUnitsConsumed": meta.compute_units_consumed(),
             "returnData": ({"programId": str(return_data.program_id),
@@ -271,18 +290,19 @@ class Ledger:
         record = TxRecord(signature, self.slot, int(time.time()), base64.b64encode(bytes(tx)).decode(),
                           record_meta, [str(k) for k in keys])
         self.transaction_count += 1
-        return signature, self._commit(record, images)
+        changed = {str(k): account for k, account in zip(keys, after, strict=True) if str(k) in images}
+        return signature, self._commit(record, images, changed)
 
-    def _commit(self, record: TxRecord, images: dict[str, Account | None]) -> ChainEvent:
+    def _commit(self, record: TxRecord, images: dict[str, Account | None],
+                changed: dict[str, Account | None]) -> ChainEvent:
         """Keeps a landed transaction: history, the per-address index, the before-images of
-        the accounts it may have changed, the event per commitment, and the ledger store."""
+        the accounts it may have changed (`images`; `changed` holds their states after it),
+        the event per commitment, and the ledger store."""
         self.transactions[record.signature] = record
         for key in record.account_keys:
             self.by_address[key].append(record.signature)
-        changed = {}
         for key, image in images.items():
             self.before_images[key].append((self.slot, image))
-            changed[key] = self.get_account(Pubkey.from_string(key), "processed")
         event = ChainEvent(self.slot, record.signature, record.err, list(record.meta["logMessages"]),
                            record.account_keys, changed)
         self.pending["confirmed"].append(event)
@@ -305,7 +325,7 @@ class Ledger:
             "loadedAddresses": {"writable": [], "readonly": []},
             "computeUnitsConsumed": result.compute_units_consumed(), "returnData": None, "version": "legacy",
         }, [str(key)])
-        return signature, self._commit(record, {str(key): image})
+        return signature, self._commit(record, {str(key): image}, {str(key): self._current([key])[0]})
 
     def confirmation(self, slot: int) -> str:
         if slot <= self.commitment_slot("finalized"):

@@ -1,4 +1,4 @@
-"""The localnet node: the Ledger, JSON-RPC over HTTP (aiohttp), PubSub over WebSocket, and
+"""The localnet node: the Ledger, JSON-RPC over HTTP (`http_server`), PubSub over WebSocket, and
 the slot clock, all on one event loop."""
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from websockets.asyncio.server import Server, serve
 
+from localnet.http_server import HttpServer, Request, Response
 from localnet.ledger import Ledger, RpcFailure
 from localnet.persistence import LedgerStore
 from localnet.pubsub import PubSub
@@ -44,7 +45,7 @@ class Node:
         self.ledger: Ledger | None = None
         self.methods = RpcMethods(self)
         self.pubsub = PubSub(self)
-        self._runner: web.AppRunner | None = None
+        self._http_server: HttpServer | None = None
         self._ws: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -104,33 +105,36 @@ class Node:
             log.exception("internal error in %s", request["method"])
             return {"jsonrpc": "2.0", "error": {"code": INTERNAL, "message": "Internal error"}, "id": req_id}
 
-    async def _http(self, request: web.Request) -> web.Response:
+    async def _http(self, request: Request) -> Response:
+        if request.path == "/health":
+            if request.method != "GET":
+                return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET /health", "text/plain")
+            return Response(HTTPStatus.OK, b"ok", "text/plain")
+        if request.path != "/":
+            return Response(HTTPStatus.NOT_FOUND, b"JSON-RPC is served at /", "text/plain")
+        if request.method != "POST":
+            return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"JSON-RPC takes a POST", "text/plain")
+        return Response(HTTPStatus.OK, json.dumps(await self._json_rpc(request.body)).encode())
+
+    async def _json_rpc(self, raw: bytes) -> Any:
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
-            return web.json_response({"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"},
-                                      "id": None})
+            return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
         if isinstance(body, list):
             if not body or len(body) > MAX_BATCH:
-                return web.json_response({"jsonrpc": "2.0", "error": {
-                    "code": INVALID_REQUEST, "message": f"Invalid request: batch of 1 to {MAX_BATCH}"}, "id": None})
-            return web.json_response([await self._dispatch(item) for item in body])
-        return web.json_response(await self._dispatch(body))
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+                return {"jsonrpc": "2.0", "error": {
+                    "code": INVALID_REQUEST, "message": f"Invalid request: batch of 1 to {MAX_BATCH}"}, "id": None}
+            return [await self._dispatch(item) for item in body]
+        return await self._dispatch(body)
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
         store = LedgerStore(self.config.ledger_dir) if self.config.ledger_dir else None
         self.ledger = Ledger(finality_depth=self.config.finality_depth, token=self.config.token, store=store)
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post("/", self._http)
-        app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.rpc_port).start()
+        self._http_server = HttpServer(self._http, MAX_BODY)
+        await self._http_server.start(self.config.host, self.config.rpc_port)
         # no per-message deflate: on loopback it costs CPU per notification and saves nothing
         self._ws = await serve(self.pubsub.handle, self.config.host, self.config.ws_port, max_size=MAX_BODY,
                                compression=None)
@@ -142,8 +146,8 @@ class Node:
         if self._ws:
             self._ws.close()
             await self._ws.wait_closed()
-        if self._runner:
-            await self._runner.cleanup()
+        if self._http_server:
+            await self._http_server.stop()
         ledger = self.ledger
         if ledger is not None and ledger.store is not None:
             await self.call(lambda lg: lg.store.close() if lg.store else None)
