@@ -26,8 +26,9 @@ bounded in count and time):
   (`machine_cores_busy`, every process: the system, PostgreSQL, Redis, the load generator)
   and the load generator's own CPU per deposit (`load_generator_cpu_ms`).
   `gc_pauses_during_rounds` reads each gRPC service's `python_gc_pause_seconds` before and
-  after the rounds, and `cpu_ms_per_deposit` each process's CPU time over them (from
-  /proc). The load generator freezes its own heap before each phase and round
+  after the rounds, `cpu_ms_per_deposit` each process's CPU time over them (from /proc),
+  and `store_cpu_ms_per_deposit` the same for every PostgreSQL and Redis server process on
+  this machine. The load generator freezes its own heap before each phase and round
   (its collector's pauses would be counted as the system's latency).
 """
 
@@ -62,7 +63,7 @@ from solders.transaction import VersionedTransaction
 from bench import echo_server, h2load
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds as process_cpu_seconds
-from bench.stats import machine_busy_seconds, pct
+from bench.stats import machine_busy_seconds, pct, processes_cpu_seconds
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
 from services.common import event_loop, spl_token
@@ -85,6 +86,9 @@ DEPOSITS = 1_000
 DEPOSIT_ROUNDS = 3
 DEPOSIT_RATE = 200.0
 USERS = 20
+# PostgreSQL's and Redis's processes on this machine, by command name (with DATABASE_URL or
+# REDIS_URL on another host they read 0 here)
+STORE_PROCESSES = {"postgres": "postgresql", "redis-server": "redis"}
 TIME_CAP_S = 120
 USDT = 10**6
 
@@ -245,9 +249,8 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 
 
 def cpu_report(before: dict[str, float], after: dict[str, float], deposits: int) -> dict[str, float]:
-    """Milliseconds of CPU per deposit, by process, over the whole rounds (drains included,
-    and whatever runs in the background meanwhile); PostgreSQL, Redis and the load generator
-    are not counted."""
+    """Milliseconds of CPU per deposit, by process (or group of processes), over the whole
+    rounds: drains included, and whatever those processes do in the background meanwhile."""
     used = {name: round((after[name] - before[name]) * 1000 / deposits, 2) for name in after}
     return {**used, "total": round(sum(used.values()), 2)}
 
@@ -302,6 +305,7 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
             listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
             await asyncio.sleep(0.5)
             pauses_before = await gc_pauses(env)
+            stores_before = processes_cpu_seconds(STORE_PROCESSES)
             cpu_before, window_started = cpu_seconds(processes), time.perf_counter()
             for round_number in range(DEPOSIT_ROUNDS):
                 blockhash = (await client.get_latest_blockhash()).value.blockhash
@@ -319,6 +323,7 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
                 rounds.append({"cpu_probe_s": probe, **await _deposit_burst(builder, signed, received)})
                 await asyncio.sleep(1.0)  # the system drains between rounds
             cpu_after, window = cpu_seconds(processes), time.perf_counter() - window_started
+            stores_after = processes_cpu_seconds(STORE_PROCESSES)
             collector = pause_report(pauses_before, await gc_pauses(env))
             for task in listeners:
                 task.cancel()
@@ -329,6 +334,7 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
     return {"deposits_per_round": DEPOSITS, "offered_rate": DEPOSIT_RATE, "rounds": rounds,
             "median_p99_ms": median_p99, "target_p99_ms": DEPOSIT_TARGET_P99_MS, "gc_pauses_during_rounds": collector,
             "cpu_ms_per_deposit": cpu_report(cpu_before, cpu_after, DEPOSITS * DEPOSIT_ROUNDS),
+            "store_cpu_ms_per_deposit": cpu_report(stores_before, stores_after, DEPOSITS * DEPOSIT_ROUNDS),
             "cores_busy_during_rounds": round((sum(cpu_after.values()) - sum(cpu_before.values())) / window, 2),
             "target_met": all(r["delivered"] == DEPOSITS for r in rounds) and median_p99 <= DEPOSIT_TARGET_P99_MS}
 

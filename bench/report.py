@@ -122,6 +122,11 @@ def render() -> str:
             lines.append(f"| CPU per deposit over those rounds, services and localnet (PostgreSQL, Redis and the "
                          f"load generator not counted) | {cpu['total']:g} ms ({parts}); "
                          f"{dep['cores_busy_during_rounds']:g} of {cores} busy | – |")
+        stores = dep.get("store_cpu_ms_per_deposit")
+        if stores:
+            parts = ", ".join(f"{name} {value:g}" for name, value in stores.items() if name != "total")
+            lines.append(f"| CPU per deposit over those rounds, every PostgreSQL and Redis server process on this "
+                         f"machine | {stores['total']:g} ms ({parts}) | – |")
         lines.append("")
     wrapper = _load("grpc_wrapper")
     if wrapper:

@@ -24,3 +24,20 @@ def machine_busy_seconds() -> float:
     with open("/proc/stat") as stat:
         user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def processes_cpu_seconds(names: dict[str, str]) -> dict[str, float]:
+    """CPU time used so far by every process on this machine whose command name is a key of
+    `names`, summed under its value (e.g. every PostgreSQL backend under "postgres")."""
+    totals = dict.fromkeys(names.values(), 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                label = names.get(comm.read().strip())
+            if label is not None:
+                totals[label] += cpu_seconds(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while it was read
+    return totals

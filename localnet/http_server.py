@@ -94,9 +94,7 @@ class HttpServer:
         try:
             method, path, version, headers = _parse_head(head)
             keep_alive = _keep_alive(version, headers.get("connection", ""))
-            if headers.get("expect", "").lower() == "100-continue":
-                writer.write(_CONTINUE)
-            body = await self._body(reader, method, headers)
+            body = await self._body(reader, writer, method, headers)
         except _BadRequest as bad:
             self._write(writer, Response(bad.status, str(bad).encode(), "text/plain"), False)
             return False
@@ -109,22 +107,29 @@ class HttpServer:
         await writer.drain()
         return keep_alive
 
-    async def _body(self, reader: asyncio.StreamReader, method: str, headers: dict[str, str]) -> bytes:
+    async def _body(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
+                    headers: dict[str, str]) -> bytes:
+        """The request's body, once its framing is checked (a client waiting on
+        `Expect: 100-continue` is told to send it only then)."""
         encoding = headers.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.lower() != "chunked" or "content-length" in headers:
-                raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED if "content-length" not in headers
-                                  else HTTPStatus.BAD_REQUEST, f"unsupported transfer-encoding {encoding!r}")
-            return await self._chunked(reader)
         length = headers.get("content-length")
-        if length is None:
+        if encoding is not None:
+            if length is not None:
+                raise _BadRequest(HTTPStatus.BAD_REQUEST, "both Transfer-Encoding and Content-Length")
+            if encoding.lower() != "chunked":
+                raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED, f"unsupported transfer-encoding {encoding!r}")
+        elif length is None:
             if method == "POST":
                 raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "a POST needs Content-Length or chunked encoding")
             return b""
-        if not length.isdigit():
+        elif not length.isdigit():
             raise _BadRequest(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {length!r}")
-        if int(length) > self.max_body:
+        elif int(length) > self.max_body:
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"bodies are limited to {self.max_body} bytes")
+        if headers.get("expect", "").lower() == "100-continue":
+            writer.write(_CONTINUE)
+        if length is None:
+            return await self._chunked(reader)
         return await reader.readexactly(int(length))
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:

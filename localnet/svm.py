@@ -3,6 +3,7 @@ ships the SPL Token, Token-2022 and Associated Token Account programs)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from solders.account import Account
@@ -36,9 +37,13 @@ class Chain:
     """A LiteSVM with helpers to fund wallets, make mints and token accounts, and send.
 
     ``token`` picks the SPL Token implementation: LiteSVM's default p-token, or the classic
-    program (extracted from the solders binary, see embedded_programs)."""
+    program (extracted from the solders binary, see embedded_programs). With ``seed``, the
+    keypairs it makes (wallets, mints) are the same on every run: compute units that depend
+    on addresses (a PDA's bump search) then repeat exactly."""
 
-    def __init__(self, token: str = "p-token", *, blockhash_check: bool = True, sigverify: bool = True) -> None:
+    def __init__(self, token: str = "p-token", *, blockhash_check: bool = True, sigverify: bool = True,
+                 seed: bytes | None = None) -> None:
+        self._seed, self._made = seed, 0
         if token not in TOKEN_IMPLEMENTATIONS:
             raise ValueError(f"token must be one of {TOKEN_IMPLEMENTATIONS}")
         svm = LiteSVM()
@@ -55,8 +60,15 @@ class Chain:
         self.svm.add_program(program_id, program_path(name).read_bytes())
         return program_id
 
+    def keypair(self) -> Keypair:
+        """A new keypair: random, or the next one derived from the chain's seed."""
+        if self._seed is None:
+            return Keypair()
+        self._made += 1
+        return Keypair.from_seed(hashlib.sha256(self._seed + self._made.to_bytes(8, "little")).digest())
+
     def wallet(self, lamports: int = 10_000_000_000) -> Keypair:
-        keypair = Keypair()
+        keypair = self.keypair()
         self.svm.airdrop(keypair.pubkey(), lamports)
         return keypair
 
@@ -76,7 +88,7 @@ class Chain:
         return result
 
     def create_mint(self, payer: Keypair, authority: Pubkey, decimals: int = 6, mint: Keypair | None = None) -> Pubkey:
-        mint = mint or Keypair()
+        mint = mint or self.keypair()
         rent = self.svm.minimum_balance_for_rent_exemption(spl_token.MINT_SIZE)
         self.send_ok(
             [

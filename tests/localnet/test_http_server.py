@@ -84,6 +84,10 @@ async def test_chunked_body_and_100_continue(port: int) -> None:
     writer.write(b"hi")
     assert (await asyncio.wait_for(read_response(reader), 5))[2] == b"POST / hi"
     writer.close()
+    # a body that would be refused is not asked for: the final status comes instead of 100
+    [(status, _, _)], closed = await exchange(
+        port, b"POST / HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+    assert (status, closed) == (413, True)
 
 
 @pytest.mark.parametrize(("raw", "status"), [

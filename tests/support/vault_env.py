@@ -34,10 +34,11 @@ class User:
 @dataclass
 class VaultEnv:
     token: str = "p-token"
+    seed: bytes | None = None  # fixed keys (see Chain)
     chain: Chain = field(init=False)
 
     def __post_init__(self) -> None:
-        self.chain = Chain(self.token)
+        self.chain = Chain(self.token, seed=self.seed)
         deployment = genesis.create(self.chain, self.chain.wallet(100_000_000_000), self.chain.wallet())
         self.admin, self.mint_authority, self.mint = deployment.admin, deployment.faucet, deployment.mint
         self.vault_id, self.pm_id, self.rogue_pm_id = deployment.vault_id, deployment.pm_id, deployment.rogue_pm_id
