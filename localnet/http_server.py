@@ -22,6 +22,7 @@ from http import HTTPStatus
 log = logging.getLogger("localnet.http")
 MAX_HEADER_BYTES = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class HttpServer:
             if method == "POST":
                 raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "a POST needs Content-Length or chunked encoding")
             return b""
-        elif not length.isdigit():
+        elif not (length.isascii() and length.isdigit()):  # int() would take "²" or "+1"
             raise _BadRequest(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {length!r}")
         elif int(length) > self.max_body:
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"bodies are limited to {self.max_body} bytes")
@@ -136,11 +137,10 @@ class HttpServer:
         parts: list[bytes] = []
         total = 0
         while True:
-            line = await _line(reader)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest(HTTPStatus.BAD_REQUEST, "invalid chunk size") from None
+            digits = (await _line(reader)).split(b";", 1)[0].strip()  # chunk extensions are ignored
+            if not digits or digits.translate(None, _HEX_DIGITS):  # int() would take "-1", "0x1", "1_0"
+                raise _BadRequest(HTTPStatus.BAD_REQUEST, "invalid chunk size")
+            size = int(digits, 16)
             if size == 0:
                 while await _line(reader):  # trailer fields, up to the empty line
                     pass
