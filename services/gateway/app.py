@@ -29,11 +29,13 @@ from collateral_vault.v1 import (
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from services.balance_tracker.service import KIND_VALUES
 from services.gateway.openapi import SPEC
 from services.gateway.ratelimit import RateLimiter
+from services.gateway.recent import RecentIds
 
 logger = logging.getLogger("gateway")
 MAX_BODY = 64 * 1024
@@ -45,6 +47,43 @@ HTTP_STATUS = {
 }
 COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common_pb2.COMMITMENT_CONFIRMED,
                "finalized": common_pb2.COMMITMENT_FINALIZED}
+
+
+# how many event ids each WebSocket connection remembers, to send an event once
+WS_DEDUP_WINDOW = 10_000
+# how long a connection's Redis read waits before checking its connection's health again
+PUBSUB_WAIT_SECONDS = 5.0
+
+
+async def _forward(pubsub: PubSub, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Sends every event published on the subscribed channel, as it arrives."""
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PUBSUB_WAIT_SECONDS)
+        if message is not None:
+            await send(json.loads(message["data"]))
+
+
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    """Reads the client's side (aiohttp answers its pings there) until it closes; clients
+    send nothing the stream acts on."""
+    while True:
+        incoming = await ws.receive()
+        if incoming.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return
+
+
+async def _until_either(*work: Awaitable[None]) -> None:
+    """Runs `work` concurrently until one of them ends, cancels the rest, and re-raises what
+    the finished one raised."""
+    tasks = [asyncio.ensure_future(item) for item in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
 
 
 @dataclass
@@ -247,18 +286,18 @@ class Gateway:
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
         pubsub = self.redis.pubsub()
-        sent: set[str] = set()
+        delivered = RecentIds(WS_DEDUP_WINDOW)
 
         async def send(event: dict[str, Any]) -> None:
-            if event["id"] in sent:
+            if not delivered.add(event["id"]):
                 return
-            sent.add(event["id"])
             event["kind"] = str(event["kind"]).removeprefix("EVENT_KIND_").lower()
             for name in ("amount", "slot", "total_balance", "locked_balance", "available_balance", "block_time"):
                 event[name] = str(event.get(name, 0))
             await ws.send_json({"type": "event", "event": event})
 
         try:
+            # subscribed before the replay is read, so nothing published meanwhile is missed
             await pubsub.subscribe(f"{self.config.redis_prefix}events:{owner}")
             if since:
                 try:
@@ -268,19 +307,12 @@ class Gateway:
                     await ws.send_json({"type": "error", "message": f"unknown event id {since!r} for {owner}"})
                     await ws.close(code=4404)
                     return ws
-            while not ws.closed:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                if message is not None:
-                    await send(json.loads(message["data"]))
-                try:
-                    incoming = await asyncio.wait_for(ws.receive(), 0.001)
-                    if incoming.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                        break
-                except TimeoutError:
-                    pass
+            await _until_either(_forward(pubsub, send), _until_closed(ws))
         except (RedisError, grpc.aio.AioRpcError) as exc:
             if not ws.closed:
                 await ws.send_json({"type": "error", "message": f"event stream unavailable: {exc}"})
+        except ConnectionResetError:
+            pass  # the client went away while an event was being sent
         finally:
             await pubsub.aclose()
             if not ws.closed:

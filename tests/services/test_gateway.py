@@ -5,6 +5,7 @@ OpenAPI document the gateway serves."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ import aiohttp
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
 
 from localnet.node import Node
 from services.common.config import Settings
 from services.gateway.app import Gateway, GatewayConfig
+from services.gateway.recent import RecentIds
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import free_port, running_node
 from tests.support.services import balance_tracker, monitor, settings_for, sign, vault_manager
@@ -163,6 +166,44 @@ async def test_websocket_events_and_resume(stack: Stack) -> None:
         message = await ws.receive_json(timeout=10)
         assert message["type"] == "error" and "unknown event id" in message["message"]
         await ws.close()
+
+
+async def test_websocket_sends_each_event_once_and_unsubscribes_when_the_client_leaves(
+        stack: Stack, redis_ns: RedisNamespace) -> None:
+    owner = str(Pubkey.new_unique())
+    channel = f"{redis_ns.prefix}events:{owner}"
+
+    async def subscribers() -> int:
+        return int(dict(await redis_ns.client.pubsub_numsub(channel))[channel.encode()])
+
+    async def publish(event_id: str, amount: int) -> None:
+        await redis_ns.client.publish(channel, json.dumps(
+            {"id": event_id, "owner": owner, "kind": "EVENT_KIND_DEPOSIT", "amount": amount}))
+
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{stack.url.replace('http', 'ws')}/ws?owner={owner}")
+        deadline = time.monotonic() + 5
+        while await subscribers() != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await publish("a:0:0", 1)
+        await publish("a:0:0", 1)  # published twice (a replay racing the live stream): sent once
+        await publish("b:0:0", 2)
+        received = [await ws.receive_json(timeout=5), await ws.receive_json(timeout=5)]
+        assert [(m["event"]["id"], m["event"]["kind"], m["event"]["amount"]) for m in received] == [
+            ("a:0:0", "deposit", "1"), ("b:0:0", "deposit", "2")]
+        await ws.close()
+        while await subscribers() and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.02)
+        assert await subscribers() == 0  # the connection's Redis subscription went with it
+
+
+def test_recent_ids_remember_a_bounded_window() -> None:
+    recent = RecentIds(3)
+    assert [recent.add(i) for i in ("a", "b", "a", "c", "d")] == [True, True, False, True, True]
+    assert len(recent) == 3 and recent.add("a")  # "a" was the oldest, and was forgotten
+    assert not recent.add("d")
+    with pytest.raises(ValueError):
+        RecentIds(0)
 
 
 async def test_openapi_conformance_with_schemathesis(stack: Stack) -> None:
