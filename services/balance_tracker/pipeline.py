@@ -122,7 +122,8 @@ class WritePipeline:
                 previous.result()  # a failed predecessor fails this batch too
             async with self.pool.acquire() as conn:
                 return await write_batch(conn, self.program, self.cursor_name, events, admin, cursor,
-                                         None if previous is None else lambda: _committed(previous))
+                                         None if previous is None or previous.done()
+                                         else lambda: _committed(previous))
 
         result = await self.retry(attempt)
         if self.on_commit is not None:

@@ -1,4 +1,5 @@
-"""The indexer's writes, each batch in one PostgreSQL transaction:
+"""The indexer's writes, each batch in one PostgreSQL transaction (a small one in one
+statement, see `write_batch`):
 
 1. events inserted with `ON CONFLICT DO NOTHING` (the unique key is (signature,
    instruction index, event index)), returning which were new;
@@ -30,13 +31,22 @@ from solders.pubkey import Pubkey
 from services.balance_tracker.events import KINDS, AdminEvent, Balances, EventRow
 from services.common.vault_program import VaultProgram
 
-_INSERT_EVENTS = """
-INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, counterparty,
-                          caller_program, total_balance, locked_balance, available_balance, slot, block_time,
-                          commitment)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::numeric[], $7::text[],
-                     $8::text[], $9::numeric[], $10::numeric[], $11::numeric[], $12::bigint[], $13::timestamptz[],
-                     $14::text[])
+_EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_index", "int"),
+                       ("event_index", "int"), ("kind", "text"), ("amount", "numeric"), ("counterparty", "text"),
+                       ("caller_program", "text"), ("total_balance", "numeric"), ("locked_balance", "numeric"),
+                       ("available_balance", "numeric"), ("slot", "bigint"), ("block_time", "timestamptz"),
+                       ("commitment", "text"))
+
+
+def _event_rows(first: int) -> str:
+    """An INSERT's column list and the unnest of one array parameter per column, numbered
+    from `first`."""
+    columns = ", ".join(name for name, _ in _EVENT_COLUMN_TYPES)
+    arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(_EVENT_COLUMN_TYPES))
+    return f"INSERT INTO transactions ({columns}) SELECT * FROM unnest({arrays})"
+
+
+_INSERT_EVENTS = _event_rows(1) + """
 ON CONFLICT DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
@@ -47,11 +57,14 @@ _CURSOR_NEVER_BACK = """ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer
                      ELSE indexer_cursor.signature END,
     updated_at = now()"""
 
-# Each column travels as one comma-separated text parameter, split by PostgreSQL: the
-# driver's per-element array encoding (and its binary NUMERIC through Decimal) costs more
-# client CPU than the whole row update. Exact for the u64 range; '-' stands for NULL.
-_UPSERT_VAULTS = """
-WITH u AS (
+
+# The CTEs that fold a batch into its vault rows and move the cursor ($1-$12 the vault
+# columns, $13-$15 the cursor). Each column travels as one comma-separated text parameter,
+# split by PostgreSQL: the driver's per-element array encoding (and its binary NUMERIC
+# through Decimal) costs more client CPU than the whole row update. Exact for the u64 range;
+# '-' stands for NULL.
+_VAULT_WRITES = """
+u AS (
     SELECT o, a, t, tb::numeric AS tb, lb::numeric AS lb, ab::numeric AS ab, d::numeric AS d, w::numeric AS w,
            NULLIF(c, '-')::timestamptz AS c, NULLIF(x, '-')::timestamptz AS x, s::bigint AS s, e
     FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
@@ -84,9 +97,20 @@ WITH u AS (
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)
     SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL
     """ + _CURSOR_NEVER_BACK + """
-)
+)"""
+
+
+_VAULT_ROWS = """
 SELECT * FROM updated UNION ALL SELECT * FROM inserted
 """
+
+_UPSERT_VAULTS = "WITH" + _VAULT_WRITES + _VAULT_ROWS
+
+# A small batch with nothing else in flight, in one statement (one round trip, one commit):
+# its events, vault rows and cursor. The events are inserted without ON CONFLICT, so a
+# replay of a stored event aborts the whole statement (as a COPY does) and the batch goes
+# the transactional way, which inserts only the new events.
+_WRITE_AT_ONCE = "WITH events AS (\n" + _event_rows(16) + "\n)," + _VAULT_WRITES + _VAULT_ROWS
 
 _MOVE_CURSOR = """
 INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now())
@@ -206,10 +230,9 @@ def copy_text(events: list[EventRow]) -> bytes:
     return "\n".join(lines).encode()
 
 
-async def _insert_new(conn: asyncpg.Connection, events: list[EventRow]) -> list[EventRow]:
-    """INSERT ... ON CONFLICT DO NOTHING: the events that were not there yet."""
-    inserted = await conn.fetch(
-        _INSERT_EVENTS,
+def _event_arrays(events: list[EventRow]) -> list[list[Any]]:
+    """The events as one array per column, in _EVENT_COLUMN_TYPES order."""
+    return [
         _column(events, lambda e: e.owner), _column(events, lambda e: e.signature),
         _column(events, lambda e: e.instruction_index), _column(events, lambda e: e.event_index),
         _column(events, lambda e: e.kind), _column(events, lambda e: e.amount),
@@ -217,7 +240,12 @@ async def _insert_new(conn: asyncpg.Connection, events: list[EventRow]) -> list[
         _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
         _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
         _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
-    )
+    ]
+
+
+async def _insert_new(conn: asyncpg.Connection, events: list[EventRow]) -> list[EventRow]:
+    """INSERT ... ON CONFLICT DO NOTHING: the events that were not there yet."""
+    inserted = await conn.fetch(_INSERT_EVENTS, *_event_arrays(events))
     keys = {(r["signature"], r["instruction_index"], r["event_index"]) for r in inserted}
     return [e for e in events if e.key in keys]
 
@@ -283,8 +311,16 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
 
     Large batches are COPYed, assuming every event is new. The COPY is the transaction's first
     statement: a duplicate aborts it, and the batch starts over with ON CONFLICT (no
-    savepoint round trips on the fast path)."""
+    savepoint round trips on the fast path).
+
+    A small batch with no previous one to wait for and no admin action goes first as one
+    statement (`_WRITE_AT_ONCE`: one round trip instead of four); only a replay of stored
+    events falls through to the transaction below."""
     events = unique(events)
+    if after is None and not admin and 0 < len(events) < COPY_MIN_EVENTS:
+        rows = await _write_at_once(conn, program, cursor_name, events, cursor)
+        if rows is not None:
+            return events, rows
     transaction = conn.transaction()
     await transaction.start()
     try:
@@ -313,6 +349,21 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
                 pass  # the connection is gone; PostgreSQL rolls back on its own
         raise
     return new, rows
+
+
+async def _write_at_once(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str,
+                         events: list[EventRow], cursor: tuple[int, str] | None) -> list[Any] | None:
+    """The batch in one statement: the vault rows it wrote, or None if it wrote nothing
+    because one of its events is stored already."""
+    vaults = _vault_parameters(program, events)
+    if vaults is None:
+        return None
+    moved = (cursor_name, *cursor) if cursor else (None, None, None)
+    try:
+        rows: list[Any] = await conn.fetch(_WRITE_AT_ONCE, *vaults, *moved, *_event_arrays(events))
+    except asyncpg.UniqueViolationError:
+        return None
+    return rows
 
 
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:

@@ -4,6 +4,7 @@ folded from each event exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +15,14 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import AdminEvent, Balances, EventRow
-from services.balance_tracker.store import COPY_MIN_EVENTS, EVENT_COLUMNS, copy_text, event_records, write_batch
+from services.balance_tracker.store import (
+    COPY_MIN_EVENTS,
+    EVENT_COLUMNS,
+    _write_at_once,
+    copy_text,
+    event_records,
+    write_batch,
+)
 from services.common.vault_program import VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
@@ -192,3 +200,88 @@ async def test_finality_is_a_watermark_not_a_rewrite(conn: asyncpg.Connection) -
     # the cursor's own upsert keeps the watermark
     await write_batch(conn, PROGRAM, "t", [deposit(owner, 4, 1, 14)], [], (14, "sig4"))
     assert await conn.fetchval("SELECT finalized_slot FROM indexer_cursor WHERE name = 't'") == 13
+
+
+def batches_for(owners: list[str], tag: str) -> list[list[EventRow]]:
+    """One history, written as small batches: opens, deposits, a transfer between vaults
+    (u64 extremes, no block time, `processed`), a withdrawal, a close and a reopen, with a
+    replay and a batch mixing stored and new events."""
+    a, b = owners
+
+    def ev(owner: str, n: int, kind: str, amount: int, total: int, **extra: object) -> EventRow:
+        row = EventRow(owner=owner, signature=f"{tag}{n}", instruction_index=0, event_index=0, kind=kind,
+                       amount=amount, slot=100 + n, block_time=datetime(2026, 1, 1, tzinfo=UTC),
+                       commitment="confirmed", balances=Balances(total, 0, total))
+        for name, value in extra.items():
+            setattr(row, name, value)
+        return row
+
+    top = 2**64 - 1
+    opened = [ev(a, 1, "vault_initialized", 0, 0), ev(b, 2, "vault_initialized", 0, 0)]
+    deposits = [ev(a, 3, "deposit", top - 5, top - 5), ev(b, 4, "deposit", 9, 9)]
+    transfer = ev(a, 5, "transfer", 4, top - 9, counterparty=b, caller_program=b, counterparty_balances=Balances(
+        13, 0, 13), block_time=None, commitment="processed")
+    later = [ev(a, 6, "withdraw", 1, top - 10), ev(b, 7, "vault_closed", 0, 0)]
+    return [opened, deposits, [transfer], deposits, [*later, transfer], [ev(b, 8, "vault_initialized", 0, 0)]]
+
+
+async def stored_state(conn: asyncpg.Connection, owners: list[str], tag: str, cursor: str) -> list[object]:
+    names = {owner: f"owner{i}" for i, owner in enumerate(owners)}
+
+    def plain(value: object) -> object:
+        text = str(value)
+        for owner, name in names.items():
+            text = text.replace(owner, name)
+        return text.replace(tag, "sig")
+
+    events = await conn.fetch(f"SELECT {', '.join(EVENT_COLUMNS)} FROM transactions WHERE owner = ANY($1) "
+                              "ORDER BY slot, signature", owners)
+    vaults = await conn.fetch("SELECT owner, total_balance, locked_balance, available_balance, total_deposited, "
+                              "total_withdrawn, created_at, closed_at, last_slot, last_event_id FROM vaults "
+                              "WHERE owner = ANY($1) ORDER BY owner", owners)
+    moved = await conn.fetchrow("SELECT slot, signature FROM indexer_cursor WHERE name = $1", cursor)
+    return [[tuple(plain(v) for v in r.values()) for r in events],
+            sorted(tuple(plain(v) for v in r.values()) for r in vaults), plain(tuple(moved or ()))]
+
+
+async def test_small_batches_in_one_statement_store_what_the_transaction_stores(conn: asyncpg.Connection) -> None:
+    statements: list[str] = []
+    conn.add_query_logger(lambda record: statements.append(record.query))
+    at_once, in_transaction = [str(Keypair().pubkey()) for _ in range(2)], [str(Keypair().pubkey()) for _ in range(2)]
+
+    async def nothing_in_flight() -> None:  # passing `after` forces the transactional path
+        return None
+
+    # prepare both paths' statements first (asyncpg's first use of a statement on a connection
+    # also introspects its types: more queries, once)
+    warm = str(Keypair().pubkey())
+    await write_batch(conn, PROGRAM, "w", [deposit(warm, 90, 1, 1)], [], (1, "sig90"))
+    await write_batch(conn, PROGRAM, "w", [deposit(warm, 91, 1, 2)], [], (2, "sig91"), nothing_in_flight)
+    await asyncio.sleep(0.01)
+    results = []
+    for batch_a, batch_b in zip(batches_for(at_once, "A"), batches_for(in_transaction, "B"), strict=True):
+        statements.clear()
+        new_a, rows_a = await write_batch(conn, PROGRAM, "a", batch_a, [], (batch_a[-1].slot, batch_a[-1].signature))
+        await asyncio.sleep(0.01)  # asyncpg calls query loggers soon after, not during, the query
+        one_statement = len(statements) == 1
+        new_b, rows_b = await write_batch(conn, PROGRAM, "b", batch_b, [], (batch_b[-1].slot, batch_b[-1].signature),
+                                          nothing_in_flight)
+        await asyncio.sleep(0.01)
+        assert [e.signature[1:] for e in new_a] == [e.signature[1:] for e in new_b]
+        assert len(rows_a) == len(rows_b)
+        results.append(one_statement)
+    # every batch of new events took one statement; the replay and the mixed batch fell through
+    assert results == [True, True, True, False, False, True]
+    assert await stored_state(conn, at_once, "A", "a") == await stored_state(conn, in_transaction, "B", "b")
+
+
+async def test_a_batch_with_any_stored_event_writes_nothing_in_one_statement(conn: asyncpg.Connection) -> None:
+    owner = str(Keypair().pubkey())
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"))
+    mixed = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12)]
+    assert await _write_at_once(conn, PROGRAM, "t", mixed, (12, "sig2")) is None
+    assert await conn.fetchval("SELECT count(*) FROM transactions WHERE owner = $1", owner) == 1
+    assert await vault(conn, owner) == (5, 5)
+    assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 11
+    new, _ = await write_batch(conn, PROGRAM, "t", mixed, [], (12, "sig2"))  # the transaction takes the new one
+    assert [e.signature for e in new] == ["sig2"] and await vault(conn, owner) == (12, 12)
