@@ -7,6 +7,11 @@
   case), against one raw `COPY` of the same event rows into the same emptied table (the
   faster of binary and text COPY), in the same run; five rounds, the median ratio counts.
   Target: at least 0.5 x COPY.
+* Small batches: the live indexer's usual batch (one event, nothing else in flight) written
+  in one statement (`write_batch`'s way for it) against the transactional way (BEGIN,
+  INSERT, UPSERT, COMMIT; forced by passing a previous batch to wait for), interleaved in
+  passes on one connection; CPU per batch of this process (the client) and of the
+  connection's PostgreSQL backend (read from /proc: PostgreSQL on this machine).
 * Latency: a deposit sent through localnet's RPC until its event arrives on the Redis
   pub/sub channel, with the indexer following at `processed` and at `confirmed`
   (confirmed waits for the next 400 ms slot, as on a cluster). The first WARMUP deposits
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import random
 import statistics
 import time
@@ -34,12 +40,12 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
-from bench.stats import pct
+from bench.stats import cpu_seconds, pct
 from services.balance_tracker.app import BalanceTrackerApp
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.indexer import IndexerConfig
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
-from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records
+from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
 from services.common.migrations import migrate
 from tests.conftest import redis_url
 from tests.support.databases import temporary_database
@@ -54,6 +60,8 @@ LATENCY_DEPOSITS = 100
 WARMUP = 5
 TARGET_RATIO = 0.5
 ROUNDS = 5
+SMALL_BATCHES = 1_000  # per path and pass
+SMALL_PASSES = 3
 
 
 def synthetic_events() -> list[EventRow]:
@@ -139,6 +147,55 @@ async def ingest() -> dict[str, Any]:
             "target_ratio": TARGET_RATIO, "target_met": median >= TARGET_RATIO}
 
 
+async def small_batches() -> dict[str, Any]:
+    program = settings_for("bench", _FakeNode(), "", "", "").program  # type: ignore[arg-type]
+    owners = [str(Keypair().pubkey()) for _ in range(20)]
+    totals = dict.fromkeys(owners, 0)
+    sequence = 0
+
+    async def nothing_to_wait_for() -> None:  # a previous batch to wait for: the transactional way
+        return None
+
+    async def timed(conn: asyncpg.Connection, backend: int, after: Any, count: int) -> tuple[float, float]:
+        nonlocal sequence
+        client, server = cpu_seconds(os.getpid()), cpu_seconds(backend)
+        for _ in range(count):
+            sequence += 1
+            owner = owners[sequence % len(owners)]
+            totals[owner] += 5
+            event = EventRow(owner=owner, signature=f"small{sequence:08d}", instruction_index=0, event_index=0,
+                             kind="deposit", amount=5, slot=sequence, block_time=datetime.now(UTC),
+                             commitment="processed", balances=Balances(totals[owner], 0, totals[owner]))
+            await write_batch(conn, program, "small", [event], [], (sequence, event.signature), after)
+        return ((cpu_seconds(os.getpid()) - client) / count * 1e6, (cpu_seconds(backend) - server) / count * 1e6)
+
+    async with temporary_database("cvbench") as url:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            await migrate(pool)
+            async with pool.acquire() as conn:
+                backend = await conn.fetchval("SELECT pg_backend_pid()")
+                await timed(conn, backend, None, 100)  # first use of each statement
+                await timed(conn, backend, nothing_to_wait_for, 100)
+                passes = [(await timed(conn, backend, None, SMALL_BATCHES),
+                           await timed(conn, backend, nothing_to_wait_for, SMALL_BATCHES))
+                          for _ in range(SMALL_PASSES)]
+        finally:
+            await pool.close()
+
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values))
+
+    return {"batches_per_pass": SMALL_BATCHES, "passes": SMALL_PASSES,
+            "one_statement": {"client_cpu_us": median([p[0][0] for p in passes]),
+                              "postgres_cpu_us": median([p[0][1] for p in passes])},
+            "transaction": {"client_cpu_us": median([p[1][0] for p in passes]),
+                            "postgres_cpu_us": median([p[1][1] for p in passes])},
+            "per_pass": [{"one_statement": [round(a[0]), round(a[1])], "transaction": [round(b[0]), round(b[1])]}
+                         for a, b in passes]}
+
+
 class _FakeNode:
     rpc_url = "http://127.0.0.1:8899"
     ws_url = "ws://127.0.0.1:8900"
@@ -190,5 +247,5 @@ async def latency(commitment: str) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    return {"ingest": asyncio.run(ingest()),
+    return {"ingest": asyncio.run(ingest()), "small_batches": asyncio.run(small_batches()),
             "event_to_pubsub_latency": [asyncio.run(latency("processed")), asyncio.run(latency("confirmed"))]}

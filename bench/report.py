@@ -79,6 +79,13 @@ def render() -> str:
                   f"| one raw COPY of the same rows (the ceiling) | {_n(ingest['copy_events_per_s'])}/s | – |",
                   f"| ratio, median of {ingest['rounds']} rounds ({', '.join(map(str, ingest['ratio_per_round']))})"
                   f" | {ingest['ratio']} | ≥ {ingest['target_ratio']}: {_met(ingest['target_met'])} |"]
+        small = idx.get("small_batches")
+        if small:
+            one, txn = small["one_statement"], small["transaction"]
+            lines.append(f"| a one-event batch in one statement vs in a transaction (BEGIN, INSERT, UPSERT, COMMIT), "
+                         f"CPU per batch, median of {small['passes']} passes of {_n(small['batches_per_pass'])} | "
+                         f"client {one['client_cpu_us']} vs {txn['client_cpu_us']} µs, PostgreSQL backend "
+                         f"{one['postgres_cpu_us']} vs {txn['postgres_cpu_us']} µs | – |")
         for commitment, row in lat.items():
             lines.append(f"| deposit → Redis pub/sub, indexer at {commitment} | p50 {row['p50_ms']} ms, p99 "
                          f"{row['p99_ms']} ms | – |")
