@@ -354,7 +354,8 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
 async def _write_at_once(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str,
                          events: list[EventRow], cursor: tuple[int, str] | None) -> list[Any] | None:
     """The batch in one statement: the vault rows it wrote, or None if it wrote nothing
-    because one of its events is stored already."""
+    because a unique key was taken (one of its events is stored already; any other such
+    conflict the transactional way then meets and reports)."""
     vaults = _vault_parameters(program, events)
     if vaults is None:
         return None
