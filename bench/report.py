@@ -25,13 +25,6 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def _cores(mesh: dict[str, Any] | None) -> str:
-    """How the text names the machine's cores: their count as the mesh run recorded it
-    (results written before it was recorded say only "the cores")."""
-    count = (mesh or {}).get("machine_cores")
-    return f"the {count} cores" if count else "the cores"
-
-
 def _machine_load(deposit_round: dict[str, Any], cores: str) -> str:
     if "machine_cores_busy" not in deposit_round:  # results written before these were recorded
         return ""
@@ -41,8 +34,9 @@ def _machine_load(deposit_round: dict[str, Any], cores: str) -> str:
 
 def render() -> str:
     mesh = _load("mesh")
-    cores = _cores(mesh)
-    machine = f"{mesh['machine_cores']} cores" if mesh and mesh.get("machine_cores") else "its cores"
+    # the machine's cores as the mesh run recorded them (results written before it did: unnamed)
+    count = (mesh or {}).get("machine_cores")
+    cores, machine = (f"the {count} cores", f"{count} cores") if count else ("the cores", "its cores")
     lines = [f"Latest `make bench` run on this machine ({machine}; servers and load generators share them).", ""]
     cu = _load("program_cu")
     if cu:

@@ -262,9 +262,9 @@ class Ledger:
             meta, err = result.meta(), tx_error(result.err())
         else:
             meta, err = result, None
-        return self._record(signature, tx, keys, writable, images, meta, err, pre_balances, pre_tokens)
+        return self._record(signature, tx, keys, images, meta, err, pre_balances, pre_tokens)
 
-    def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey], writable: list[Pubkey],
+    def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey],
                 images: dict[str, Account | None], meta: TransactionMetadata, err: Any,
                 pre_balances: list[int], pre_tokens: list[dict[str, Any]]) -> tuple[str, ChainEvent]:
         after = self._current(keys)
