@@ -2,12 +2,13 @@
 # bootstrap.sh: everything `make up` and `make test` need, installed once and skipped after.
 #   * Debian: rustc-web, cargo-web, rust-web-src, libllvm22 (the SBF toolchain; see
 #     program/README.md), nghttp2-client (h2load, the mesh benchmark's compiled load
-#     generator; tests/bench checks it), python3-venv when the interpreter lacks venv.
+#     generator; tests/bench checks it), openssl (the HTTPS test's certificate),
+#     python3-venv when the interpreter lacks venv.
 #   * .venv with the pinned requirements.lock and this project (editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-apt.sh rustc-web cargo-web rust-web-src libllvm22 nghttp2-client
+scripts/ensure-apt.sh rustc-web cargo-web rust-web-src libllvm22 nghttp2-client openssl
 if [ ! -d /usr/src/rustc-1.96.0/library/vendor ]; then
   echo "bootstrap: rust-web-src 1.96 did not provide /usr/src/rustc-1.96.0/library/vendor" >&2
   exit 1
