@@ -67,6 +67,13 @@ def decode_transaction(value: Any, encoding: str) -> VersionedTransaction:
         raise invalid(f"invalid transaction: failed to deserialize solana_transaction: {exc}") from exc
 
 
+class _Latest:
+    """No commitment applies: the context names the latest slot."""
+
+
+LATEST = _Latest()
+
+
 class RpcMethods:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -74,12 +81,16 @@ class RpcMethods:
             name[len("m_"):]: getattr(self, name) for name in dir(self) if name.startswith("m_")
         }
 
-    def _context(self, ledger: Ledger) -> dict[str, Any]:
-        return {"apiVersion": API_VERSION, "slot": ledger.slot}
+    def _context(self, ledger: Ledger, commitment: str | _Latest | None = LATEST) -> dict[str, Any]:
+        """A response's context: the slot of the state it read (that commitment's slot, as a
+        validator answers from that commitment's bank), else the latest slot."""
+        slot = ledger.slot if isinstance(commitment, _Latest) else ledger.commitment_slot(commitment)
+        return {"apiVersion": API_VERSION, "slot": slot}
 
-    async def _with_context(self, fn: Callable[[Ledger], Any]) -> dict[str, Any]:
+    async def _with_context(self, fn: Callable[[Ledger], Any],
+                            commitment: str | _Latest | None = LATEST) -> dict[str, Any]:
         def run(ledger: Ledger) -> dict[str, Any]:
-            return {"context": self._context(ledger), "value": fn(ledger)}
+            return {"context": self._context(ledger, commitment), "value": fn(ledger)}
 
         return await self.node.call(run)
 
@@ -156,18 +167,19 @@ class RpcMethods:
             account = ledger.get_account(key, cfg.get("commitment"))
             return account.lamports if account else 0
 
-        return await self._with_context(value)
+        return await self._with_context(value, cfg.get("commitment"))
 
     async def m_getAccountInfo(self, params: list[Any]) -> dict[str, Any]:
         key, cfg = pubkey(param(params, 0, "pubkey")), config(params, 1)
-        return await self._with_context(lambda ledger: self._account(ledger, key, cfg))
+        return await self._with_context(lambda ledger: self._account(ledger, key, cfg), cfg.get("commitment"))
 
     async def m_getMultipleAccounts(self, params: list[Any]) -> dict[str, Any]:
         raw = param(params, 0, "pubkeys")
         if not isinstance(raw, list) or len(raw) > 100:
             raise invalid("Invalid params: pubkeys must be a list of at most 100 keys")
         keys, cfg = [pubkey(k) for k in raw], config(params, 1)
-        return await self._with_context(lambda ledger: [self._account(ledger, k, cfg) for k in keys])
+        return await self._with_context(lambda ledger: [self._account(ledger, k, cfg) for k in keys],
+                                        cfg.get("commitment"))
 
     @staticmethod
     def _matches(data: bytes, filters: list[dict[str, Any]]) -> bool:
@@ -203,7 +215,8 @@ class RpcMethods:
                     except EncodingError as exc:
                         raise invalid(str(exc)) from exc
                     out.append({"pubkey": str(key), "account": encoded})
-            return {"context": self._context(ledger), "value": out} if cfg.get("withContext") else out
+            return {"context": self._context(ledger, cfg.get("commitment")), "value": out} if cfg.get(
+                "withContext") else out
 
         return await self.node.call(run)
 
@@ -217,7 +230,7 @@ class RpcMethods:
             token = spl_token.TokenAccount.decode(bytes(account.data))
             return ui_amount(token.amount, ledger.mint_decimals(token.mint) or 0)
 
-        return await self._with_context(value)
+        return await self._with_context(value, cfg.get("commitment"))
 
     async def m_getTokenAccountsByOwner(self, params: list[Any]) -> dict[str, Any]:
         owner = pubkey(param(params, 0, "owner"))
@@ -239,7 +252,7 @@ class RpcMethods:
                     account, cfg.get("encoding", "base64"), cfg.get("dataSlice"), ledger.mint_decimals)})
             return out
 
-        return await self._with_context(value)
+        return await self._with_context(value, cfg.get("commitment"))
 
     # --- transactions -----------------------------------------------------------------
 

@@ -38,7 +38,7 @@ class BalanceTrackerApp(ServiceApp):
         await migrate(pool)
         redis = pools.redis(s.redis_url)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
-        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        chain = ChainClient.for_settings(s)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
         config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment)
         if self.indexer_enabled:

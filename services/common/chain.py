@@ -10,20 +10,29 @@ import base58
 from solana.exceptions import SolanaRpcException
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
-from solana.rpc.models import MemcmpOpts, TxOpts
+from solana.rpc.models import MemcmpOpts
+from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
 from solders.pubkey import Pubkey
+from solders.rpc.config import RpcSendTransactionConfig, RpcSignatureStatusConfig
+from solders.rpc.requests import GetSignatureStatuses, SendRawTransaction
+from solders.rpc.responses import GetSignatureStatusesResp, RPCError, SendTransactionResp
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from services.common import spl_token
+from services.common.coalesce import Coalescer
+from services.common.config import Settings
 from services.common.errors import ServiceError, program_error, unavailable
+from services.common.http_client import HttpClient
 from services.common.idl import discriminator
 from services.common.metrics import CHAIN_CALLS
-from services.common.rpc_http import rpc_client
+from services.common.rpc_http import call_batch, rpc_client
 from services.common.vault_program import Authority, Vault, VaultProgram
 
 VAULT_SIZE = 128
+MAX_STATUSES = 256  # getSignatureStatuses' limit per call
+Status = tuple[int, str, Any]  # (slot, confirmation status, error)
 
 
 @dataclass(frozen=True)
@@ -41,27 +50,46 @@ class Simulation:
 
 
 class ChainClient:
-    def __init__(self, rpc_url: str, program: VaultProgram, service: str, commitment: str = "confirmed") -> None:
+    """Typed calls to the cluster's JSON-RPC. Transactions sent and signature statuses asked
+    for by concurrent callers share round trips (`coalesce.py`): sends as one JSON-RPC batch
+    of up to `max_batch` requests (1: each alone, for an endpoint that takes no batches),
+    statuses as one getSignatureStatuses of up to 256 signatures."""
+
+    def __init__(self, rpc_url: str, program: VaultProgram, service: str, commitment: str = "confirmed",
+                 max_batch: int = 100) -> None:
         self.rpc_url = rpc_url
         self.program = program
         self.service = service
         self.commitment = Commitment(commitment)
-        self.client = rpc_client(rpc_url, self.commitment, timeout=10)
+        self.http = HttpClient(rpc_url, timeout=10)
+        self.client = rpc_client(rpc_url, self.commitment, timeout=10, http=self.http)
+        self._send_config = RpcSendTransactionConfig(skip_preflight=False,
+                                                     preflight_commitment=CommitmentLevel.from_string(commitment))
+        self._sends: Coalescer[VersionedTransaction, Signature] = Coalescer(self._send_batch, max_batch)
+        self._statuses: Coalescer[Signature, Status | None] = Coalescer(self._status_batch, MAX_STATUSES)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ChainClient:
+        return cls(settings.solana_rpc_url, settings.program, settings.service, settings.commitment,
+                   settings.rpc_max_batch)
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.client.close()  # closes `http` too
 
     async def _call(self, method: str, coro: Any) -> Any:
         try:
             result = await coro
         except (SolanaRpcException, OSError) as exc:
             CHAIN_CALLS.labels(self.service, method, "unavailable").inc()
-            raise unavailable(f"the Solana RPC at {self.rpc_url} did not answer {method}: {exc}") from exc
+            raise self._unavailable(method, exc) from exc
         except RPCException:
             CHAIN_CALLS.labels(self.service, method, "error").inc()
             raise
         CHAIN_CALLS.labels(self.service, method, "ok").inc()
         return result
+
+    def _unavailable(self, method: str, exc: BaseException) -> ServiceError:
+        return unavailable(f"the Solana RPC at {self.rpc_url} did not answer {method}: {exc}")
 
     async def vault(self, owner: Pubkey) -> VaultState | None:
         address = self.program.vault(owner)
@@ -102,30 +130,57 @@ class ChainClient:
         return Simulation(int(value.units_consumed or 0), value.err, list(value.logs or []))
 
     async def send(self, tx: VersionedTransaction) -> Signature:
-        try:
-            response = await self._call("sendTransaction", self.client.send_transaction(
-                tx, opts=TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)))
-        except RPCException as exc:
-            raise _rpc_failure(exc) from exc
-        return response.value
+        """Sends with preflight at the client's commitment; a refusal is a `ServiceError`."""
+        return await self._sends(tx)
 
-    async def status(self, signature: Signature) -> tuple[int, str, Any] | None:
+    async def status(self, signature: Signature) -> Status | None:
         """(slot, confirmation status, error) of a signature, or None if unknown."""
-        value = (await self._call("getSignatureStatuses", self.client.get_signature_statuses([signature]))).value[0]
-        if value is None:
-            return None
-        status = str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status else "processed"
-        return value.slot, status, value.err
+        return await self._statuses(signature)
+
+    async def _send_batch(self, txs: list[VersionedTransaction]) -> list[Signature | BaseException]:
+        requests = [SendRawTransaction(bytes(tx), self._send_config, i) for i, tx in enumerate(txs)]
+        try:
+            answers = await call_batch(self.http, requests, [SendTransactionResp] * len(txs))
+        except OSError as exc:
+            CHAIN_CALLS.labels(self.service, "sendTransaction", "unavailable").inc(len(txs))
+            raise self._unavailable("sendTransaction", exc) from exc
+        out: list[Signature | BaseException] = []
+        for answer in answers:  # each request counts, whether batched or not
+            if isinstance(answer, SendTransactionResp):
+                CHAIN_CALLS.labels(self.service, "sendTransaction", "ok").inc()
+                out.append(answer.value)
+            else:
+                CHAIN_CALLS.labels(self.service, "sendTransaction", "error").inc()
+                out.append(_rpc_failure(answer))
+        return out
+
+    async def _status_batch(self, signatures: list[Signature]) -> list[Status | BaseException | None]:
+        request = GetSignatureStatuses(signatures, RpcSignatureStatusConfig(False))
+        [answer] = await self._call("getSignatureStatuses",
+                                    call_batch(self.http, [request], [GetSignatureStatusesResp]))
+        if not isinstance(answer, GetSignatureStatusesResp):
+            raise unavailable(f"the Solana RPC at {self.rpc_url} refused getSignatureStatuses: {answer}")
+        if len(answer.value) != len(signatures):
+            raise unavailable(f"the Solana RPC at {self.rpc_url} answered {len(answer.value)} statuses "
+                              f"for {len(signatures)} signatures")
+        out: list[Status | BaseException | None] = []
+        for value in answer.value:
+            if value is None:
+                out.append(None)
+                continue
+            status = (str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status
+                      else "processed")
+            out.append((value.slot, status, value.err))
+        return out
 
 
 def _b58(data: bytes) -> str:
     return base58.b58encode(data).decode()
 
 
-def _rpc_failure(exc: RPCException) -> ServiceError:
-    error = exc.args[0] if exc.args else exc
+def _rpc_failure(error: RPCError | str) -> ServiceError:
+    """A JSON-RPC error as the services' status: a failed preflight by its program error."""
     data = getattr(error, "data", None)
     err = getattr(data, "err", None)
     message = getattr(error, "message", str(error))
     return program_error(err if err is not None else message)
-

@@ -45,8 +45,14 @@ class Settings:
         _env("POSITION_MANAGER_ID", str(vault_program.POSITION_MANAGER_ID))))
     usdt_mint: Pubkey = field(default_factory=lambda: Pubkey.from_string(_env("USDT_MINT", DEFAULT_USDT_MINT)))
     cache_ttl_seconds: int = field(default_factory=lambda: _int("CACHE_TTL_SECONDS", 30))
+    # JSON-RPC requests sent together in one batch (1: each alone, for an endpoint without batches)
+    rpc_max_batch: int = field(default_factory=lambda: _int("RPC_MAX_BATCH", 100))
     shutdown_grace_seconds: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE_SECONDS", "10")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+
+    def __post_init__(self) -> None:
+        if self.rpc_max_batch < 1:
+            raise ValueError(f"RPC_MAX_BATCH must be at least 1, got {self.rpc_max_batch}")
 
     @classmethod
     def for_service(cls, service: str, grpc_port: int, metrics_port: int) -> Settings:

@@ -1,22 +1,26 @@
-"""solana-py's AsyncClient over aiohttp instead of httpx.
+"""solana-py's AsyncClient over the services' own keep-alive HTTP/1.1 client
+(`http_client.py`) instead of httpx.
 
 solana-py's typed requests and responses stay as they are; only the transport changes.
-httpx cost about 0.8 ms more CPU per JSON-RPC call than aiohttp on these machines (1.3 vs
-0.5 ms per getSlot against localnet), most of the vault_manager's time under 200 deposits/s
-(bench/bench_mesh.py). Transport failures and HTTP error statuses surface as
-`RpcTransportError`, a `ConnectionError` (so an `OSError`, which the services already treat
-as the RPC being unavailable)."""
+httpx cost about 0.8 ms more CPU per JSON-RPC call than aiohttp on these machines, and
+aiohttp about 0.2-0.4 ms more than `HttpClient` (its module docstring has the numbers).
+Transport failures and HTTP error statuses surface as `RpcTransportError`, a
+`ConnectionError` (so an `OSError`, which the services already treat as the RPC being
+unavailable)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.async_http_provider import AsyncHTTPProvider
 from solana.rpc.commitment import Commitment
+from solders.rpc.requests import Body, batch_to_json
+from solders.rpc.responses import batch_from_json
 
-_HEADERS = {"Content-Type": "application/json"}
+from services.common.http_client import HttpClient, HttpTransportError
 
 
 class RpcTransportError(ConnectionError):
@@ -35,35 +39,62 @@ class _Response:
             raise RpcTransportError(f"HTTP {self.status}: {self.text[:200]}")
 
 
-class AiohttpProvider(AsyncHTTPProvider):
-    """AsyncHTTPProvider whose requests go through one aiohttp session (keep-alive pool)."""
+async def post(http: HttpClient, content: str) -> _Response:
+    """One JSON-RPC POST; transport failures as `RpcTransportError`."""
+    try:
+        response = await http.post(content.encode())
+    except HttpTransportError as exc:
+        raise RpcTransportError(str(exc)) from exc
+    return _Response(response.status, response.body.decode("utf-8", errors="replace"))
 
-    def __init__(self, endpoint: str, timeout: float | None = None) -> None:
+
+async def call_batch(http: HttpClient, requests: Sequence[Body], parsers: Sequence[type[Any]]) -> list[Any]:
+    """Several JSON-RPC requests in one round trip (a JSON-RPC batch; one request goes out
+    alone). Each request needs its own id; each result is the parsed response, or the RPC
+    error object (e.g. a preflight failure) for that request alone. A batch the endpoint
+    refuses as a whole raises `RpcTransportError`."""
+    single = len(requests) == 1
+    response = await post(http, requests[0].to_json() if single else batch_to_json(list(requests)))
+    response.raise_for_status()
+    text = response.text
+    if single:
+        return [parsers[0].from_json(text)]
+    try:
+        answers = json.loads(text)
+    except ValueError as exc:
+        raise RpcTransportError(f"the RPC answered a batch with invalid JSON: {text[:200]}") from exc
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        raise RpcTransportError(f"the RPC refused a batch of {len(requests)} requests: {text[:200]} "
+                                "(RPC_MAX_BATCH=1 sends every request alone)")
+    ids = [answer.get("id") if isinstance(answer, dict) else None for answer in answers]
+    wanted = [request.id for request in requests]
+    if ids != wanted:  # answers may come in any order: put them in the requests' order
+        by_id = {i: answer for i, answer in zip(ids, answers, strict=True)}
+        if sorted(by_id, key=str) != sorted(wanted, key=str):
+            raise RpcTransportError(f"the RPC's batch answer names ids {ids}, not {wanted}")
+        text = json.dumps([by_id[i] for i in wanted])
+    return list(batch_from_json(text, list(parsers)))
+
+
+class Http1Provider(AsyncHTTPProvider):
+    """AsyncHTTPProvider whose requests go through one `HttpClient` (a keep-alive pool)."""
+
+    def __init__(self, endpoint: str, timeout: float | None = None, http: HttpClient | None = None) -> None:
         super().__init__(endpoint, timeout=timeout, http2=False)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._aiohttp: aiohttp.ClientSession | None = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._aiohttp is None or self._aiohttp.closed:
-            self._aiohttp = aiohttp.ClientSession(timeout=self._timeout, connector=aiohttp.TCPConnector(limit=64))
-        return self._aiohttp
+        self._http = http or HttpClient(endpoint, timeout=timeout)
 
     async def _post_request(self, content: str, headers: dict[str, str]) -> Any:
-        try:
-            async with self._session().post(self.endpoint_uri, data=content.encode(),
-                                            headers=headers or _HEADERS) as response:
-                return _Response(response.status, await response.text())
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise RpcTransportError(f"{type(exc).__name__}: {exc}") from exc
+        # every request solana-py makes is a JSON body, the client's fixed Content-Type
+        return await post(self._http, content)
 
     async def close(self) -> None:
-        if self._aiohttp is not None:
-            await self._aiohttp.close()
+        await self._http.close()
         await super().close()
 
 
-def rpc_client(url: str, commitment: str | Commitment | None = None, timeout: float | None = 10) -> AsyncClient:
-    """An AsyncClient for `url` whose HTTP transport is aiohttp."""
+def rpc_client(url: str, commitment: str | Commitment | None = None, timeout: float | None = 10,
+               http: HttpClient | None = None) -> AsyncClient:
+    """An AsyncClient for `url` whose HTTP transport is `http` (a new `HttpClient` if None)."""
     client = AsyncClient(url, commitment=Commitment(commitment) if commitment else None, timeout=timeout)
-    client._provider = AiohttpProvider(url, timeout=timeout)  # the one transport hook solana-py offers
+    client._provider = Http1Provider(url, timeout=timeout, http=http)  # the one transport hook solana-py offers
     return client

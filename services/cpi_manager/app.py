@@ -23,7 +23,7 @@ class CpiManagerApp(ServiceApp):
         s = self.settings
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
-        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        chain = ChainClient.for_settings(s)
         service = CpiManagerService(chain, pool, s.position_manager_id)
         self.grpc = GrpcService(s, [registration(service, cpi_manager_pb2, cpi_manager_pb2_grpc, "CpiManager")])
 

@@ -28,7 +28,7 @@ class MonitorApp(ServiceApp):
         s = self.settings
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
-        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        chain = ChainClient.for_settings(s)
         self.watcher = Watcher(pool, chain, self.watcher_config)
         task = asyncio.create_task(self.watcher.run()) if self.run_watcher else None
         service = VaultMonitorService(pool, chain)

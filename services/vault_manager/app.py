@@ -1,4 +1,4 @@
-"""Assembly of vault_manager: stores, chain client, cache sync and the gRPC servicers."""
+"""Assembly of vault_manager: stores, chain client, the vault-change subscription and the gRPC servicers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from collateral_vault.v1 import (
     vault_manager_pb2_grpc,
 )
 
-from services.common import cache_sync, pools
+from services.common import pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
+from services.vault_manager import vault_changes
 from services.vault_manager.builder_service import TransactionBuilderService
 from services.vault_manager.vault_service import VaultManagerService
 
@@ -33,14 +34,14 @@ class VaultManagerApp(ServiceApp):
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
         redis = pools.redis(s.redis_url)
-        chain = ChainClient(s.solana_rpc_url, s.program, s.service, s.commitment)
+        chain = ChainClient.for_settings(s)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         vaults = VaultManagerService(chain, cache, s.service)
-        builder = TransactionBuilderService(chain, cache, redis, pool, {s.position_manager_id}, s.redis_prefix,
-                                            s.service, on_change=vaults.forget)
+        builder = TransactionBuilderService(chain, redis, pool, {s.position_manager_id}, s.redis_prefix, s.service,
+                                            on_landed=vaults.mirror.landed)
         ready = asyncio.Event()
-        self.sync_task = asyncio.create_task(cache_sync.follow(s.solana_ws_url, s.program, cache, s.commitment, ready,
-                                                               on_update=vaults.remember))
+        self.sync_task = asyncio.create_task(vault_changes.follow(s.solana_ws_url, s.program, vaults.mirror,
+                                                                  s.commitment, ready))
         self.grpc = GrpcService(s, [
             registration(vaults, vault_manager_pb2, vault_manager_pb2_grpc, "VaultManager"),
             registration(builder, transaction_builder_pb2, transaction_builder_pb2_grpc, "TransactionBuilder"),

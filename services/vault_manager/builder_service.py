@@ -19,31 +19,33 @@ from solders.signature import Signature
 
 from services.common import audit, spl_token, tx_building, validation
 from services.common.chain import ChainClient, VaultState
+from services.common.coalesce import Coalescer
 from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigned_message
 from services.common.errors import ServiceError, invalid, not_found, precondition, program_error
 from services.common.log import fields
 from services.common.metrics import TRANSACTIONS_SUBMITTED
 from services.common.submission import check, decode_signed
-from services.common.vault_cache import VaultCache
 
 logger = logging.getLogger("builder")
 U64_MAX = 2**64 - 1
 _RANK = {"processed": 1, "confirmed": 2, "finalized": 3}
 SUBMIT_WAIT_SECONDS = 30.0
+CLAIM_SECONDS = 3600  # a signature's first submission is remembered this long (a blockhash lives ~80 s)
+MAX_CLAIMS = 256
 
 
 class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderServicer):
-    def __init__(self, chain: ChainClient, cache: VaultCache, redis: aioredis.Redis, pool: asyncpg.Pool,
+    def __init__(self, chain: ChainClient, redis: aioredis.Redis, pool: asyncpg.Pool,
                  position_managers: set[Pubkey], redis_prefix: str, service: str = "vault_manager",
-                 on_change: Callable[[Pubkey], None] | None = None) -> None:
+                 on_landed: Callable[[Pubkey, int], None] | None = None) -> None:
         self.chain = chain
-        self.cache = cache
         self.redis = redis
-        self.pool = pool
+        self.audit = audit.AuditLog(pool)
+        self._claims: Coalescer[str, bool] = Coalescer(self._claim_batch, MAX_CLAIMS)
         self.position_managers = position_managers
         self.prefix = redis_prefix
         self.service = service
-        self.on_change = on_change
+        self.on_landed = on_landed  # (owner, slot) of each vault change this process submitted
 
     async def _vault(self, owner: Pubkey) -> VaultState:
         state = await self.chain.vault(owner)
@@ -143,18 +145,17 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
             logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
             # the audit entry is written while the chain is asked for the status
             _, status = await asyncio.gather(
-                audit.record(self.pool, owner=str(next(iter(checked.owners), "")),
+                self.audit.record(owner=str(next(iter(checked.owners), "")),
                              actor=str(tx.message.account_keys[0]),
                              action="submit:" + ",".join(checked.instructions), signature=checked.signature),
                 waiting)
         else:
             TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate").inc()
             status = await waiting
-        for owner in checked.owners:
-            await self.cache.invalidate(owner)
-            if self.on_change is not None:
-                self.on_change(owner)
         slot, reached, err = status if status else (0, "", None)
+        if status is not None and err is None and self.on_landed is not None:
+            for owner in checked.owners:  # read-your-writes: no older answer from this process
+                self.on_landed(owner, slot)
         message = common_pb2.TransactionStatus(
             signature=checked.signature, commitment=COMMITMENT_VALUES.get(reached, 0),  # type: ignore[arg-type]
             slot=slot, already_submitted=already,
@@ -162,10 +163,18 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         return transaction_builder_pb2.SubmitTransactionResponse(status=message)
 
     async def _claim(self, signature: str) -> bool:
+        """Whether this is the first submission of `signature` (concurrent claims share one
+        Redis round trip)."""
         try:
-            return bool(await self.redis.set(f"{self.prefix}submitted:{signature}", "1", nx=True, ex=3600))
+            return await self._claims(signature)
         except RedisError:
             return True  # the chain's signature status still prevents a double send
+
+    async def _claim_batch(self, signatures: list[str]) -> list[bool]:
+        pipe = self.redis.pipeline(transaction=False)
+        for signature in signatures:
+            pipe.set(f"{self.prefix}submitted:{signature}", "1", nx=True, ex=CLAIM_SECONDS)
+        return [bool(claimed) for claimed in await pipe.execute()]
 
     async def _release(self, signature: str) -> None:
         try:

@@ -1,13 +1,10 @@
-"""VaultManager: GetVault (Redis read-through cache, chain fallback), ListVaults (paged),
-GetVaultAddress, GetAuthority."""
+"""VaultManager: GetVault (process memory, then the Redis cache, then the chain), ListVaults
+(paged), GetVaultAddress, GetAuthority."""
 
 from __future__ import annotations
 
-import time
-
 import grpc
 from collateral_vault.v1 import common_pb2, vault_manager_pb2, vault_manager_pb2_grpc
-from solders.pubkey import Pubkey
 
 from services.common import validation
 from services.common.chain import ChainClient
@@ -15,10 +12,11 @@ from services.common.convert import vault_message
 from services.common.errors import not_found, unavailable
 from services.common.metrics import CACHE_LOOKUPS
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import Vault
+from services.vault_manager.mirror import VaultMirror
 
-# How long an answer is served from process memory. The mirror is also updated by this
-# process's own programSubscribe notifications, so in practice it is as current as Redis.
+# How long an answer is served from process memory after it was last confirmed. The mirror
+# is updated by this process's own programSubscribe notifications, so in practice it is as
+# current as the chain at the service's commitment.
 LOCAL_TTL_SECONDS = 1.0
 
 
@@ -27,40 +25,27 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
         self.chain = chain
         self.cache = cache
         self.service = service
-        self._local: dict[str, tuple[float, int, vault_manager_pb2.GetVaultResponse]] = {}
+        self.mirror = VaultMirror(chain.program, LOCAL_TTL_SECONDS)
         self._hits = CACHE_LOOKUPS.labels(service, "hit")
         self._misses = CACHE_LOOKUPS.labels(service, "miss")
 
-    def remember(self, vault: Vault, slot: int) -> None:
-        """A newer state of a vault (from the chain or a notification)."""
-        key = str(vault.owner)
-        current = self._local.get(key)
-        if current is not None and current[1] > slot:
-            return
-        address = self.chain.program.vault(vault.owner)
-        self._local[key] = (time.monotonic(), slot, vault_manager_pb2.GetVaultResponse(
-            vault=vault_message(vault, address, slot, common_pb2.DATA_SOURCE_CACHE)))
-        if len(self._local) > 100_000:
-            self._local.clear()
-
-    def forget(self, owner: Pubkey) -> None:
-        self._local.pop(str(owner), None)
-
     async def GetVault(self, request: vault_manager_pb2.GetVaultRequest,
                        context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultResponse:
+        """From memory, else Redis (written by balance_tracker's indexer), else the chain;
+        never a state older than the newest change this process knows of (`mirror.py`)."""
         if not request.fresh:
-            local = self._local.get(request.owner)
-            if local is not None and time.monotonic() - local[0] < LOCAL_TTL_SECONDS:
+            held = self.mirror.answer(request.owner)
+            if held is not None:
                 self._hits.inc()
-                return local[2]
+                return held
         owner = validation.pubkey(request.owner, "owner")
         address = self.chain.program.vault(owner)
         if not request.fresh:
             cached = await self.cache.get(owner)
-            if cached is not None:
+            if cached is not None and self.mirror.current(str(owner), cached[1]):
                 self._hits.inc()
                 vault, slot = cached
-                self.remember(vault, slot)
+                self.mirror.remember(vault, slot)
                 return vault_manager_pb2.GetVaultResponse(
                     vault=vault_message(vault, address, slot, common_pb2.DATA_SOURCE_CACHE))
             self._misses.inc()
@@ -68,7 +53,7 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
         if state is None:
             raise not_found(f"no vault for owner {owner} (expected at {address}); initialize it first")
         await self.cache.put(state.vault, state.slot)
-        self.remember(state.vault, state.slot)
+        self.mirror.remember(state.vault, state.slot)
         return vault_manager_pb2.GetVaultResponse(
             vault=vault_message(state.vault, state.address, state.slot, common_pb2.DATA_SOURCE_CHAIN))
 

@@ -1,23 +1,37 @@
-"""solana-py's AsyncClient over the aiohttp transport: typed answers from a real localnet
-node, and every way the endpoint can fail surfacing as the services expect (transport and
-HTTP failures as UNAVAILABLE, JSON-RPC errors as solana-py's RPCException)."""
+"""solana-py's AsyncClient over the services' HTTP/1.1 transport: typed answers from a real
+localnet node, and every way the endpoint can fail surfacing as the services expect
+(transport and HTTP failures as UNAVAILABLE, JSON-RPC errors as solana-py's RPCException).
+The chain client's shared round trips: concurrent sends as JSON-RPC batches and concurrent
+status lookups as one call, each caller answered for itself; batch answers matched by id."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 import pytest
 from aiohttp import web
+from solana.rpc.async_api import AsyncClient
 from solana.rpc.core import RPCException
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.rpc.requests import GetSlot
+from solders.rpc.responses import GetSlotResp
 from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
 
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
-from services.common.rpc_http import RpcTransportError, rpc_client
+from services.common.http_client import HttpClient
+from services.common.rpc_http import RpcTransportError, call_batch, rpc_client
 from services.common.vault_program import VaultProgram
-from tests.support.localnet_node import Node, free_port, running_node
+from tests.support.localnet_node import Node, RpcUser, free_port, funded_user, running_node
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +68,11 @@ async def test_an_unreachable_endpoint_is_unavailable() -> None:
         await chain.close()
 
 
-@pytest.fixture
-async def failing_endpoint() -> AsyncIterator[str]:
-    async def broken(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="upstream validator is catching up")
-
+@asynccontextmanager
+async def endpoint(answer: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """An HTTP server on a free port whose POST / is `answer`; its URL."""
     app = web.Application()
-    app.router.add_post("/", broken)
+    app.router.add_post("/", answer)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -71,7 +83,92 @@ async def failing_endpoint() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@pytest.fixture
+async def failing_endpoint() -> AsyncIterator[str]:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="upstream validator is catching up")
+
+    async with endpoint(broken) as url:
+        yield url
+
+
 async def test_an_http_error_is_unavailable_with_its_status(failing_endpoint: str) -> None:
     async with rpc_client(failing_endpoint) as client:
         with pytest.raises(RpcTransportError, match="HTTP 503: upstream validator is catching up"):
             await client.get_slot()
+
+
+def _transfer(user: RpcUser, blockhash: Hash, lamports: int, payer: Keypair | None = None) -> VersionedTransaction:
+    signer = payer or user.keypair
+    message = Message.new_with_blockhash([transfer(TransferParams(
+        from_pubkey=signer.pubkey(), to_pubkey=Pubkey.new_unique(), lamports=lamports))], signer.pubkey(), blockhash)
+    return VersionedTransaction(message, [signer])
+
+
+async def test_concurrent_sends_and_status_lookups_share_round_trips(node: Node) -> None:
+    chain = ChainClient(node.rpc_url, VaultProgram(Pubkey.new_unique()), "test", "processed", max_batch=8)
+    round_trips = 0
+    post = chain.http.post
+
+    async def counted(body: bytes) -> Any:
+        nonlocal round_trips
+        round_trips += 1
+        return await post(body)
+
+    chain.http.post = counted  # type: ignore[method-assign]
+    try:
+        async with AsyncClient(node.rpc_url) as client:
+            user = await funded_user(client)
+            blockhash = (await client.get_latest_blockhash()).value.blockhash
+        txs = [_transfer(user, blockhash, 1_000_000 + i) for i in range(20)]  # rent-exempt amounts
+        unfunded = _transfer(user, blockhash, 1, payer=Keypair())  # its fee payer does not exist
+        results = await asyncio.gather(*(chain.send(tx) for tx in [*txs[:10], unfunded, *txs[10:]]),
+                                       return_exceptions=True)
+        sends = round_trips
+        # every transaction answered for itself, the refused one with its own error only
+        assert results[:10] + results[11:] == [tx.signatures[0] for tx in txs]
+        assert isinstance(results[10], ServiceError) and results[10].code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "fee payer has no SOL" in results[10].message
+        assert 4 <= sends < 21  # the first alone, the rest in batches of at most 8
+        unknown = Signature.default()
+        statuses = await asyncio.gather(*(chain.status(s) for s in [*(tx.signatures[0] for tx in txs), unknown]))
+        assert round_trips - sends < 21
+        assert statuses[20] is None
+        assert all(s is not None and s[0] > 0 and s[1] in ("processed", "confirmed", "finalized") and s[2] is None
+                   for s in statuses[:20])
+    finally:
+        await chain.close()
+
+
+@pytest.fixture
+async def batch_endpoint() -> AsyncIterator[tuple[str, list[Any]]]:
+    """Answers a batch in reverse order, or refuses it when told to."""
+    script: list[Any] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        if script and script[0] == "refuse":
+            return web.json_response({"jsonrpc": "2.0", "error": {"code": -32600, "message": "no batches"}, "id": None})
+        if script and script[0] == "drop":
+            return web.json_response([{"jsonrpc": "2.0", "result": 1, "id": body[0]["id"]}])
+        return web.json_response([{"jsonrpc": "2.0", "result": 100 + r["id"], "id": r["id"]} for r in reversed(body)])
+
+    async with endpoint(answer) as url:
+        yield url, script
+
+
+async def test_batch_answers_are_matched_by_id_and_a_refused_batch_is_an_error(
+        batch_endpoint: tuple[str, list[Any]]) -> None:
+    url, script = batch_endpoint
+    http = HttpClient(url)
+    requests = [GetSlot(id=i) for i in range(3)]
+    try:
+        assert [r.value for r in await call_batch(http, requests, [GetSlotResp] * 3)] == [100, 101, 102]
+        script.append("refuse")
+        with pytest.raises(RpcTransportError, match=r"refused a batch of 3 requests.*RPC_MAX_BATCH=1"):
+            await call_batch(http, requests, [GetSlotResp] * 3)
+        script[0] = "drop"
+        with pytest.raises(RpcTransportError, match="refused a batch of 3"):
+            await call_batch(http, requests, [GetSlotResp] * 3)
+    finally:
+        await http.close()

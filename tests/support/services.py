@@ -28,6 +28,7 @@ def settings_for(service: str, node: Node, database_url: str, redis_url: str, re
 @dataclass
 class Running:
     settings: Settings
+    app: Any = None
 
     @property
     def target(self) -> str:
@@ -39,7 +40,7 @@ async def running_app(app: Any, settings: Settings, *, metrics: bool = True) -> 
     """Starts a service app (real gRPC socket) for the duration of the block."""
     await app.start(metrics=metrics)
     try:
-        yield Running(settings)
+        yield Running(settings, app)
     finally:
         await app.stop()
 
