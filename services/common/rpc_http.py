@@ -17,7 +17,7 @@ from typing import Any
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.async_http_provider import AsyncHTTPProvider
 from solana.rpc.commitment import Commitment
-from solders.rpc.requests import Body, batch_to_json
+from solders.rpc.requests import Body
 from solders.rpc.responses import batch_from_json
 
 from services.common.http_client import HttpClient, HttpTransportError
@@ -54,7 +54,8 @@ async def call_batch(http: HttpClient, requests: Sequence[Body], parsers: Sequen
     error object (e.g. a preflight failure) for that request alone. A batch the endpoint
     refuses as a whole raises `RpcTransportError`."""
     single = len(requests) == 1
-    response = await post(http, requests[0].to_json() if single else batch_to_json(list(requests)))
+    # joined here: solders' batch_to_json took about 270 us for two sendTransaction requests
+    response = await post(http, requests[0].to_json() if single else f"[{','.join(r.to_json() for r in requests)}]")
     response.raise_for_status()
     text = response.text
     if single:
