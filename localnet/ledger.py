@@ -18,6 +18,7 @@ import base64
 import bisect
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,18 +58,42 @@ class RpcFailure(Exception):
         self.code, self.message, self.data = code, message, data
 
 
-@dataclass
 class TxRecord:
-    signature: str
-    slot: int
-    block_time: int
-    tx_b64: str
-    meta: dict[str, Any]
-    account_keys: list[str]
+    """A landed transaction: what getSignatureStatuses, getTransaction and the signature index
+    answer from. Its `meta` (balances, token balances, inner instructions, ...) and encoded
+    transaction may be given as a function, run on first use: most transactions are never
+    read back with getTransaction, and building them cost every send (about a tenth of
+    localnet's time per deposit in bench/bench_mesh.py)."""
+
+    __slots__ = ("_build", "_meta", "_tx", "_tx_b64", "account_keys", "block_time", "err", "signature", "slot")
+
+    def __init__(self, signature: str, slot: int, block_time: int, tx: str | VersionedTransaction,
+                 meta: dict[str, Any] | Callable[[], dict[str, Any]], account_keys: list[str],
+                 err: Any = None) -> None:
+        self.signature, self.slot, self.block_time, self.account_keys = signature, slot, block_time, account_keys
+        self._tx: VersionedTransaction | None = tx if isinstance(tx, VersionedTransaction) else None
+        self._tx_b64: str | None = None if isinstance(tx, VersionedTransaction) else tx
+        self._meta: dict[str, Any] | None = meta if isinstance(meta, dict) else None
+        self._build: Callable[[], dict[str, Any]] | None = None if isinstance(meta, dict) else meta
+        self.err: Any = meta["err"] if isinstance(meta, dict) else err
 
     @property
-    def err(self) -> Any:
-        return self.meta["err"]
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            assert self._build is not None
+            self._meta, self._build = self._build(), None
+        return self._meta
+
+    @property
+    def tx_b64(self) -> str:
+        if self._tx_b64 is None:
+            assert self._tx is not None
+            self._tx_b64, self._tx = base64.b64encode(bytes(self._tx)).decode(), None
+        return self._tx_b64
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return {"Ok": None} if self.err is None else {"Err": self.err}
 
 
 @dataclass
@@ -189,15 +214,24 @@ class Ledger:
             return None
         return bytes(account.data)[44]
 
-    def _token_balances(self, accounts: list[Account | None]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _token_accounts(accounts: list[Account | None]) -> list[tuple[int, bytes]]:
+        """(index, data) of the token accounts among a transaction's accounts: all a
+        transaction's token balances are built from, later (the accounts themselves are not
+        kept: a program's account can hold its whole executable)."""
+        out = []
+        for index, account in enumerate(accounts):
+            if account is not None and account.owner == spl_token.TOKEN_PROGRAM_ID:
+                data = bytes(account.data)
+                if len(data) == spl_token.ACCOUNT_SIZE:
+                    out.append((index, data))
+        return out
+
+    def _token_balances(self, accounts: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
         out = []
         decimals: dict[Pubkey, int] = {}
-        for index, account in enumerate(accounts):
-            if account is None or account.owner != spl_token.TOKEN_PROGRAM_ID:
-                continue
-            if len(account.data) != spl_token.ACCOUNT_SIZE:
-                continue
-            token = spl_token.TokenAccount.decode(bytes(account.data))
+        for index, data in accounts:
+            token = spl_token.TokenAccount.decode(data)
             if token.mint not in decimals:
                 decimals[token.mint] = self.mint_decimals(token.mint) or 0
             out.append({"accountIndex": index, "mint": str(token.mint), "owner": str(token.owner),
@@ -254,7 +288,6 @@ class Ledger:
                     if i < signed - header.num_readonly_signed_accounts or signed <= i < unsigned_end]
         before = self._current(keys)
         pre_balances = [account.lamports if account else 0 for account in before]
-        pre_tokens = self._token_balances(before)
         is_writable = set(writable)
         images = {str(k): account for k, account in zip(keys, before, strict=True) if k in is_writable}
         result = self.svm.send_transaction(tx)
@@ -262,39 +295,44 @@ class Ledger:
             meta, err = result.meta(), tx_error(result.err())
         else:
             meta, err = result, None
-        return self._record(signature, tx, keys, images, meta, err, pre_balances, pre_tokens)
+        return self._record(signature, tx, keys, images, meta, err, pre_balances, self._token_accounts(before))
 
     def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey],
                 images: dict[str, Account | None], meta: TransactionMetadata, err: Any,
-                pre_balances: list[int], pre_tokens: list[dict[str, Any]]) -> tuple[str, ChainEvent]:
+                pre_balances: list[int], pre_tokens: list[tuple[int, bytes]]) -> tuple[str, ChainEvent]:
         after = self._current(keys)
         post_balances = [account.lamports if account else 0 for account in after]
-        inner = [{"index": i, "instructions": [
-            {"programIdIndex": ii.instruction().program_id_index, "accounts": list(ii.instruction().accounts),
-             "data": b58(bytes(ii.instruction().data)), "stackHeight": ii.stack_height()} for ii in group]}
-            for i, group in enumerate(meta.inner_instructions()) if group]
-        return_data = meta.return_data()
-        record_meta = {
-            "err": err, "status": {"Ok": None} if err is None else {"Err": err},
-            "fee": LAMPORTS_PER_SIGNATURE * len(tx.signatures),
-            "preBalances": pre_balances, "postBalances": post_balances,
-            "innerInstructions": inner, "logMessages": list(meta.logs()),
-            "preTokenBalances": pre_tokens, "postTokenBalances": self._token_balances(after),
-            "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
-            "computeUnitsConsumed": meta.compute_units_consumed(),
-            "returnData": ({"programId": str(return_data.program_id),
-                            "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
-                           if bytes(return_data.data) else None),
-            "version": message_version(tx),
-        }
-        record = TxRecord(signature, self.slot, int(time.time()), base64.b64encode(bytes(tx)).decode(),
-                          record_meta, [str(k) for k in keys])
+        post_tokens = self._token_accounts(after)
+        logs = list(meta.logs())
+
+        def record_meta() -> dict[str, Any]:  # run when the transaction is first read back
+            inner = [{"index": i, "instructions": [
+                {"programIdIndex": ii.instruction().program_id_index, "accounts": list(ii.instruction().accounts),
+                 "data": b58(bytes(ii.instruction().data)), "stackHeight": ii.stack_height()} for ii in group]}
+                for i, group in enumerate(meta.inner_instructions()) if group]
+            return_data = meta.return_data()
+            return {
+                "err": err, "status": {"Ok": None} if err is None else {"Err": err},
+                "fee": LAMPORTS_PER_SIGNATURE * len(tx.signatures),
+                "preBalances": pre_balances, "postBalances": post_balances,
+                "innerInstructions": inner, "logMessages": logs,
+                "preTokenBalances": self._token_balances(pre_tokens),
+                "postTokenBalances": self._token_balances(post_tokens),
+                "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
+                "computeUnitsConsumed": meta.compute_units_consumed(),
+                "returnData": ({"programId": str(return_data.program_id),
+                                "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
+                               if bytes(return_data.data) else None),
+                "version": message_version(tx),
+            }
+
+        record = TxRecord(signature, self.slot, int(time.time()), tx, record_meta, [str(k) for k in keys], err)
         self.transaction_count += 1
         changed = {str(k): account for k, account in zip(keys, after, strict=True) if str(k) in images}
-        return signature, self._commit(record, images, changed)
+        return signature, self._commit(record, images, changed, logs)
 
     def _commit(self, record: TxRecord, images: dict[str, Account | None],
-                changed: dict[str, Account | None]) -> ChainEvent:
+                changed: dict[str, Account | None], logs: list[str]) -> ChainEvent:
         """Keeps a landed transaction: history, the per-address index, the before-images of
         the accounts it may have changed (`images`; `changed` holds their states after it),
         the event per commitment, and the ledger store."""
@@ -303,8 +341,7 @@ class Ledger:
             self.by_address[key].append(record.signature)
         for key, image in images.items():
             self.before_images[key].append((self.slot, image))
-        event = ChainEvent(self.slot, record.signature, record.err, list(record.meta["logMessages"]),
-                           record.account_keys, changed)
+        event = ChainEvent(self.slot, record.signature, record.err, logs, record.account_keys, changed)
         self.pending["confirmed"].append(event)
         self.pending["finalized"].append(event)
         if self.store is not None:
@@ -325,7 +362,8 @@ class Ledger:
             "loadedAddresses": {"writable": [], "readonly": []},
             "computeUnitsConsumed": result.compute_units_consumed(), "returnData": None, "version": "legacy",
         }, [str(key)])
-        return signature, self._commit(record, {str(key): image}, {str(key): self._current([key])[0]})
+        return signature, self._commit(record, {str(key): image}, {str(key): self._current([key])[0]},
+                                       record.meta["logMessages"])
 
     def confirmation(self, slot: int) -> str:
         if slot <= self.commitment_slot("finalized"):
@@ -340,7 +378,7 @@ class Ledger:
             return None
         status = self.confirmation(record.slot)
         return {"slot": record.slot, "confirmations": None if status == "finalized" else self.slot - record.slot,
-                "err": record.err, "status": record.meta["status"], "confirmationStatus": status}
+                "err": record.err, "status": record.status, "confirmationStatus": status}
 
     def transaction(self, signature: str, commitment: str | None) -> TxRecord | None:
         record = self.transactions.get(signature)
