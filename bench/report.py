@@ -62,6 +62,15 @@ def render() -> str:
                   f"{http['send_p99_ms']} ms); LiteSVM in-process {_n(ceiling['tps'])}/s; ratio "
                   f"{net['ratio_http_to_in_process']}. Confirmation takes one {net['slot_ms']} ms slot (p50 "
                   f"{http['confirmed_p50_ms']} ms).", ""]
+    rpc = _load("rpc_client")
+    if rpc:
+        each, together = rpc["client_cpu_us_per_call"], rpc["chain_client_concurrent"]
+        lines += [f"RPC client (`rpc_client.json`): client CPU per {rpc['method']} against localnet, median of "
+                  f"{rpc['passes']} passes of {_n(rpc['calls'])} calls in a row: aiohttp's client "
+                  f"{each['aiohttp']} µs, the services' HTTP/1.1 client {each['http_client']} µs, the chain client "
+                  f"(solders' typed request over it, through the coalescer) {each['chain_client']} µs; the chain "
+                  f"client with {together['in_flight']} calls in flight: {together['client_cpu_us_per_call']} µs per "
+                  f"call, {together['round_trips_per_call']} round trips per call.", ""]
     idx = _load("indexer")
     if idx:
         ingest = idx["ingest"]

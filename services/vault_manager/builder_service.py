@@ -146,8 +146,8 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
             # the audit entry is written while the chain is asked for the status
             _, status = await asyncio.gather(
                 self.audit.record(owner=str(next(iter(checked.owners), "")),
-                             actor=str(tx.message.account_keys[0]),
-                             action="submit:" + ",".join(checked.instructions), signature=checked.signature),
+                                  actor=str(tx.message.account_keys[0]),
+                                  action="submit:" + ",".join(checked.instructions), signature=checked.signature),
                 waiting)
         else:
             TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate").inc()

@@ -1,0 +1,116 @@
+"""Client CPU per JSON-RPC call against localnet (a separate process on loopback), for the
+transports the services have used: aiohttp's client (before), the services' own HTTP/1.1
+client (`services/common/http_client.py`), and the chain client's status lookup over it
+(solders' typed request and response, through the coalescer). Then the same lookups made 32
+at a time, where the coalescer gathers them into shared round trips.
+
+getSignatureStatuses of one unknown signature: the smallest call on the submission path
+(what it answers does not change what the client spends). Each measure is 3,000 calls in a
+row; the transports take turns, three passes, the median pass counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from solders.signature import Signature
+
+from bench.stats import cpu_seconds
+from localnet.genesis import dev_keypair
+from localnet.svm import ROOT
+from services.common import event_loop
+from services.common.chain import ChainClient
+from services.common.http_client import HttpClient, HttpResponse
+from services.common.vault_program import VaultProgram
+from tests.support.localnet_node import free_port, wait_healthy
+
+CALLS = 3_000
+PASSES = 3
+CONCURRENT = 32
+WARM_UP = 200
+
+
+async def _cpu_us_per_call(call: Callable[[], Awaitable[Any]], calls: int, concurrency: int = 1) -> float:
+    import os
+
+    for _ in range(WARM_UP):
+        await call()
+    before = cpu_seconds(os.getpid())
+
+    async def worker() -> None:
+        for _ in range(calls // concurrency):
+            await call()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return round((cpu_seconds(os.getpid()) - before) * 1e6 / calls, 1)
+
+
+async def measure(url: str) -> dict[str, Any]:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getSignatureStatuses",
+                       "params": [[str(Signature.default())]]}).encode()
+    chain = ChainClient(url, VaultProgram(dev_keypair("usdt_mint").pubkey()), "bench", "processed")
+    http = HttpClient(url)
+    round_trips = 0
+    post = chain.http.post
+
+    async def counted(body: bytes) -> HttpResponse:
+        nonlocal round_trips
+        round_trips += 1
+        return await post(body)
+
+    chain.http.post = counted  # type: ignore[method-assign]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def via_aiohttp() -> Any:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                    return json.loads(await response.text())
+
+            async def via_http_client() -> Any:
+                return json.loads((await http.post(body)).body)
+
+            async def via_chain_client() -> Any:
+                return await chain.status(Signature.default())
+
+            transports = {"aiohttp": via_aiohttp, "http_client": via_http_client, "chain_client": via_chain_client}
+            passes: dict[str, list[float]] = {name: [] for name in transports}
+            for _ in range(PASSES):
+                for name, call in transports.items():
+                    passes[name].append(await _cpu_us_per_call(call, CALLS))
+            trips_before = round_trips
+            concurrent = await _cpu_us_per_call(via_chain_client, CALLS, CONCURRENT)
+            concurrent_trips = round_trips - trips_before
+    finally:
+        await chain.close()
+        await http.close()
+    return {
+        "method": "getSignatureStatuses", "calls": CALLS, "passes": PASSES,
+        "client_cpu_us_per_call": {name: statistics.median(values) for name, values in passes.items()},
+        "client_cpu_us_per_call_passes": passes,
+        "chain_client_concurrent": {
+            "in_flight": CONCURRENT, "client_cpu_us_per_call": concurrent,
+            # the warm-up calls go one at a time: count only the measured ones
+            "round_trips_per_call": round((concurrent_trips - WARM_UP) / CALLS, 3)},
+    }
+
+
+def run() -> dict[str, Any]:
+    rpc, ws = free_port(), free_port()
+    node = subprocess.Popen([sys.executable, "-m", "localnet", "--rpc-port", str(rpc), "--ws-port", str(ws)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{rpc}"
+
+    async def main() -> dict[str, Any]:
+        await wait_healthy(url, node)
+        return await measure(url)
+
+    try:
+        return event_loop.run(main())
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
