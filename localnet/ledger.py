@@ -50,6 +50,22 @@ def _image_slot(entry: tuple[int, Account | None]) -> int:
     return entry[0]
 
 
+_EMPTY = Account(lamports=0, data=b"", owner=Pubkey.default())  # an account that does not exist
+
+
+def _simulation(meta: TransactionMetadata, raw: Any) -> dict[str, Any]:
+    """A transaction's result as simulateTransaction (and a failed preflight) reports it."""
+    return_data = meta.return_data()
+    return {
+        "err": tx_error(raw), "logs": list(meta.logs()), "accounts": None,
+        "unitsConsumed": meta.compute_units_consumed(),
+        "returnData": ({"programId": str(return_data.program_id),
+                        "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
+                       if bytes(return_data.data) else None),
+        "innerInstructions": None,
+    }
+
+
 class RpcFailure(Exception):
     """A request the node refuses, with Solana's JSON-RPC error code and data."""
 
@@ -112,8 +128,9 @@ class Ledger:
     def __init__(
         self, *, finality_depth: int = 32, token: str = "p-token", store: LedgerStore | None = None
     ) -> None:
-        # The ledger checks blockhashes and signatures itself (simulations skip signatures).
-        self.chain = Chain(token, blockhash_check=False, sigverify=False)
+        # The ledger checks blockhashes, signatures and duplicates itself (simulations skip
+        # signatures; a transaction refused at preflight must not count as processed).
+        self.chain = Chain(token, blockhash_check=False, sigverify=False, history=False)
         self.svm = self.chain.svm
         self.finality_depth = finality_depth
         self.store = store
@@ -124,6 +141,7 @@ class Ledger:
         self.by_address: dict[str, list[str]] = defaultdict(list)  # newest last
         self.before_images: dict[str, list[tuple[int, Account | None]]] = defaultdict(list)
         self.pending: dict[str, list[ChainEvent]] = {"confirmed": [], "finalized": []}
+        self.airdrops: dict[tuple[str, int], str] = {}  # this block's airdrops: one transfer per (key, lamports)
         self.transaction_count = 0
         self.deployment = genesis.create_dev(self.chain)
         if store is not None:
@@ -146,6 +164,7 @@ class Ledger:
         return self.slot
 
     def _new_block(self) -> None:
+        self.airdrops.clear()
         self.svm.warp_to_slot(self.slot)
         self.svm.expire_blockhash()
         self.latest_blockhash = str(self.svm.latest_blockhash())
@@ -263,38 +282,36 @@ class Ledger:
         else:
             assert isinstance(result, SimulatedTransactionInfo)
             meta, raw = result.meta(), None
-        return_data = meta.return_data()
-        return {
-            "err": tx_error(raw), "logs": list(meta.logs()), "accounts": None,
-            "unitsConsumed": meta.compute_units_consumed(),
-            "returnData": ({"programId": str(return_data.program_id),
-                            "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
-                           if bytes(return_data.data) else None),
-            "innerInstructions": None,
-        }, raw
+        return _simulation(meta, raw), raw
 
     def send(self, tx: VersionedTransaction, *, skip_preflight: bool = False) -> tuple[str, ChainEvent]:
+        """Executes `tx` once. With preflight, a transaction that fails is refused as its
+        simulation would have been: the accounts it may have changed (its fee payer's fee) are
+        put back and nothing of it is kept, so the same transaction can be sent again. That is
+        what a preflight simulation followed by the execution gives, for one execution."""
         signature = self._check(tx)
         if not all(tx.verify_with_results()):
             raise RpcFailure(-32003, "Transaction signature verification failure")
-        if not skip_preflight:
-            simulated, raw = self.simulate(tx)
-            if raw is not None:
-                raise RpcFailure(-32002, "Transaction simulation failed: " + error_message(raw), simulated)
         keys = list(tx.message.account_keys)
         header = tx.message.header
         signed, unsigned_end = header.num_required_signatures, len(keys) - header.num_readonly_unsigned_accounts
         writable = [k for i, k in enumerate(keys)
                     if i < signed - header.num_readonly_signed_accounts or signed <= i < unsigned_end]
         before = self._current(keys)
-        pre_balances = [account.lamports if account else 0 for account in before]
         is_writable = set(writable)
         images = {str(k): account for k, account in zip(keys, before, strict=True) if k in is_writable}
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
+            if not skip_preflight:
+                for key, account in zip(keys, before, strict=True):
+                    if key in is_writable:
+                        self.svm.set_account(key, account or _EMPTY)
+                raise RpcFailure(-32002, "Transaction simulation failed: " + error_message(result.err()),
+                                 _simulation(result.meta(), result.err()))
             meta, err = result.meta(), tx_error(result.err())
         else:
             meta, err = result, None
+        pre_balances = [account.lamports if account else 0 for account in before]
         return self._record(signature, tx, keys, images, meta, err, pre_balances, self._token_accounts(before))
 
     def _record(self, signature: str, tx: VersionedTransaction, keys: list[Pubkey],
@@ -348,13 +365,19 @@ class Ledger:
             self.store.save_transaction(record, changed)
         return event
 
-    def airdrop(self, key: Pubkey, lamports: int) -> tuple[str, ChainEvent]:
-        """requestAirdrop: a real transfer from LiteSVM's airdrop account."""
+    def airdrop(self, key: Pubkey, lamports: int) -> tuple[str, ChainEvent | None]:
+        """requestAirdrop: a real transfer from LiteSVM's airdrop account. The same request
+        again in the same block is the same transaction (same blockhash, same signature), so
+        it is answered with that signature and nothing happens (no event)."""
+        done = self.airdrops.get((str(key), lamports))
+        if done is not None:
+            return done, None
         image = self.get_account(key, "processed")
         result = self.svm.airdrop(key, lamports)
         if isinstance(result, FailedTransactionMetadata):
             raise RpcFailure(-32603, f"airdrop failed: {tx_error(result.err())}")
         signature = str(result.signature())
+        self.airdrops[(str(key), lamports)] = signature
         record = TxRecord(signature, self.slot, int(time.time()), "", {
             "err": None, "status": {"Ok": None}, "fee": LAMPORTS_PER_SIGNATURE, "preBalances": [],
             "postBalances": [], "innerInstructions": [], "logMessages": list(result.logs()),

@@ -67,7 +67,8 @@ class Node:
 
     async def airdrop(self, key: Pubkey, lamports: int) -> str:
         signature, event = await self.call(lambda ledger: ledger.airdrop(key, lamports))
-        await self.pubsub.publish("processed", [event])
+        if event is not None:
+            await self.pubsub.publish("processed", [event])
         return signature
 
     async def _tick(self) -> None:

@@ -39,10 +39,11 @@ class Chain:
     ``token`` picks the SPL Token implementation: LiteSVM's default p-token, or the classic
     program (extracted from the solders binary, see embedded_programs). With ``seed``, the
     keypairs it makes (wallets, mints) are the same on every run: compute units that depend
-    on addresses (a PDA's bump search) then repeat exactly."""
+    on addresses (a PDA's bump search) then repeat exactly. Without ``history``, LiteSVM
+    keeps no record of the signatures it processed (and so refuses none as a duplicate)."""
 
     def __init__(self, token: str = "p-token", *, blockhash_check: bool = True, sigverify: bool = True,
-                 seed: bytes | None = None) -> None:
+                 history: bool = True, seed: bytes | None = None) -> None:
         self._seed, self._made = seed, 0
         if token not in TOKEN_IMPLEMENTATIONS:
             raise ValueError(f"token must be one of {TOKEN_IMPLEMENTATIONS}")
@@ -51,6 +52,8 @@ class Chain:
             svm = svm.with_blockhash_check(False)
         if not sigverify:
             svm = svm.with_sigverify(False)
+        if not history:  # the caller keeps its own record of processed signatures
+            svm = svm.with_transaction_history(0)
         self.svm = svm
         if token == "classic":
             self.svm.add_program(spl_token.TOKEN_PROGRAM_ID, classic_spl_token())

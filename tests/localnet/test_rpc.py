@@ -171,11 +171,22 @@ async def test_error_paths(node: Node, client: AsyncClient) -> None:
     blockhash = (await client.get_latest_blockhash()).value.blockhash
     tx = VersionedTransaction(Message.new_with_blockhash([vp.withdraw(user.key, token_account, 1)], user.key,
                                                          blockhash), [user.keypair])
+    lamports = (await client.get_balance(user.key, Processed)).value
     with pytest.raises(RPCException) as preflight:
         await client.send_transaction(tx)
     error = preflight.value.args[0]
     assert "custom program error: 0x1772" in error.message  # 6002 InsufficientAvailableBalance
     assert any("failed" in line for line in error.data.logs)
+    assert error.data.units_consumed and error.data.units_consumed > 0
+    # refused at preflight: no fee charged, nothing recorded, and once the vault holds enough
+    # the very same signed transaction goes through
+    assert (await client.get_balance(user.key, Processed)).value == lamports
+    assert (await client.get_signature_statuses([tx.signatures[0]])).value == [None]
+    await user.send([vp.deposit(user.key, token_account, 2)])
+    assert (await client.send_transaction(tx)).value == tx.signatures[0]
+    await client.confirm_transaction(tx.signatures[0], Confirmed, sleep_seconds=0.02)
+    withdrawn = (await client.get_signature_statuses([tx.signatures[0]])).value[0]
+    assert withdrawn is not None and withdrawn.err is None
 
     # never-issued and expired blockhashes
     stale = VersionedTransaction(Message.new_with_blockhash([vp.deposit(user.key, token_account, 1)], user.key,
@@ -234,3 +245,15 @@ async def test_connection_refused_is_a_client_error() -> None:
     async with AsyncClient("http://127.0.0.1:9") as client:
         with pytest.raises(SolanaRpcException):
             await client.get_slot()
+
+
+async def test_the_same_airdrop_in_one_block_is_one_transfer(node: Node) -> None:
+    ledger = node.ledger
+    assert ledger is not None
+    key = Pubkey.new_unique()
+    first, event = ledger.airdrop(key, 10**9)
+    again, repeated = ledger.airdrop(key, 10**9)  # same block: the same transaction
+    other, _ = ledger.airdrop(key, 2 * 10**9)
+    assert first == again and event is not None and repeated is None and other != first
+    account = ledger.get_account(key, "processed")
+    assert account is not None and account.lamports == 3 * 10**9
