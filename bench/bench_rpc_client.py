@@ -26,7 +26,7 @@ from localnet.genesis import dev_keypair
 from localnet.svm import ROOT
 from services.common import event_loop
 from services.common.chain import ChainClient
-from services.common.http_client import HttpClient, HttpResponse
+from services.common.http_client import HttpClient
 from services.common.vault_program import VaultProgram
 from tests.support.localnet_node import free_port, wait_healthy
 
@@ -56,15 +56,6 @@ async def measure(url: str) -> dict[str, Any]:
                        "params": [[str(Signature.default())]]}).encode()
     chain = ChainClient(url, VaultProgram(dev_keypair("usdt_mint").pubkey()), "bench", "processed")
     http = HttpClient(url)
-    round_trips = 0
-    post = chain.http.post
-
-    async def counted(body: bytes) -> HttpResponse:
-        nonlocal round_trips
-        round_trips += 1
-        return await post(body)
-
-    chain.http.post = counted  # type: ignore[method-assign]
     try:
         async with aiohttp.ClientSession() as session:
             async def via_aiohttp() -> Any:
@@ -82,9 +73,9 @@ async def measure(url: str) -> dict[str, Any]:
             for _ in range(PASSES):
                 for name, call in transports.items():
                     passes[name].append(await _cpu_us_per_call(call, CALLS))
-            trips_before = round_trips
+            trips_before = chain.http.requests
             concurrent = await _cpu_us_per_call(via_chain_client, CALLS, CONCURRENT)
-            concurrent_trips = round_trips - trips_before
+            concurrent_trips = chain.http.requests - trips_before
     finally:
         await chain.close()
         await http.close()

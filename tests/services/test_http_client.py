@@ -91,7 +91,7 @@ async def test_one_connection_serves_request_after_request() -> None:
         http = client(script)
         bodies = [(await http.post(b'{"n":%d}' % i)).body for i in range(20)]
         await http.close()
-    assert bodies == [b"%d" % n for n in range(1, 21)]
+    assert bodies == [b"%d" % n for n in range(1, 21)] and http.requests == 20
     assert script.connections == 1
     first = script.requests[0].decode()
     assert first.startswith("POST /rpc?key=1 HTTP/1.1\r\n") and f"Host: 127.0.0.1:{script.port}\r\n" in first
