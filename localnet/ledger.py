@@ -50,20 +50,21 @@ def _image_slot(entry: tuple[int, Account | None]) -> int:
     return entry[0]
 
 
-_EMPTY = Account(lamports=0, data=b"", owner=Pubkey.default())  # an account that does not exist
+EMPTY_ACCOUNT = Account(lamports=0, data=b"", owner=Pubkey.default())  # an account that does not exist
+
+
+def _return_data(meta: TransactionMetadata) -> dict[str, Any] | None:
+    data = meta.return_data()
+    if not bytes(data.data):
+        return None
+    return {"programId": str(data.program_id), "data": [base64.b64encode(bytes(data.data)).decode(), "base64"]}
 
 
 def _simulation(meta: TransactionMetadata, raw: Any) -> dict[str, Any]:
     """A transaction's result as simulateTransaction (and a failed preflight) reports it."""
-    return_data = meta.return_data()
-    return {
-        "err": tx_error(raw), "logs": list(meta.logs()), "accounts": None,
-        "unitsConsumed": meta.compute_units_consumed(),
-        "returnData": ({"programId": str(return_data.program_id),
-                        "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
-                       if bytes(return_data.data) else None),
-        "innerInstructions": None,
-    }
+    return {"err": tx_error(raw), "logs": list(meta.logs()), "accounts": None,
+            "unitsConsumed": meta.compute_units_consumed(), "returnData": _return_data(meta),
+            "innerInstructions": None}
 
 
 class RpcFailure(Exception):
@@ -305,7 +306,7 @@ class Ledger:
             if not skip_preflight:
                 for key, account in zip(keys, before, strict=True):
                     if key in is_writable:
-                        self.svm.set_account(key, account or _EMPTY)
+                        self.svm.set_account(key, account or EMPTY_ACCOUNT)
                 raise RpcFailure(-32002, "Transaction simulation failed: " + error_message(result.err()),
                                  _simulation(result.meta(), result.err()))
             meta, err = result.meta(), tx_error(result.err())
@@ -327,7 +328,6 @@ class Ledger:
                 {"programIdIndex": ii.instruction().program_id_index, "accounts": list(ii.instruction().accounts),
                  "data": b58(bytes(ii.instruction().data)), "stackHeight": ii.stack_height()} for ii in group]}
                 for i, group in enumerate(meta.inner_instructions()) if group]
-            return_data = meta.return_data()
             return {
                 "err": err, "status": {"Ok": None} if err is None else {"Err": err},
                 "fee": LAMPORTS_PER_SIGNATURE * len(tx.signatures),
@@ -336,10 +336,7 @@ class Ledger:
                 "preTokenBalances": self._token_balances(pre_tokens),
                 "postTokenBalances": self._token_balances(post_tokens),
                 "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
-                "computeUnitsConsumed": meta.compute_units_consumed(),
-                "returnData": ({"programId": str(return_data.program_id),
-                                "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
-                               if bytes(return_data.data) else None),
+                "computeUnitsConsumed": meta.compute_units_consumed(), "returnData": _return_data(meta),
                 "version": message_version(tx),
             }
 

@@ -12,19 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from solders.account import Account
-from solders.pubkey import Pubkey
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from localnet.encoding import EncodingError, encode_account
-from localnet.ledger import COMMITMENTS, ChainEvent, Ledger
+from localnet.ledger import COMMITMENTS, EMPTY_ACCOUNT, ChainEvent, Ledger
 from localnet.rpc import INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, RpcMethods, config, pubkey
 
 if TYPE_CHECKING:
     from localnet.node import Node
 
 log = logging.getLogger("localnet.pubsub")
-_EMPTY = Account(lamports=0, data=b"", owner=Pubkey.default())
 KINDS = ("logs", "account", "program", "signature", "slot")
 
 
@@ -143,10 +141,10 @@ class PubSub:
 
         def encoded(sub: Subscription, account: Account | None) -> dict[str, Any]:
             try:
-                return encode_account(account or _EMPTY, sub.options.get("encoding", "base58"),
+                return encode_account(account or EMPTY_ACCOUNT, sub.options.get("encoding", "base58"),
                                       sub.options.get("dataSlice"), ledger.mint_decimals)
             except EncodingError:
-                return encode_account(account or _EMPTY, "base64", None, ledger.mint_decimals)
+                return encode_account(account or EMPTY_ACCOUNT, "base64", None, ledger.mint_decimals)
 
         for event in events:
             for sub in subs:

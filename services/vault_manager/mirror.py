@@ -65,15 +65,17 @@ class VaultMirror:
         entry = self._entries.get(owner)
         return entry is None or (slot >= entry.known_slot and slot > entry.landed_slot)
 
-    def remember(self, vault: Vault, slot: int) -> None:
-        """A state of a vault at `slot`, from a notification or a read."""
+    def remember(self, vault: Vault, slot: int) -> vault_manager_pb2.GetVaultResponse | None:
+        """A state of a vault at `slot`, from a notification or a read; the answer now held
+        for it (None if an answer from a newer slot is held)."""
         entry = self._touch(vault.owner)
         if slot < entry.answer_slot:
-            return
+            return None
         entry.known_slot = max(entry.known_slot, slot)
         entry.seen_at, entry.answer_slot = time.monotonic(), slot
         entry.answer = vault_manager_pb2.GetVaultResponse(
             vault=vault_message(vault, entry.address, slot, common_pb2.DATA_SOURCE_CACHE))
+        return entry.answer
 
     def landed(self, owner: Pubkey, slot: int) -> None:
         """A transaction this process submitted changed `owner`'s vault at `slot`: the answer

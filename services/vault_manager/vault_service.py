@@ -43,11 +43,11 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
         if not request.fresh:
             cached = await self.cache.get(owner)
             if cached is not None and self.mirror.current(str(owner), cached[1]):
-                self._hits.inc()
-                vault, slot = cached
-                self.mirror.remember(vault, slot)
-                return vault_manager_pb2.GetVaultResponse(
-                    vault=vault_message(vault, address, slot, common_pb2.DATA_SOURCE_CACHE))
+                # a newer answer may have arrived (a notification) while Redis was read
+                answer = self.mirror.remember(*cached) or self.mirror.answer(str(owner))
+                if answer is not None:
+                    self._hits.inc()
+                    return answer
             self._misses.inc()
         state = await self.chain.vault(owner)
         if state is None:
