@@ -39,7 +39,6 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
                 self._hits.inc()
                 return held
         owner = validation.pubkey(request.owner, "owner")
-        address = self.chain.program.vault(owner)
         if not request.fresh:
             cached = await self.cache.get(owner)
             if cached is not None and self.mirror.current(str(owner), cached[1]):
@@ -51,7 +50,8 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
             self._misses.inc()
         state = await self.chain.vault(owner)
         if state is None:
-            raise not_found(f"no vault for owner {owner} (expected at {address}); initialize it first")
+            raise not_found(f"no vault for owner {owner} (expected at {self.chain.program.vault(owner)}); "
+                            "initialize it first")
         await self.cache.put(state.vault, state.slot)
         self.mirror.remember(state.vault, state.slot)
         return vault_manager_pb2.GetVaultResponse(
