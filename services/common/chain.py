@@ -15,7 +15,7 @@ from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.rpc.config import RpcSendTransactionConfig, RpcSignatureStatusConfig
-from solders.rpc.requests import GetSignatureStatuses, SendRawTransaction
+from solders.rpc.requests import Body, GetSignatureStatuses, SendRawTransaction
 from solders.rpc.responses import GetSignatureStatusesResp, RPCError, SendTransactionResp
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -53,7 +53,8 @@ class ChainClient:
     """Typed calls to the cluster's JSON-RPC. Transactions sent and signature statuses asked
     for by concurrent callers share round trips (`coalesce.py`): sends as one JSON-RPC batch
     of up to `max_batch` requests (1: each alone, for an endpoint that takes no batches),
-    statuses as one getSignatureStatuses of up to 256 signatures."""
+    statuses as one getSignatureStatuses of up to 256 signatures. `submit` sends and asks
+    for the status in the same batch (one round trip where there were two)."""
 
     def __init__(self, rpc_url: str, program: VaultProgram, service: str, commitment: str = "confirmed",
                  max_batch: int = 100) -> None:
@@ -67,6 +68,9 @@ class ChainClient:
                                                      preflight_commitment=CommitmentLevel.from_string(commitment))
         self._sends: Coalescer[VersionedTransaction, Signature] = Coalescer(self._send_batch, max_batch)
         self._statuses: Coalescer[Signature, Status | None] = Coalescer(self._status_batch, MAX_STATUSES)
+        # n sends and the one getSignatureStatuses naming them, at most max_batch requests
+        self._submits: Coalescer[VersionedTransaction, Status | None] | None = (
+            Coalescer(self._submit_batch, min(max_batch - 1, MAX_STATUSES)) if max_batch > 1 else None)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ChainClient:
@@ -137,13 +141,44 @@ class ChainClient:
         """(slot, confirmation status, error) of a signature, or None if unknown."""
         return await self._statuses(signature)
 
+    async def submit(self, tx: VersionedTransaction) -> Status | None:
+        """Sends like `send` and returns the transaction's status as the node knew it just
+        after (None if not yet known: a cluster's node forwards a transaction to the leader
+        and answers at once, localnet executes it first). The send and the status lookup
+        share one JSON-RPC batch; with RPC_MAX_BATCH=1 they are two calls."""
+        if self._submits is None:
+            await self.send(tx)
+            return await self.status(tx.signatures[0])
+        return await self._submits(tx)
+
     async def _send_batch(self, txs: list[VersionedTransaction]) -> list[Signature | BaseException]:
-        requests = [SendRawTransaction(bytes(tx), self._send_config, i) for i, tx in enumerate(txs)]
+        return self._sent(await self._batch(txs, []))
+
+    async def _submit_batch(self, txs: list[VersionedTransaction]) -> list[Status | BaseException | None]:
+        signatures = [tx.signatures[0] for tx in txs]
+        answers = await self._batch(txs, [GetSignatureStatuses(signatures, RpcSignatureStatusConfig(False),
+                                                               len(txs))])
         try:
-            answers = await call_batch(self.http, requests, [SendTransactionResp] * len(txs))
+            statuses = self._statuses_of(answers[-1], len(txs), "getSignatureStatuses")
+        except ServiceError:  # the sends went out: their statuses are asked for again by `status`
+            statuses = [None] * len(txs)
+        return [status if not isinstance(sent, BaseException) else sent
+                for sent, status in zip(self._sent(answers[:-1]), statuses, strict=True)]
+
+    async def _batch(self, txs: list[VersionedTransaction], after: list[Body]) -> list[Any]:
+        """sendTransaction for each of `txs` (ids 0..n-1), then the requests `after`, in one
+        batch; an unreachable node fails them all."""
+        requests: list[Body] = [SendRawTransaction(bytes(tx), self._send_config, i) for i, tx in enumerate(txs)]
+        try:
+            return await call_batch(self.http, [*requests, *after],
+                                    [SendTransactionResp] * len(txs) + [GetSignatureStatusesResp] * len(after))
         except OSError as exc:
             CHAIN_CALLS.labels(self.service, "sendTransaction", "unavailable").inc(len(txs))
+            for _ in after:
+                CHAIN_CALLS.labels(self.service, "getSignatureStatuses", "unavailable").inc()
             raise self._unavailable("sendTransaction", exc) from exc
+
+    def _sent(self, answers: list[Any]) -> list[Signature | BaseException]:
         out: list[Signature | BaseException] = []
         for answer in answers:  # each request counts, whether batched or not
             if isinstance(answer, SendTransactionResp):
@@ -158,11 +193,19 @@ class ChainClient:
         request = GetSignatureStatuses(signatures, RpcSignatureStatusConfig(False))
         [answer] = await self._call("getSignatureStatuses",
                                     call_batch(self.http, [request], [GetSignatureStatusesResp]))
+        return self._statuses_of(answer, len(signatures), None)
+
+    def _statuses_of(self, answer: Any, count: int, counted: str | None) -> list[Status | BaseException | None]:
+        """The statuses in a getSignatureStatuses answer for `count` signatures; `counted`
+        names the call for the calls metric when the caller has not counted it."""
+        if counted is not None:
+            CHAIN_CALLS.labels(self.service, counted, "ok" if isinstance(answer, GetSignatureStatusesResp)
+                               else "error").inc()
         if not isinstance(answer, GetSignatureStatusesResp):
             raise unavailable(f"the Solana RPC at {self.rpc_url} refused getSignatureStatuses: {answer}")
-        if len(answer.value) != len(signatures):
+        if len(answer.value) != count:
             raise unavailable(f"the Solana RPC at {self.rpc_url} answered {len(answer.value)} statuses "
-                              f"for {len(signatures)} signatures")
+                              f"for {count} signatures")
         out: list[Status | BaseException | None] = []
         for value in answer.value:
             if value is None:

@@ -11,7 +11,7 @@ unavailable)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from solana.rpc.async_api import AsyncClient
@@ -59,7 +59,7 @@ async def call_batch(http: HttpClient, requests: Sequence[Body], parsers: Sequen
     response.raise_for_status()
     text = response.text
     if single:
-        return [parsers[0].from_json(text)]
+        return [_parsed(parsers[0].from_json, text)]
     try:
         answers = json.loads(text)
     except ValueError as exc:
@@ -74,7 +74,16 @@ async def call_batch(http: HttpClient, requests: Sequence[Body], parsers: Sequen
         if sorted(by_id, key=str) != sorted(wanted, key=str):
             raise RpcTransportError(f"the RPC's batch answer names ids {ids}, not {wanted}")
         text = json.dumps([by_id[i] for i in wanted])
-    return list(batch_from_json(text, list(parsers)))
+    return list(_parsed(lambda t: batch_from_json(t, list(parsers)), text))
+
+
+def _parsed(parse: Callable[[str], Any], text: str) -> Any:
+    try:
+        return parse(text)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # solders panics on some malformed answers (pyo3's PanicException)
+        raise RpcTransportError(f"the RPC's answer could not be read ({exc}): {text[:200]}") from exc
 
 
 class Http1Provider(AsyncHTTPProvider):

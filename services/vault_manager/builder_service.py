@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from services.common import audit, spl_token, tx_building, validation
-from services.common.chain import ChainClient, VaultState
+from services.common.chain import ChainClient, Status, VaultState
 from services.common.coalesce import Coalescer
 from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigned_message
 from services.common.errors import ServiceError, invalid, not_found, precondition, program_error
@@ -125,9 +125,10 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         # AlreadyProcessed if it has seen the signature (e.g. after Redis lost the claim).
         # A repeated submission: only report the chain's status.
         already = not await self._claim(checked.signature)
+        first: Status | None = None  # the status the node gave with the send
         if not already:
             try:
-                await self.chain.send(tx)
+                first = await self.chain.submit(tx)
             except ServiceError as exc:
                 if exc.code != grpc.StatusCode.ALREADY_EXISTS:
                     await self._release(checked.signature)
@@ -139,7 +140,8 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
                 TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
                 raise
         remaining = context.time_remaining()
-        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS))
+        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS),
+                             first if not already else None)
         if not already:
             TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
             logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
@@ -182,9 +184,12 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         except RedisError:
             pass
 
-    async def _wait(self, signature: Signature, wanted: str, seconds: float) -> tuple[int, str, object] | None:
+    async def _wait(self, signature: Signature, wanted: str, seconds: float,
+                    first: Status | None = None) -> Status | None:
+        """Until the signature reaches `wanted` or fails, or `seconds` pass; `first` is a status
+        already in hand (else the chain is asked at once)."""
         deadline = time.monotonic() + max(seconds - 0.05, 0.0)
-        status = await self.chain.status(signature)
+        status = first if first is not None else await self.chain.status(signature)
         while time.monotonic() < deadline:
             if status is not None and (status[2] is not None or _RANK.get(status[1], 0) >= _RANK[wanted]):
                 return status

@@ -2,7 +2,8 @@
 localnet node, and every way the endpoint can fail surfacing as the services expect
 (transport and HTTP failures as UNAVAILABLE, JSON-RPC errors as solana-py's RPCException).
 The chain client's shared round trips: concurrent sends as JSON-RPC batches and concurrent
-status lookups as one call, each caller answered for itself; batch answers matched by id."""
+status lookups as one call, each caller answered for itself; a submission's send and status
+lookup in one batch; batch answers matched by id."""
 
 from __future__ import annotations
 
@@ -131,6 +132,55 @@ async def test_concurrent_sends_and_status_lookups_share_round_trips(node: Node)
         await chain.close()
 
 
+async def test_a_submission_sends_and_reads_its_status_in_one_round_trip(node: Node) -> None:
+    chain = ChainClient(node.rpc_url, VaultProgram(Pubkey.new_unique()), "test", "processed", max_batch=8)
+    alone = ChainClient(node.rpc_url, VaultProgram(Pubkey.new_unique()), "test", "processed", max_batch=1)
+    try:
+        async with AsyncClient(node.rpc_url) as client:
+            user = await funded_user(client)
+            blockhash = (await client.get_latest_blockhash()).value.blockhash
+        status = await chain.submit(_transfer(user, blockhash, 2_000_000))
+        assert chain.http.requests == 1  # sendTransaction and getSignatureStatuses in one batch
+        assert status is not None and status[0] > 0 and status[1] == "processed" and status[2] is None
+        # concurrent submissions: each answered for itself, batches of at most 7 sends + 1 lookup
+        txs = [_transfer(user, blockhash, 3_000_000 + i) for i in range(20)]
+        unfunded = _transfer(user, blockhash, 1, payer=Keypair())
+        results = await asyncio.gather(*(chain.submit(tx) for tx in [*txs[:10], unfunded, *txs[10:]]),
+                                       return_exceptions=True)
+        assert isinstance(results[10], ServiceError) and results[10].code == grpc.StatusCode.FAILED_PRECONDITION
+        assert all(isinstance(r, tuple) and r[1] == "processed" and r[2] is None for r in results[:10] + results[11:])
+        assert 1 + 4 <= chain.http.requests < 1 + 21
+        # an endpoint that takes no batches (RPC_MAX_BATCH=1): the same answer in two calls
+        status = await alone.submit(_transfer(user, blockhash, 4_000_000))
+        assert alone.http.requests == 2 and status is not None and status[1] == "processed"
+    finally:
+        await chain.close()
+        await alone.close()
+
+
+async def test_a_sent_transaction_whose_status_lookup_fails_is_still_sent() -> None:
+    """The status request of a submission's batch fails: the send's success stands (the
+    caller asks for the status again) instead of the submission failing after it went out."""
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response([
+            {"jsonrpc": "2.0", "result": str(Signature.default()), "id": r["id"]} if r["method"] == "sendTransaction"
+            else {"jsonrpc": "2.0", "error": {"code": -32603, "message": "internal error"}, "id": r["id"]}
+            for r in body])
+
+    async with endpoint(answer) as url:
+        chain = ChainClient(url, VaultProgram(Pubkey.new_unique()), "test", "processed")
+        try:
+            payer = Keypair()
+            tx = VersionedTransaction(Message.new_with_blockhash([transfer(TransferParams(
+                from_pubkey=payer.pubkey(), to_pubkey=Pubkey.new_unique(), lamports=1))], payer.pubkey(),
+                Hash.default()), [payer])
+            assert await chain.submit(tx) is None
+            assert chain.http.requests == 1
+        finally:
+            await chain.close()
+
+
 @pytest.fixture
 async def batch_endpoint() -> AsyncIterator[tuple[str, list[Any]]]:
     """Answers a batch in reverse order, or refuses it when told to."""
@@ -140,6 +190,9 @@ async def batch_endpoint() -> AsyncIterator[tuple[str, list[Any]]]:
         body = await request.json()
         if script and script[0] == "refuse":
             return web.json_response({"jsonrpc": "2.0", "error": {"code": -32600, "message": "no batches"}, "id": None})
+        if script and script[0] == "unhealthy":  # -32005 without the data a node sends with it
+            return web.json_response([{"jsonrpc": "2.0", "error": {"code": -32005, "message": "behind"}, "id": r["id"]}
+                                      for r in body])
         if script and script[0] == "drop":
             return web.json_response([{"jsonrpc": "2.0", "result": 1, "id": body[0]["id"]}])
         return web.json_response([{"jsonrpc": "2.0", "result": 100 + r["id"], "id": r["id"]} for r in reversed(body)])
@@ -160,6 +213,10 @@ async def test_batch_answers_are_matched_by_id_and_a_refused_batch_is_an_error(
             await call_batch(http, requests, [GetSlotResp] * 3)
         script[0] = "drop"
         with pytest.raises(RpcTransportError, match="refused a batch of 3"):
+            await call_batch(http, requests, [GetSlotResp] * 3)
+        # an answer solders cannot read (it panics on this one) is a transport error, not a crash
+        script[0] = "unhealthy"
+        with pytest.raises(RpcTransportError, match="could not be read"):
             await call_batch(http, requests, [GetSlotResp] * 3)
     finally:
         await http.close()
