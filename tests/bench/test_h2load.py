@@ -4,27 +4,11 @@ shows in the bytes that came back, which is how the benchmark proves every call 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
-import pytest
-
-from bench import echo_server, h2load
+from bench import h2load
 from bench.echo_server import METHOD
-from tests.support.localnet_node import free_port
 
 CALLS = 300
 MESSAGE = b"\x0a\x20" + b"k" * 32  # any protobuf-shaped bytes: the echo returns them
-
-
-@pytest.fixture(scope="module")
-def echo_port() -> Iterator[int]:
-    port = free_port()
-    server = asyncio.run(echo_server.spawn(port))
-    try:
-        yield port
-    finally:
-        echo_server.stop(server)
 
 
 async def test_every_call_is_answered_and_timed(echo_port: int) -> None:
