@@ -56,8 +56,11 @@ async def unary(port: int, method: str, message: bytes, concurrency: int, calls:
             output, _ = await asyncio.wait_for(process.communicate(), timeout=time_cap_s)
         except TimeoutError:
             process.kill()
-            await process.wait()
-            raise
+            partial, _ = await process.communicate()
+            logged = log.read_text().splitlines() if log.exists() else []
+            raise RuntimeError(f"h2load ({calls} calls of {method} on port {port}, {concurrency} in flight) "
+                               f"did not finish within {time_cap_s:g} s; {len(logged)} requests logged, the last "
+                               f"{logged[-3:]}; its output: {partial.decode(errors='replace')[-2000:]}") from None
         text = output.decode(errors="replace")
         if process.returncode != 0:
             raise RuntimeError(f"h2load exited with {process.returncode}: {text[-2000:]}")
