@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -41,10 +42,35 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: floa
     raise AssertionError("localnet did not become healthy")
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel
+    picked itself (bind to 0) can be taken by any outgoing connection's local end before
+    its server binds it, and the benchmarks and the e2e test make thousands of those."""
+    upper = min(_ephemeral_start(), 65536)
+    lower = 20000 if upper > 25000 else 1024
+    for _ in range(200):
+        port = random.randrange(lower, upper)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {lower}-{upper - 1}")
 
 
 @asynccontextmanager
