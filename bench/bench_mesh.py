@@ -102,6 +102,11 @@ USERS = 20
 # REDIS_URL on another host they read 0 here)
 STORE_PROCESSES = {"postgres": "postgresql", "redis-server": "redis"}
 TIME_CAP_S = 120
+# A Python-driven level stops at its deadline with the calls made so far; h2load cannot stop
+# early and still report, so its cap is a failure and is set well above a slow pass (6,000
+# calls at 1 in flight took over 10 s once, the machine running at a quarter of its speed).
+HAMMER_CAP_S = TIME_CAP_S / 12
+H2LOAD_CAP_S = TIME_CAP_S / 3
 USDT = 10**6
 
 
@@ -109,7 +114,7 @@ USDT = 10**6
 async def hammer(call: Any, concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     remaining = CALLS
-    deadline = time.monotonic() + TIME_CAP_S / 12
+    deadline = time.monotonic() + HAMMER_CAP_S
 
     async def worker() -> None:
         nonlocal remaining
@@ -149,8 +154,8 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
             assert (await stub.GetVault(request)).vault.owner == owner
             freeze_startup_heap()  # the load generator's collector pauses are not the servers' latency
             servers: dict[str, Callable[[int], Awaitable[dict[str, Any]]]] = {
-                "echo": lambda n: h2load.unary(echo_port, METHOD, message, n, CALLS, TIME_CAP_S / 12),
-                "get_vault": lambda n: h2load.unary(vault_port, GET_VAULT, message, n, CALLS, TIME_CAP_S / 12),
+                "echo": lambda n: h2load.unary(echo_port, METHOD, message, n, CALLS, H2LOAD_CAP_S),
+                "get_vault": lambda n: h2load.unary(vault_port, GET_VAULT, message, n, CALLS, H2LOAD_CAP_S),
                 "python_echo": lambda n: hammer(lambda: echo_call(request), n),
                 "python_get_vault": lambda n: hammer(lambda: stub.GetVault(request), n),
             }
