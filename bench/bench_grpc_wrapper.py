@@ -1,8 +1,11 @@
 """What the services' per-call gRPC wrapper (services/common/observability.py: request id,
-status mapping, Prometheus metrics) costs a handler that does nothing: the echo server bare
-and wrapped, in their own processes, driven in turn by h2load (4 calls in flight, one
-connection, loopback), seven passes interleaved. Reports each server's median rate and CPU
-per call (from /proc), and the wrapped ÷ bare ratio of rates."""
+status mapping, Prometheus metrics) costs a handler that does nothing, and what GetVault's
+whole serving path costs apart from the rest of the system: the echo server bare and
+wrapped, and GetVault served from memory as vault_manager serves it but alone in its process
+(bench/get_vault_server.py), each in its own process, driven in turn by h2load (4 calls in
+flight, one connection, loopback) with the same GetVaultRequest, seven passes interleaved.
+Reports each server's median rate and CPU per call (from /proc), the wrapped ÷ bare ratio
+and GetVault ÷ bare echo (the mesh benchmark's ratio, without the system around it)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import subprocess
 from statistics import median_low
 from typing import Any
 
-from bench import echo_server, h2load
+from collateral_vault.v1 import vault_manager_pb2
+from solders.pubkey import Pubkey
+
+from bench import echo_server, get_vault_server, h2load
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds
 from services.common import event_loop
@@ -19,22 +25,30 @@ from tests.support.localnet_node import free_port
 CALLS = 10_000
 IN_FLIGHT = 4
 PASSES = 7
-MESSAGE = b"\x0a\x20" + b"k" * 32
+OWNER = Pubkey.new_unique()
+MESSAGE = vault_manager_pb2.GetVaultRequest(owner=str(OWNER)).SerializeToString()
+GET_VAULT = "/collateral_vault.v1.VaultManager/GetVault"
 
 
 async def measure() -> dict[str, Any]:
-    ports = {"bare": free_port(), "wrapped": free_port()}
+    ports = {"bare": free_port(), "wrapped": free_port(), "get_vault": free_port()}
+    methods = {"bare": METHOD, "wrapped": METHOD, "get_vault": GET_VAULT}
     servers: dict[str, subprocess.Popen[bytes]] = {}
     runs: dict[str, list[tuple[int, float]]] = {name: [] for name in ports}
+    answer_bytes: dict[str, int] = {}  # per call; a failed gRPC call returns none (tests/bench)
     try:
         for name, port in ports.items():
-            servers[name] = await echo_server.spawn(port, observed=name == "wrapped")
-            await h2load.unary(port, METHOD, MESSAGE, IN_FLIGHT, 2_000, 60)  # warm-up
+            servers[name] = (await get_vault_server.spawn(port, OWNER) if name == "get_vault"
+                             else await echo_server.spawn(port, observed=name == "wrapped"))
+            warm_up = await h2load.unary(port, methods[name], MESSAGE, IN_FLIGHT, 2_000, 60)
+            answer_bytes[name] = warm_up["response_bytes"] // 2_000
+        if answer_bytes["bare"] != len(h2load.grpc_frame(MESSAGE)) or answer_bytes["get_vault"] <= 5:
+            raise RuntimeError(f"unexpected answers in the warm-up: {answer_bytes} bytes per call")
         for _ in range(PASSES):
             for name, port in ports.items():
                 before = cpu_seconds(servers[name].pid)
-                result = await h2load.unary(port, METHOD, MESSAGE, IN_FLIGHT, CALLS, 60)
-                if result["response_bytes"] != CALLS * len(h2load.grpc_frame(MESSAGE)):
+                result = await h2load.unary(port, methods[name], MESSAGE, IN_FLIGHT, CALLS, 60)
+                if result["response_bytes"] != CALLS * answer_bytes[name]:
                     raise RuntimeError(f"{name}: some calls failed")
                 runs[name].append((result["rps"], (cpu_seconds(servers[name].pid) - before) * 1e6 / CALLS))
     finally:
@@ -44,7 +58,8 @@ async def measure() -> dict[str, Any]:
     return {"calls_per_pass": CALLS, "in_flight": IN_FLIGHT, "passes": PASSES,
             **{name: {"median_rps": rps[name], "cpu_us_per_call": round(median_low(c for _, c in passes)),
                       "rps_of_passes": [r for r, _ in passes]} for name, passes in runs.items()},
-            "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3)}
+            "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3),
+            "get_vault_over_bare": round(rps["get_vault"] / rps["bare"], 3)}
 
 
 def run() -> dict[str, Any]:

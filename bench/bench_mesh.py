@@ -32,7 +32,8 @@ bounded in count and time):
   (`machine_cores_busy`, every process: the system, PostgreSQL, Redis, the load generator)
   and the load generator's own CPU per deposit (`load_generator_cpu_ms`).
   `gc_pauses_during_rounds` reads each gRPC service's `python_gc_pause_seconds` before and
-  after the rounds, `cpu_ms_per_deposit` each process's CPU time over them (from /proc),
+  after the rounds, `cpu_ms_per_deposit` each process's CPU time over them (from /proc;
+  `main_thread_share_of_cpu`, how much of it its main thread, the event loop's, used),
   and `store_cpu_ms_per_deposit` the same for every PostgreSQL and Redis server process on
   this machine. The load generator freezes its own heap before each phase and round
   (its collector's pauses would be counted as the system's latency).
@@ -260,9 +261,9 @@ def system_processes(root: int) -> dict[str, int]:
     return found
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU time each process has used so far."""
-    return {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+def cpu_seconds(pids: dict[str, int], main_thread: bool = False) -> dict[str, float]:
+    """User + system CPU time each process (or only its main thread) has used so far."""
+    return {name: process_cpu_seconds(pid, pid if main_thread else None) for name, pid in pids.items()}
 
 
 def cpu_report(before: dict[str, float], after: dict[str, float], deposits: int) -> dict[str, float]:
@@ -334,6 +335,7 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
             ok_before = await ok_calls(env, "SubmitTransaction")
             stores_before = processes_cpu_seconds(STORE_PROCESSES)
             cpu_before, window_started = cpu_seconds(processes), time.perf_counter()
+            main_before = cpu_seconds(processes, main_thread=True)
             batch = 0
             for _ in range(DEPOSIT_ROUNDS):
                 for name, submitter in submitters.items():
@@ -354,6 +356,7 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
                     rounds[name].append({"cpu_probe_s": probe, **await _deposit_burst(submitter, signed, received)})
                     await asyncio.sleep(1.0)  # the system drains between rounds
             cpu_after, window = cpu_seconds(processes), time.perf_counter() - window_started
+            main_after = cpu_seconds(processes, main_thread=True)
             stores_after = processes_cpu_seconds(STORE_PROCESSES)
             ok_after = await ok_calls(env, "SubmitTransaction")
             collector = pause_report(pauses_before, await gc_pauses(env))
@@ -370,6 +373,10 @@ async def deposits_end_to_end(env: dict[str, str], processes: dict[str, int]) ->
             "target_p99_ms": DEPOSIT_TARGET_P99_MS, "python_client": python_client,
             "every_call_ok": True, "gc_pauses_during_rounds": collector,
             "cpu_ms_per_deposit": cpu_report(cpu_before, cpu_after, submitted),
+            # the event loop's thread; the rest is gRPC's, the metrics server's and the like
+            "main_thread_share_of_cpu": {
+                name: round((main_after[name] - main_before[name]) / used, 2)
+                for name in processes if (used := cpu_after[name] - cpu_before[name]) > 0},
             "store_cpu_ms_per_deposit": cpu_report(stores_before, stores_after, submitted),
             "cores_busy_during_rounds": round((sum(cpu_after.values()) - sum(cpu_before.values())) / window, 2)}
 

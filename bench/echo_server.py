@@ -42,8 +42,14 @@ async def main(port: int, observed: bool = False) -> None:
 async def spawn(port: int, *, observed: bool = False, env: dict[str, str] | None = None,
                 ready_within: float = 30.0) -> subprocess.Popen[bytes]:
     """Starts the server in its own process and returns once it accepts calls."""
-    server = subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(port)]
-                              + (["--observed"] if observed else []), cwd=ROOT, env=env)
+    return await spawn_module("bench.echo_server", port, ["--observed"] if observed else [], env, ready_within)
+
+
+async def spawn_module(module: str, port: int, args: list[str], env: dict[str, str] | None = None,
+                       ready_within: float = 30.0) -> subprocess.Popen[bytes]:
+    """Starts `python -m module port *args` (a gRPC server on `port`) and returns once it
+    accepts calls."""
+    server = subprocess.Popen([sys.executable, "-m", module, str(port), *args], cwd=ROOT, env=env)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), ready_within)

@@ -25,6 +25,15 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _get_vault_alone(wrapper: dict[str, Any]) -> str:
+    if "get_vault" not in wrapper:  # results written before it was measured
+        return ""
+    gv = wrapper["get_vault"]
+    return (f" GetVault served from memory as vault_manager serves it, alone in its process: "
+            f"{_n(gv['median_rps'])}/s ({gv['cpu_us_per_call']} µs per call), "
+            f"{wrapper['get_vault_over_bare']} × the bare echo in the same passes.")
+
+
 def _machine_load(deposit_round: dict[str, Any], cores: str) -> str:
     if "machine_cores_busy" not in deposit_round:  # results written before these were recorded
         return ""
@@ -139,6 +148,11 @@ def render() -> str:
             lines.append(f"| CPU per deposit over those rounds, services and localnet (PostgreSQL, Redis and the "
                          f"load generator not counted) | {cpu['total']:g} ms ({parts}); "
                          f"{dep['cores_busy_during_rounds']:g} of {cores} busy | – |")
+        shares = dep.get("main_thread_share_of_cpu")
+        if shares:
+            parts = ", ".join(f"{name} {value:g}" for name, value in shares.items())
+            lines.append(f"| share of each process's CPU over those rounds used by its main (event-loop) thread | "
+                         f"{parts} | – |")
         stores = dep.get("store_cpu_ms_per_deposit")
         if stores:
             parts = ", ".join(f"{name} {value:g}" for name, value in stores.items() if name != "total")
@@ -152,7 +166,7 @@ def render() -> str:
                   f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' `Observability` "
                   f"{_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ bare "
                   f"{wrapper['wrapped_over_bare']} (h2load, {wrapper['in_flight']} in flight, median of "
-                  f"{wrapper['passes']} interleaved passes).", ""]
+                  f"{wrapper['passes']} interleaved passes)." + _get_vault_alone(wrapper), ""]
     return "\n".join(lines)
 
 

@@ -11,9 +11,11 @@ def pct(values: list[float], q: float, digits: int = 2) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, digits)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time process `pid` has used so far (from /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time process `pid` (or only its thread `thread`) has used so far
+    (from /proc)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
