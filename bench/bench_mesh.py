@@ -18,11 +18,12 @@ bounded in count and time):
 * Deposits end to end: signed deposits submitted through TransactionBuilder's
   SubmitTransaction at 200/s (waiting for `processed`), indexed at `processed`, received on
   the gateway's WebSocket; three rounds of 1,000 per client. Two clients, interleaved round
-  by round: bench/h2_unary.py (a minimal HTTP/2 gRPC client, about 100 us of CPU per call
-  here against grpc.aio's 340: the deposits carry a different transaction each, which
-  h2load cannot send) and grpc.aio's own client. Target, on the h2_unary rounds: p99 <= 100
-  ms from submit to WebSocket (the median round's p99; every round is reported), every
-  deposit arriving and every submission answered `processed` without error; vault_manager's
+  by round: bench/h2_unary.py (a minimal HTTP/2 gRPC client spending a fraction of
+  grpc.aio's CPU per call, `load_generator_cpu_ms` shows how much; the deposits carry a
+  different transaction each, which h2load cannot send) and grpc.aio's own client. Target,
+  on the h2_unary rounds: p99 <= 100 ms from submit to WebSocket (the median round's p99;
+  every round is reported), every deposit arriving and every submission answered
+  `processed` without error; vault_manager's
   `grpc_server_requests_total{method="SubmitTransaction",code="OK"}` must count every call
   of both clients (the lean client decodes no gRPC status). The machines this runs on
   change speed from one second to the next and differ from each other (the same pure-Python

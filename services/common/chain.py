@@ -152,29 +152,32 @@ class ChainClient:
         return await self._submits(tx)
 
     async def _send_batch(self, txs: list[VersionedTransaction]) -> list[Signature | BaseException]:
-        return self._sent(await self._batch(txs, []))
+        return self._sent(await self._batch(txs, with_statuses=False))
 
     async def _submit_batch(self, txs: list[VersionedTransaction]) -> list[Status | BaseException | None]:
-        signatures = [tx.signatures[0] for tx in txs]
-        answers = await self._batch(txs, [GetSignatureStatuses(signatures, RpcSignatureStatusConfig(False),
-                                                               len(txs))])
+        answers = await self._batch(txs, with_statuses=True)
         try:
-            statuses = self._statuses_of(answers[-1], len(txs), "getSignatureStatuses")
+            statuses = self._statuses_of(answers[-1], len(txs), count_call=True)
         except ServiceError:  # the sends went out: their statuses are asked for again by `status`
             statuses = [None] * len(txs)
         return [status if not isinstance(sent, BaseException) else sent
                 for sent, status in zip(self._sent(answers[:-1]), statuses, strict=True)]
 
-    async def _batch(self, txs: list[VersionedTransaction], after: list[Body]) -> list[Any]:
-        """sendTransaction for each of `txs` (ids 0..n-1), then the requests `after`, in one
-        batch; an unreachable node fails them all."""
+    async def _batch(self, txs: list[VersionedTransaction], with_statuses: bool) -> list[Any]:
+        """sendTransaction for each of `txs` (ids 0..n-1), then, `with_statuses`, one
+        getSignatureStatuses naming them all (id n), in one batch; an unreachable node fails
+        them all."""
         requests: list[Body] = [SendRawTransaction(bytes(tx), self._send_config, i) for i, tx in enumerate(txs)]
+        parsers: list[type[Any]] = [SendTransactionResp] * len(txs)
+        if with_statuses:
+            requests.append(GetSignatureStatuses([tx.signatures[0] for tx in txs], RpcSignatureStatusConfig(False),
+                                                 len(txs)))
+            parsers.append(GetSignatureStatusesResp)
         try:
-            return await call_batch(self.http, [*requests, *after],
-                                    [SendTransactionResp] * len(txs) + [GetSignatureStatusesResp] * len(after))
+            return await call_batch(self.http, requests, parsers)
         except OSError as exc:
             CHAIN_CALLS.labels(self.service, "sendTransaction", "unavailable").inc(len(txs))
-            for _ in after:
+            if with_statuses:
                 CHAIN_CALLS.labels(self.service, "getSignatureStatuses", "unavailable").inc()
             raise self._unavailable("sendTransaction", exc) from exc
 
@@ -193,14 +196,14 @@ class ChainClient:
         request = GetSignatureStatuses(signatures, RpcSignatureStatusConfig(False))
         [answer] = await self._call("getSignatureStatuses",
                                     call_batch(self.http, [request], [GetSignatureStatusesResp]))
-        return self._statuses_of(answer, len(signatures), None)
+        return self._statuses_of(answer, len(signatures), count_call=False)
 
-    def _statuses_of(self, answer: Any, count: int, counted: str | None) -> list[Status | BaseException | None]:
-        """The statuses in a getSignatureStatuses answer for `count` signatures; `counted`
-        names the call for the calls metric when the caller has not counted it."""
-        if counted is not None:
-            CHAIN_CALLS.labels(self.service, counted, "ok" if isinstance(answer, GetSignatureStatusesResp)
-                               else "error").inc()
+    def _statuses_of(self, answer: Any, count: int, count_call: bool) -> list[Status | BaseException | None]:
+        """The statuses in a getSignatureStatuses answer for `count` signatures (`count_call`:
+        the call is counted in the calls metric here, its caller has not)."""
+        if count_call:
+            CHAIN_CALLS.labels(self.service, "getSignatureStatuses",
+                               "ok" if isinstance(answer, GetSignatureStatusesResp) else "error").inc()
         if not isinstance(answer, GetSignatureStatusesResp):
             raise unavailable(f"the Solana RPC at {self.rpc_url} refused getSignatureStatuses: {answer}")
         if len(answer.value) != count:
