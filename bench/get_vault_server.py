@@ -21,7 +21,6 @@ from services.common.config import Settings
 from services.common.grpc_server import GrpcService, registration
 from services.common.heap import freeze_startup_heap
 from services.common.vault_program import Vault, VaultProgram
-from services.vault_manager import vault_service
 from services.vault_manager.vault_service import VaultManagerService
 
 
@@ -32,9 +31,8 @@ class _NoChain:
 
 
 async def main(port: int, owner: Pubkey) -> None:
-    vault_service.LOCAL_TTL_SECONDS = float("inf")  # no subscription here to keep it current
     servicer = VaultManagerService(_NoChain(), None, "vault_manager")  # type: ignore[arg-type]
-    servicer.mirror.ttl = float("inf")
+    servicer.mirror.ttl = float("inf")  # no subscription here to confirm the answer, nor need of one
     servicer.mirror.remember(Vault(owner=owner, token_account=Pubkey.new_unique(), total_balance=10**12,
                                    locked_balance=10**9, available_balance=10**12 - 10**9, total_deposited=10**13,
                                    total_withdrawn=9 * 10**12, created_at=1_700_000_000, bump=254), 1_000)

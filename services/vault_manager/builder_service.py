@@ -140,12 +140,11 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
                 TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
                 raise
         remaining = context.time_remaining()
-        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS),
-                             first if not already else None)
+        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS), first)
         if not already:
             TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
             logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
-            # the audit entry is written while the chain is asked for the status
+            # the audit entry is written while the status is awaited (often already in hand from the send)
             _, status = await asyncio.gather(
                 self.audit.record(owner=str(next(iter(checked.owners), "")),
                                   actor=str(tx.message.account_keys[0]),
