@@ -5,7 +5,9 @@ wrapped, and GetVault served from memory as vault_manager serves it but alone in
 (bench/get_vault_server.py), each in its own process, driven in turn by h2load (4 calls in
 flight, one connection, loopback) with the same GetVaultRequest, seven passes interleaved.
 Reports each server's median rate and CPU per call (from /proc), the wrapped ÷ bare ratio
-and GetVault ÷ bare echo (the mesh benchmark's ratio, without the system around it)."""
+and GetVault ÷ bare echo (the mesh benchmark's ratio, without the system around it). Then,
+in process (bench/handler_path.py), how much of each server's CPU per call is its own
+Python apart from gRPC: handler, wrapper, request parse and answer serialization."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 from collateral_vault.v1 import vault_manager_pb2
 from solders.pubkey import Pubkey
 
-from bench import echo_server, get_vault_server, h2load
+from bench import echo_server, get_vault_server, h2load, handler_path
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds
 from services.common import event_loop
@@ -59,7 +61,8 @@ async def measure() -> dict[str, Any]:
             **{name: {"median_rps": rps[name], "cpu_us_per_call": round(median_low(c for _, c in passes)),
                       "rps_of_passes": [r for r, _ in passes]} for name, passes in runs.items()},
             "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3),
-            "get_vault_over_bare": round(rps["get_vault"] / rps["bare"], 3)}
+            "get_vault_over_bare": round(rps["get_vault"] / rps["bare"], 3),
+            "in_process": handler_path.measure(OWNER)}
 
 
 def run() -> dict[str, Any]:

@@ -15,6 +15,9 @@ bounded in count and time):
   GetVault's highest rate >= 0.8 x echo's, GetVault's p99 there <= 10 ms. Every call must
   succeed: the echo's answers are its requests byte for byte, and vault_manager's own
   `grpc_server_requests_total{method="GetVault",code="OK"}` must count every call made.
+  A control is measured in the same passes, by h2load, exactly as GetVault is: a second
+  bare echo, whose ratio to the first (`control.ratio`, 1 if the measurement were exact)
+  shows how far two identical servers read apart in that run.
 * Deposits end to end: signed deposits submitted through TransactionBuilder's
   SubmitTransaction at 200/s (waiting for `processed`), indexed at `processed`, received on
   the gateway's WebSocket; three rounds of 1,000 per client. Two clients, interleaved round
@@ -138,12 +141,13 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
     targets) and by a Python grpc.aio client sharing the cores (what a Python caller on
     this machine sees), interleaved level by level in passes."""
     h2load.require()
-    echo_port = free_port()
+    echo_port, control_port = free_port(), free_port()
     vault_port = int(env["VAULT_MANAGER_GRPC_PORT"])
-    echo = await echo_server.spawn(echo_port, env=env)
+    echoes = [await echo_server.spawn(echo_port, env=env)]
     request = vault_manager_pb2.GetVaultRequest(owner=owner)
     message = request.SerializeToString()
     try:
+        echoes.append(await echo_server.spawn(control_port, env=env))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{vault_port}") as vault_channel:
             # Like any stub, the echo client serializes and parses messages (the GetVault
@@ -158,6 +162,7 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
             servers: dict[str, Callable[[int], Awaitable[dict[str, Any]]]] = {
                 "echo": lambda n: h2load.unary(echo_port, METHOD, message, n, CALLS, H2LOAD_CAP_S),
                 "get_vault": lambda n: h2load.unary(vault_port, GET_VAULT, message, n, CALLS, H2LOAD_CAP_S),
+                "control": lambda n: h2load.unary(control_port, METHOD, message, n, CALLS, H2LOAD_CAP_S),
                 "python_echo": lambda n: hammer(lambda: echo_call(request), n),
                 "python_get_vault": lambda n: hammer(lambda: stub.GetVault(request), n),
             }
@@ -174,20 +179,27 @@ async def get_vault_vs_echo(env: dict[str, str], owner: str) -> dict[str, Any]:
                     passes[name].append(results)
             ok_after = await ok_calls(env, "GetVault")
     finally:
-        echo_server.stop(echo)
+        for echo in echoes:
+            echo_server.stop(echo)
     # h2load sees HTTP, not gRPC status: every echo answer must be its request, byte for
     # byte, and the service must count every GetVault it served as OK.
-    h2_echo_calls = sum(r["calls"] for run in passes["echo"] for r in run)
-    echo_bytes = sum(r["response_bytes"] for run in passes["echo"] for r in run)
-    if echo_bytes != h2_echo_calls * len(h2load.grpc_frame(message)):
-        raise RuntimeError(f"echo answered {echo_bytes} bytes to {h2_echo_calls} calls: some calls failed")
+    for name in ("echo", "control"):
+        h2_echo_calls = sum(r["calls"] for run in passes[name] for r in run)
+        echo_bytes = sum(r["response_bytes"] for run in passes[name] for r in run)
+        if echo_bytes != h2_echo_calls * len(h2load.grpc_frame(message)):
+            raise RuntimeError(f"{name} answered {echo_bytes} bytes to {h2_echo_calls} calls: some calls failed")
     vault_calls = sum(r["calls"] for name in ("get_vault", "python_get_vault") for run in passes[name] for r in run)
     if ok_after - ok_before != vault_calls:
         raise RuntimeError(f"GetVault: {vault_calls} calls made, {ok_after - ok_before} answered OK")
     out = {name: compare(passes[echo_name], passes[vault_name])
            for name, echo_name, vault_name in (("h2load", "echo", "get_vault"),
                                                ("python_client", "python_echo", "python_get_vault"))}
+    # The control: a second bare echo, measured as GetVault is; its ratio to the echo is what
+    # the measurement itself reads between two identical servers in this run.
+    control = compare(passes["echo"], passes["control"])
     return {"target_ratio": TARGET_RATIO, "target_p99_ms": TARGET_P99_MS, "knee_share": KNEE, **out["h2load"],
+            "control": {"peak_rps": control["get_vault"]["peak_rps"], "ratio": control["ratio"],
+                        "levels": control["get_vault"]["levels"]},
             "every_call_ok": True, "python_client": out["python_client"]}
 
 

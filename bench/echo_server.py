@@ -23,17 +23,23 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+def handler(observed: bool = False) -> grpc.RpcMethodHandler:
+    """The echo's method handler, bare or wrapped by the services' `Observability`."""
+    bare = grpc.unary_unary_rpc_method_handler(_echo, request_deserializer=_identity, response_serializer=_identity)
+    if not observed:
+        return bare
+    from services.common.observability import Observability  # the bare server loads none of the services' code
+
+    return Observability("echo").wrap(bare, "Echo")
+
+
 async def main(port: int, observed: bool = False) -> None:
-    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return request
-
-    handler = grpc.unary_unary_rpc_method_handler(echo, request_deserializer=_identity, response_serializer=_identity)
-    if observed:  # imported only here: the bare server loads nothing of the services' code
-        from services.common.observability import Observability
-
-        handler = Observability("echo").wrap(handler, "Echo")
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler(observed)}),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()

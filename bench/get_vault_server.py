@@ -30,12 +30,19 @@ class _NoChain:
     program = VaultProgram(Pubkey.new_unique())
 
 
-async def main(port: int, owner: Pubkey) -> None:
+def servicer_holding(owner: Pubkey) -> VaultManagerService:
+    """vault_manager's servicer with `owner`'s vault in its mirror: every GetVault of it is
+    answered from memory."""
     servicer = VaultManagerService(_NoChain(), None, "vault_manager")  # type: ignore[arg-type]
     servicer.mirror.ttl = float("inf")  # no subscription here to confirm the answer, nor need of one
     servicer.mirror.remember(Vault(owner=owner, token_account=Pubkey.new_unique(), total_balance=10**12,
                                    locked_balance=10**9, available_balance=10**12 - 10**9, total_deposited=10**13,
                                    total_withdrawn=9 * 10**12, created_at=1_700_000_000, bump=254), 1_000)
+    return servicer
+
+
+async def main(port: int, owner: Pubkey) -> None:
+    servicer = servicer_holding(owner)
     server = GrpcService(Settings(service="vault_manager", grpc_port=port, metrics_port=0),
                          [registration(servicer, vault_manager_pb2, vault_manager_pb2_grpc, "VaultManager")])
     await server.start(metrics=False)

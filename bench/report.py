@@ -31,7 +31,17 @@ def _get_vault_alone(wrapper: dict[str, Any]) -> str:
     gv = wrapper["get_vault"]
     return (f" GetVault served from memory as vault_manager serves it, alone in its process: "
             f"{_n(gv['median_rps'])}/s ({gv['cpu_us_per_call']} µs per call), "
-            f"{wrapper['get_vault_over_bare']} × the bare echo in the same passes.")
+            f"{wrapper['get_vault_over_bare']} × the bare echo in the same passes." + _in_process(wrapper))
+
+
+def _in_process(wrapper: dict[str, Any]) -> str:
+    if "in_process" not in wrapper:  # results written before it was measured
+        return ""
+    own, us = wrapper["in_process"], wrapper["in_process"]["us_per_call"]
+    return (f" Of that, each server's own Python per call apart from gRPC (handler, wrapper, request parse, "
+            f"answer serialization; in process, median of {own['passes']} passes of {_n(own['calls_per_pass'])} "
+            f"calls): bare echo {us['bare_echo']} µs, wrapped echo {us['wrapped_echo']} µs, GetVault "
+            f"{us['get_vault']} µs.")
 
 
 def _machine_load(deposit_round: dict[str, Any], cores: str) -> str:
@@ -115,10 +125,13 @@ def render() -> str:
             verdict = (f"≥ {cmp['target_ratio']:g} and p99 ≤ {cmp['target_p99_ms']:g} ms: "
                        f"{_met(row['targets_met'])}" if judged
                        else "– (the client's CPU is part of what it measures)")
+            control = row.get("control")  # h2load only; results written before it have none
+            control_text = (f"; a second bare echo, the control, {_n(control['peak_rps'])}/s = "
+                            f"{control['ratio']} × the echo" if control else "")
             lines.append(f"| GetVault vs bare grpc.aio echo, {label}, highest rates over 1–32 callers | "
                          f"{_n(gv['peak_rps'])}/s vs {_n(echo['peak_rps'])}/s = {row['ratio']}; GetVault p99 "
                          f"{gv['knee']['p99_ms']} ms at {gv['knee']['concurrency']} callers (echo: p99 "
-                         f"{echo['knee']['p99_ms']} ms at {echo['knee']['concurrency']}) | {verdict} |")
+                         f"{echo['knee']['p99_ms']} ms at {echo['knee']['concurrency']}){control_text} | {verdict} |")
         dep = mesh["deposits_end_to_end"]
         for label, row, judged in (("submitted by bench/h2_unary.py (minimal HTTP/2 client)", dep, True),
                                    ("submitted by a Python grpc.aio client on the same cores",

@@ -1,0 +1,92 @@
+"""The Python each server runs per call apart from gRPC itself, timed in process: the
+bare echo's handler; the echo wrapped by the services' `Observability`; and GetVault as
+vault_manager registers it (through `instrumented`, the generated
+`add_VaultManagerServicer_to_server`, the servicer answering from memory), with the
+request's parse and the answer's serialization that grpc.aio runs around it. Each call's
+coroutine is driven to completion directly (none of these handlers suspends on a memory
+hit), with a stand-in for the call's context: on a successful call the wrapper asks it for
+nothing. What this leaves out, the C and Cython of grpc.aio and the event loop, is the same
+for every server, and bench_grpc_wrapper measures it over real sockets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from statistics import median
+from typing import Any
+
+import grpc
+from collateral_vault.v1 import vault_manager_pb2, vault_manager_pb2_grpc
+from solders.pubkey import Pubkey
+
+from bench import echo_server
+from bench.get_vault_server import servicer_holding
+from services.common.observability import instrumented
+
+CALLS = 100_000
+PASSES = 5
+
+
+class _Context:
+    """What a successful call's wrapper may read of its context (it reads nothing)."""
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def code(self) -> None:
+        return None
+
+
+class _Registry:
+    """Takes the handlers a generated `add_*Servicer_to_server` registers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers.update(handlers)
+
+    def add_generic_rpc_handlers(self, generic_handlers: Any) -> None:
+        """The same handlers again, for servers that look methods up this way; grpc.aio
+        finds a call's registered handler first."""
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the handler suspended: it did not answer from memory")
+
+
+def call_paths(owner: Pubkey) -> dict[str, Callable[[bytes], bytes]]:
+    """For each server, one call from request bytes to answer bytes, as grpc.aio runs it."""
+    context = _Context()
+    registry = _Registry()
+    vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(servicer_holding(owner),
+                                                              instrumented(registry, "vault_manager"))
+
+    def path(handler: grpc.RpcMethodHandler) -> Callable[[bytes], bytes]:
+        parse, serialize, handle = handler.request_deserializer, handler.response_serializer, handler.unary_unary
+        return lambda request: serialize(_run(handle(parse(request), context)))
+
+    return {"bare_echo": path(echo_server.handler()), "wrapped_echo": path(echo_server.handler(observed=True)),
+            "get_vault": path(registry.handlers["GetVault"])}
+
+
+def measure(owner: Pubkey, calls: int = CALLS, passes: int = PASSES) -> dict[str, Any]:
+    """Microseconds per call of each path, the median of `passes` interleaved passes."""
+    paths = call_paths(owner)
+    request = vault_manager_pb2.GetVaultRequest(owner=str(owner)).SerializeToString()
+    answer = vault_manager_pb2.GetVaultResponse.FromString(paths["get_vault"](request))
+    if answer.vault.owner != str(owner) or paths["bare_echo"](request) != request:
+        raise RuntimeError("a call path did not answer as its server does")
+    timings: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(passes):
+        for name, call in paths.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                call(request)
+            timings[name].append((time.perf_counter() - started) * 1e6 / calls)
+    return {"calls_per_pass": calls, "passes": passes,
+            "us_per_call": {name: round(median(t), 2) for name, t in timings.items()}}
