@@ -28,9 +28,9 @@ from services.common.http_client import HttpClient
 from services.common.idl import discriminator
 from services.common.metrics import CHAIN_CALLS
 from services.common.rpc_http import call_batch, rpc_client
+from services.common.vault_program import VAULT_SIZE as VAULT_SIZE
 from services.common.vault_program import Authority, Vault, VaultProgram
 
-VAULT_SIZE = 128
 MAX_STATUSES = 256  # getSignatureStatuses' limit per call
 Status = tuple[int, str, Any]  # (slot, confirmation status, error)
 
