@@ -22,6 +22,11 @@ from services.common.errors import ServiceError, invalid, not_found, preconditio
 
 R = TypeVar("R", bound=ProtoMessage)
 MAX_REQUEST_ID = 128
+# position_manager no longer takes trader-signed locks, unlocks or settlements (issue 22): the
+# operator signs them inside the trader's grant. Until cpi_manager's operator RPCs exist, the
+# old Build* calls for them answer this.
+RETIRED = ("position_manager no longer takes trader-signed locks, unlocks or settlements: the exchange's "
+           "operator signs them within the trader's grant (issue 22); the trader signs grant, revoke and exit")
 
 
 class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
@@ -117,8 +122,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             state = await self._vault(owner)
             if amount > state.vault.available_balance:
                 raise precondition(f"cannot lock {amount}: the vault has {state.vault.available_balance} available")
-            ix = self.chain.program.open_position(owner, amount, self.position_manager)
-            return cpi_manager_pb2.BuildLockCollateralResponse(transaction=await self._build(owner, ix, state.address))
+            raise precondition(RETIRED)
 
         return await self._idempotent(owner, request.client_request_id, "lock", f"{amount}",
                                       cpi_manager_pb2.BuildLockCollateralResponse, build)
@@ -133,9 +137,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             state = await self._vault(owner)
             if amount > state.vault.locked_balance:
                 raise precondition(f"cannot unlock {amount}: the vault has {state.vault.locked_balance} locked")
-            ix = self.chain.program.close_position(owner, amount, self.position_manager)
-            return cpi_manager_pb2.BuildUnlockCollateralResponse(
-                transaction=await self._build(owner, ix, state.address))
+            raise precondition(RETIRED)
 
         return await self._idempotent(owner, request.client_request_id, "unlock", f"{amount}",
                                       cpi_manager_pb2.BuildUnlockCollateralResponse, build)
@@ -153,8 +155,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             await self._vault(receiver, "receiver")
             if amount > state.vault.locked_balance:
                 raise precondition(f"cannot settle {amount}: the payer has {state.vault.locked_balance} locked")
-            ix = self.chain.program.settle(payer, receiver, amount, self.position_manager)
-            return cpi_manager_pb2.BuildSettleResponse(transaction=await self._build(payer, ix, state.address))
+            raise precondition(RETIRED)
 
         return await self._idempotent(payer, request.client_request_id, "settle", f"{receiver}|{amount}",
                                       cpi_manager_pb2.BuildSettleResponse, build)
