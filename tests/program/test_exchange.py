@@ -10,6 +10,7 @@ from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.sysvar import INSTRUCTIONS
 
 from localnet.genesis import program_keypair
 from localnet.svm import program_path
@@ -166,6 +167,23 @@ def test_operator_instructions_must_be_top_level_and_alone(env: VaultEnv, alice:
     # a trader's own instruction beside it is not an operator instruction
     env.ok([env.exchange.grant(alice.key, 400 * USDT, env.now() + DAY), lock(env, alice, 1 * USDT)],
            env.operator, alice.wallet)
+
+
+def test_programs_sysvar_and_pdas_are_checked_by_address(env: VaultEnv, alice: User) -> None:
+    """A fake Instructions sysvar (which could claim the instruction is alone), another vault
+    program (which would receive our PDA's signature), another VaultAuthority or caller PDA:
+    each refused by position_manager before any CPI."""
+    env.lock(alice, 10 * USDT)
+    ix = lock(env, alice, 1 * USDT)
+    fake_sysvar = Pubkey.new_unique()
+    env.chain.svm.set_account(fake_sysvar, Account(1_000_000, bytes(64), Pubkey.default(), False, 0))
+    replacements = {INSTRUCTIONS: fake_sysvar, env.vault_id: env.rogue_pm_id,
+                    env.program.authority: env.exchange.config,
+                    caller_authority(env.pm_id)[0]: caller_authority(env.rogue_pm_id)[0]}
+    for original, replacement in replacements.items():
+        metas = [AccountMeta(replacement, m.is_signer, m.is_writable) if m.pubkey == original else m
+                 for m in ix.accounts]
+        refused(env, Instruction(ix.program_id, ix.data, metas), env.operator, "InvalidAccount")
 
 
 def test_the_grant_must_be_the_vault_owners(env: VaultEnv, alice: User, bob: User) -> None:
