@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -33,6 +31,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from services.balance_tracker.service import KIND_VALUES
+from services.common.config import GatewayConfig
 from services.gateway.openapi import SPEC
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.recent import RecentIds
@@ -84,20 +83,6 @@ async def _until_either(*work: Awaitable[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         task.result()
-
-
-@dataclass
-class GatewayConfig:
-    host: str = field(default_factory=lambda: os.environ.get("GATEWAY_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("GATEWAY_PORT", "8080")))
-    vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
-    balance_tracker: str = field(default_factory=lambda: os.environ.get("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
-    monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: os.environ.get("REDIS_PREFIX", "cv:"))
-    rate_per_second: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_PER_SECOND", "20")))
-    burst: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_BURST", "40")))
-    deadline_seconds: float = 35.0
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
