@@ -46,8 +46,10 @@ class BalanceTrackerApp(ServiceApp):
             self.indexer = Indexer(config, pool, publisher)
             self.tasks.append(asyncio.create_task(self.indexer.run()))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
-        self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
-        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
+        reconciler = reconcile.Reconciler(pool, chain)
+        self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
+        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name,
+                                        reconciler)
         self.grpc = GrpcService(s, [
             registration(service, balance_tracker_pb2, balance_tracker_pb2_grpc, "BalanceTracker")])
 
