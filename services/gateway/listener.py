@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import cast
 
 from aiohttp import web
 
@@ -28,14 +29,15 @@ class _Gate(asyncio.Protocol):
         self.max_connections = max_connections
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's TLS transport is one without subclassing asyncio's)
+        stream = cast(asyncio.Transport, transport)
         if len(self.server.connections) >= self.max_connections:
-            transport.write(_BUSY)
-            transport.close()
+            stream.write(_BUSY)
+            stream.close()
             return
         handler = self.server()
-        transport.set_protocol(handler)
-        handler.connection_made(transport)
+        stream.set_protocol(handler)
+        handler.connection_made(stream)
 
     def connection_lost(self, exc: Exception | None) -> None:
         pass  # refused above; an accepted connection's loss goes to its handler
