@@ -94,7 +94,7 @@ def test_kubernetes_objects_validate_against_the_schemas(overlay: str) -> None:
 
 def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
-    return deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+    return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
 def _mounted(docs: list[dict[str, Any]], name: str, path: str) -> str:
@@ -103,7 +103,7 @@ def _mounted(docs: list[dict[str, Any]], name: str, path: str) -> str:
     spec = deployment["spec"]["template"]["spec"]
     mount = next(m for m in spec["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-    return volume["secret"]["secretName"]  # type: ignore[no-any-return]
+    return volume["secret"]["secretName"]
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
