@@ -36,6 +36,7 @@ import grpc
 
 from services.common.config import ConfigError, ServerSecurity
 from services.common.errors import ServiceError
+from services.common.method_handlers import stream_like, unary_like
 
 logger = logging.getLogger("auth")
 
@@ -193,9 +194,7 @@ class Guard:
                 check(context, method, role)
                 return await inner(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return unary_like(handler, unary)
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
@@ -204,7 +203,5 @@ class Guard:
                 async for item in inner_stream(request, context):
                     yield item
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return stream_like(handler, stream)
         raise ConfigError(f"{method}: only unary and server-streaming RPCs can be guarded")

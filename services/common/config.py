@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from solders.pubkey import Pubkey
@@ -45,20 +46,20 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: int | float, kind: type[int] | type[float], what: str) -> Any:
     value = os.environ.get(name)
     try:
-        return int(value) if value else default
+        return kind(value) if value else default
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+        raise ConfigError(f"{name} must be {what}, got {value!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return int(_number(name, default, int, "an integer"))
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    try:
-        return float(value) if value else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+    return float(_number(name, default, float, "a number"))
 
 
 def _list(name: str) -> tuple[str, ...]:

@@ -36,19 +36,19 @@ def _with_token(details: grpc.aio.ClientCallDetails, entry: tuple[str, str]) -> 
                                       details.wait_for_ready)
 
 
-class _TokenUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class _Token:
     def __init__(self, token: str) -> None:
         self.entry = ("authorization", f"Bearer {token}")
 
+
+# two classes: grpc sorts a channel's interceptors by kind, each into one list
+class _TokenUnary(_Token, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails,
                                     request: Any) -> Any:
         return await continuation(_with_token(client_call_details, self.entry), request)
 
 
-class _TokenStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, token: str) -> None:
-        self.entry = ("authorization", f"Bearer {token}")
-
+class _TokenStream(_Token, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails,
                                      request: Any) -> Any:
         return await continuation(_with_token(client_call_details, self.entry), request)

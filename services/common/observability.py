@@ -23,6 +23,7 @@ from services.common import log
 from services.common.auth import Guard
 from services.common.errors import ServiceError
 from services.common.grpc_metrics import GRPC_SERVER
+from services.common.method_handlers import stream_like, unary_like
 
 logger = logging.getLogger("grpc")
 # Request ids: the caller's x-request-id, else this process's prefix and a counter (unique,
@@ -110,9 +111,7 @@ class Observability:
                 finally:
                     finish(start, context, outcome)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return unary_like(handler, unary)
 
         if handler.unary_stream:
             inner_stream = handler.unary_stream
@@ -132,9 +131,7 @@ class Observability:
                 finally:
                     finish(start, context, outcome)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return stream_like(handler, stream)
         return handler
 
 

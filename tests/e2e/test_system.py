@@ -38,6 +38,7 @@ from services.common.config import ClientSecurity
 from services.common.vault_cache import VaultCache
 from services.common.vault_program import Vault, vault_address
 from tests.conftest import redis_url
+from tests.support.grpc_calls import status_of
 from tests.support.system import start_system, system_env
 
 USDT = 10**6
@@ -47,14 +48,6 @@ PKI = ROOT / ".local" / "pki"
 def _client(token: str | None = None) -> ClientSecurity:
     return ClientSecurity(ca_file=str(PKI / "ca.crt"), token_file=str(PKI / f"{token}.token") if token else "",
                           cert="", key="")
-
-
-async def _code(call: object) -> grpc.StatusCode:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def _stop(up: subprocess.Popen[str]) -> str:
@@ -115,15 +108,15 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
         tracker, cpi = env["BALANCE_TRACKER_ADDR"], env["CPI_MANAGER_ADDR"]
         lock = cpi_manager_pb2.BuildLockCollateralRequest(owner=owners[0], amount=1, client_request_id="e2e-1")
         async with grpc.aio.insecure_channel(tracker) as plaintext:
-            assert await _code(balance_tracker_pb2_grpc.BalanceTrackerStub(plaintext).Reconcile(
+            assert await status_of(balance_tracker_pb2_grpc.BalanceTrackerStub(plaintext).Reconcile(
                 balance_tracker_pb2.ReconcileRequest(), timeout=5)) == grpc.StatusCode.UNAVAILABLE
         async with grpc_tls.channel(cpi, _client()) as anonymous, grpc_tls.channel(cpi, _client("gateway")) as gw:
-            assert await _code(cpi_manager_pb2_grpc.CpiManagerStub(anonymous).BuildLockCollateral(lock)) \
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(anonymous).BuildLockCollateral(lock)) \
                 == grpc.StatusCode.UNAUTHENTICATED
-            assert await _code(cpi_manager_pb2_grpc.CpiManagerStub(gw).BuildLockCollateral(lock)) \
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(gw).BuildLockCollateral(lock)) \
                 == grpc.StatusCode.PERMISSION_DENIED
         async with grpc_tls.channel(cpi, _client("matching-engine")) as engine:
-            assert await _code(cpi_manager_pb2_grpc.CpiManagerStub(engine).BuildLockCollateral(lock)) \
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(engine).BuildLockCollateral(lock)) \
                 == grpc.StatusCode.OK
 
         # a service that dies is restarted, and says so; the others go on serving
@@ -155,9 +148,9 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
                 grpc_tls.channel(env["VAULT_MANAGER_ADDR"], _client()) as vault_channel, \
                 aiohttp.ClientSession() as http:
             for owner in owners:
-                assert await _code(balance_tracker_pb2_grpc.BalanceTrackerStub(tracker_channel).GetBalance(
+                assert await status_of(balance_tracker_pb2_grpc.BalanceTrackerStub(tracker_channel).GetBalance(
                     balance_tracker_pb2.GetBalanceRequest(owner=owner))) == grpc.StatusCode.NOT_FOUND
-                assert await _code(vault_manager_pb2_grpc.VaultManagerStub(vault_channel).GetVault(
+                assert await status_of(vault_manager_pb2_grpc.VaultManagerStub(vault_channel).GetVault(
                     vault_manager_pb2.GetVaultRequest(owner=owner))) == grpc.StatusCode.NOT_FOUND
                 async with http.get(f"{gateway}/vaults/{owner}", ssl=trust) as response:
                     assert response.status == 404

@@ -29,6 +29,7 @@ from scripts.dev_pki import DevPki, Principal
 from services.common import auth, grpc_tls
 from services.common.config import ClientSecurity, ConfigError, ServerSecurity, Settings
 from tests.conftest import RedisNamespace
+from tests.support.grpc_calls import status_of
 from tests.support.localnet_node import free_port, running_node
 from tests.support.services import balance_tracker, settings_for
 
@@ -64,14 +65,6 @@ def _client(pki: DevPki, token: str | None = None, certificate: str | None = Non
                           cert=str(cert), key=str(key))
 
 
-async def _code(call: object) -> grpc.StatusCode:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
-
-
 def _stub(channel: grpc.aio.Channel) -> balance_tracker_pb2_grpc.BalanceTrackerStub:
     return balance_tracker_pb2_grpc.BalanceTrackerStub(channel)
 
@@ -93,9 +86,9 @@ async def test_tls_with_bearer_tokens(node: Node, pg_database: str, redis_ns: Re
     balance = balance_tracker_pb2.GetBalanceRequest(owner=str(Pubkey.new_unique()))
     async with balance_tracker(settings, indexer_enabled=False):
         async with grpc.aio.insecure_channel(target) as plaintext:  # nothing is served in plaintext
-            assert await _code(_stub(plaintext).GetBalance(balance, timeout=5)) == grpc.StatusCode.UNAVAILABLE
+            assert await status_of(_stub(plaintext).GetBalance(balance, timeout=5)) == grpc.StatusCode.UNAVAILABLE
         async with grpc_tls.channel(target, _client(pki)) as anonymous:
-            assert await _code(_stub(anonymous).GetBalance(balance)) == grpc.StatusCode.NOT_FOUND  # open: reached
+            assert await status_of(_stub(anonymous).GetBalance(balance)) == grpc.StatusCode.NOT_FOUND  # open: reached
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await _stub(anonymous).Reconcile(reconcile)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -103,7 +96,7 @@ async def test_tls_with_bearer_tokens(node: Node, pg_database: str, redis_ns: Re
         forged = pki.directory / "forged.token"
         forged.write_text("not-a-token-anyone-was-given")
         async with grpc_tls.channel(target, dataclasses.replace(_client(pki), token_file=str(forged))) as channel:
-            assert await _code(_stub(channel).Reconcile(reconcile)) == grpc.StatusCode.UNAUTHENTICATED
+            assert await status_of(_stub(channel).Reconcile(reconcile)) == grpc.StatusCode.UNAUTHENTICATED
         async with grpc_tls.channel(target, _client(pki, token="gateway")) as gateway:
             with pytest.raises(grpc.aio.AioRpcError) as denied:
                 await _stub(gateway).Reconcile(reconcile)
@@ -117,7 +110,7 @@ async def test_tls_with_bearer_tokens(node: Node, pg_database: str, redis_ns: Re
         async with grpc.aio.insecure_channel(f"127.0.0.1:{security.health_port}") as probe:
             reply = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest())
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            assert await _code(_stub(probe).GetBalance(balance)) == grpc.StatusCode.UNIMPLEMENTED
+            assert await status_of(_stub(probe).GetBalance(balance)) == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_mutual_tls(node: Node, pg_database: str, redis_ns: RedisNamespace, pki: DevPki,
@@ -131,17 +124,17 @@ async def test_mutual_tls(node: Node, pg_database: str, redis_ns: RedisNamespace
     async with balance_tracker(settings, indexer_enabled=False):
         # no client certificate, or one another CA issued: the handshake fails
         async with grpc_tls.channel(target, _client(pki)) as anonymous:
-            assert await _code(_stub(anonymous).GetBalance(balance, timeout=5)) == grpc.StatusCode.UNAVAILABLE
+            assert await status_of(_stub(anonymous).GetBalance(balance, timeout=5)) == grpc.StatusCode.UNAVAILABLE
         cert, key = rogue.client("ops")
         outsider = ClientSecurity(ca_file=str(pki.ca_cert), cert=str(cert), key=str(key))
         async with grpc_tls.channel(target, outsider) as channel:
-            assert await _code(_stub(channel).Reconcile(reconcile, timeout=5)) == grpc.StatusCode.UNAVAILABLE
+            assert await status_of(_stub(channel).Reconcile(reconcile, timeout=5)) == grpc.StatusCode.UNAVAILABLE
         # the cluster's CA issued it, but no principal has that name: open RPCs only
         async with grpc_tls.channel(target, _client(pki, certificate="stranger")) as stranger:
-            assert await _code(_stub(stranger).GetBalance(balance)) == grpc.StatusCode.NOT_FOUND
-            assert await _code(_stub(stranger).Reconcile(reconcile)) == grpc.StatusCode.PERMISSION_DENIED
+            assert await status_of(_stub(stranger).GetBalance(balance)) == grpc.StatusCode.NOT_FOUND
+            assert await status_of(_stub(stranger).Reconcile(reconcile)) == grpc.StatusCode.PERMISSION_DENIED
         async with grpc_tls.channel(target, _client(pki, certificate="gateway")) as gateway:
-            assert await _code(_stub(gateway).Reconcile(reconcile)) == grpc.StatusCode.PERMISSION_DENIED
+            assert await status_of(_stub(gateway).Reconcile(reconcile)) == grpc.StatusCode.PERMISSION_DENIED
         async with grpc_tls.channel(target, _client(pki, certificate="ops")) as ops:
             assert (await _stub(ops).Reconcile(reconcile)).vaults_checked == 0
 
