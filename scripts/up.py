@@ -184,15 +184,15 @@ async def reset_for_chain(db: str, redis_url: str, prefix: str, genesis: str) ->
         if await conn.fetchval("SELECT to_regclass('public.chain_binding') IS NOT NULL"):
             bound = await conn.fetchrow("SELECT genesis_hash, profile FROM chain_binding")
         if bound is not None and bound["profile"] != "development":
-            raise RuntimeError(f"the database {redact.url(db)} is bound to a {bound['profile']} chain: make up will "
-                               "not reset it; point DATABASE_URL elsewhere")
+            raise RuntimeError(f"the database {redact.url(db, keep_path=True)} is bound to a {bound['profile']} "
+                               "chain: make up will not reset it; point DATABASE_URL elsewhere")
         stale = bound is not None and bound["genesis_hash"] != genesis
         if bound is None and await conn.fetchval("SELECT to_regclass('public.vaults') IS NOT NULL"):
             stale = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vaults) OR EXISTS "
                                              "(SELECT 1 FROM transactions)"))  # from before chain bindings
         if stale:
             await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-            done.append(f"database {redact.url(db)}")
+            done.append(f"database {redact.url(db, keep_path=True)}")
     finally:
         await conn.close()
     redis = aioredis.from_url(redis_url)
@@ -318,8 +318,8 @@ async def main() -> int:
         rows.append((f"{name} gRPC / metrics", f"{env[f'{upper}_ADDR']}  http://127.0.0.1:"
                      f"{env[f'{upper}_METRICS_PORT']}/metrics"))
     rows += [("gateway (REST, WebSocket)", f"{gateway_url}  (/openapi.json, /ws)"),
-             ("PostgreSQL", redact.url(db)), ("Redis", f"{redact.url(env['REDIS_URL'])}  prefix "
-                                                       f"{env['REDIS_PREFIX']}"),
+             ("PostgreSQL", redact.url(db, keep_path=True)),
+             ("Redis", f"{redact.url(env['REDIS_URL'], keep_path=True)}  prefix {env['REDIS_PREFIX']}"),
              ("logs", str(LOGS))]
     if secured():
         rows += [("security", f"gRPC over TLS, tokens for state-changing RPCs; CA {PKI / 'ca.crt'}"),

@@ -117,8 +117,8 @@ async def bind_database(pool: asyncpg.Pool, identity: ChainIdentity, settings: S
     bound = ChainIdentity(row["genesis_hash"], row["vault_program_id"])
     if bound != identity:
         raise ClusterMismatch(
-            f"the database at {redact.url(settings.database_url)} indexes another chain ({bound.describe()}, bound "
-            f"{row['bound_at']:%Y-%m-%d %H:%M:%S} UTC) than the one at {redact.url(settings.solana_rpc_url)} "
+            f"the database at {redact.url(settings.database_url, keep_path=True)} indexes another chain "
+            f"({bound.describe()}, bound {row['bound_at']:%Y-%m-%d %H:%M:%S} UTC) than the one at {redact.url(settings.solana_rpc_url)} "
             f"({identity.describe()}): its vaults and events are not this chain's. Point DATABASE_URL at this "
             "chain's database (make up resets its development database itself)")
 
@@ -137,7 +137,8 @@ async def bind_redis(redis: aioredis.Redis, prefix: str, identity: ChainIdentity
         await redis.set(key, redis_identity(identity, settings.profile), nx=True)
         return await redis.get(key)
 
-    stored = await _retrying(f"Redis at {redact.url(settings.redis_url)}", claim, (RedisError, OSError), attempts)
+    stored = await _retrying(f"Redis at {redact.url(settings.redis_url, keep_path=True)}", claim,
+                             (RedisError, OSError), attempts)
     try:
         data = json.loads(stored)
         bound = ChainIdentity(str(data["genesis_hash"]), str(data["vault_program_id"]))

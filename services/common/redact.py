@@ -12,8 +12,9 @@ from urllib.parse import unquote, urlsplit
 MARK = "/[redacted]"
 
 
-def url(value: str) -> str:
-    """scheme://host[:port], plus MARK when credentials, a path or a query were dropped."""
+def url(value: str, keep_path: bool = False) -> str:
+    """scheme://host[:port], plus MARK when credentials, a path or a query were dropped.
+    `keep_path` keeps a path that names no secret (a database's name, a Redis db number)."""
     try:
         parts = urlsplit(value)
         host, port = parts.hostname, parts.port
@@ -23,9 +24,10 @@ def url(value: str) -> str:
         return "[a URL that does not parse]"
     shown = f"[{host}]" if ":" in host else host
     out = f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
+    path = parts.path.rstrip("/") if keep_path else ""
     hidden = parts.username is not None or parts.password is not None or parts.query or parts.fragment \
-        or parts.path.strip("/")
-    return out + (MARK if hidden else "")
+        or (not keep_path and parts.path.strip("/"))
+    return out + path + (MARK if hidden else "")
 
 
 def _secrets(value: str) -> list[str]:

@@ -41,6 +41,9 @@ def test_a_url_is_shown_as_scheme_host_and_port() -> None:
     assert redact.url("http://127.0.0.1:8899") == "http://127.0.0.1:8899"
     assert redact.url("ws://[::1]:8900/") == "ws://[::1]:8900"
     assert redact.url("postgresql://vault:pw@db/vault") == "postgresql://db/[redacted]"
+    assert redact.url("postgresql://vault:pw@db:5432/vault?sslmode=require", keep_path=True) == \
+        "postgresql://db:5432/vault/[redacted]"
+    assert redact.url("redis://127.0.0.1:6379/0", keep_path=True) == "redis://127.0.0.1:6379/0"
     assert redact.url("not a url") == "[a URL that does not parse]"
     quoted = f"POST {url} failed: auth {SECRETS[0]}:{SECRETS[1]} refused, token {SECRETS[3]}, key={SECRETS[2]}"
     scrubbed = redact.scrub(quoted, url)
