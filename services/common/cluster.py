@@ -118,9 +118,10 @@ async def bind_database(pool: asyncpg.Pool, identity: ChainIdentity, settings: S
     if bound != identity:
         raise ClusterMismatch(
             f"the database at {redact.url(settings.database_url, keep_path=True)} indexes another chain "
-            f"({bound.describe()}, bound {row['bound_at']:%Y-%m-%d %H:%M:%S} UTC) than the one at {redact.url(settings.solana_rpc_url)} "
-            f"({identity.describe()}): its vaults and events are not this chain's. Point DATABASE_URL at this "
-            "chain's database (make up resets its development database itself)")
+            f"({bound.describe()}, bound {row['bound_at']:%Y-%m-%d %H:%M:%S} UTC) than the one at "
+            f"{redact.url(settings.solana_rpc_url)} ({identity.describe()}): its vaults and events are not "
+            "this chain's. Point DATABASE_URL at this chain's database (make up resets its development "
+            "database itself)")
 
 
 def redis_identity(identity: ChainIdentity, profile: str) -> str:
