@@ -34,7 +34,7 @@ def serve(settings: Settings, app: App) -> None:
         log.configure(settings.service, settings.log_level, settings.endpoint_urls)
         try:
             await app.start()
-        except ClusterMismatch as exc:
+        except (ClusterMismatch, ConfigError) as exc:  # the chain, or e.g. the principals file
             logging.getLogger("server").error("refusing to start: %s", exc)
             refuse(settings.service, exc)
         freeze_startup_heap()
