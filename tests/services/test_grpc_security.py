@@ -69,6 +69,23 @@ def _stub(channel: grpc.aio.Channel) -> balance_tracker_pb2_grpc.BalanceTrackerS
     return balance_tracker_pb2_grpc.BalanceTrackerStub(channel)
 
 
+async def _twenty_at_once(database_url: str, stub: balance_tracker_pb2_grpc.BalanceTrackerStub
+                          ) -> list[balance_tracker_pb2.ReconcileResponse]:
+    """20 concurrent Reconcile calls, all made while the first run is held (the vaults table
+    locked), so none can come after it finished."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        held = conn.transaction()
+        await held.start()
+        await conn.execute("LOCK TABLE vaults IN ACCESS EXCLUSIVE MODE")
+        calls = asyncio.gather(*(stub.Reconcile(balance_tracker_pb2.ReconcileRequest()) for _ in range(20)))
+        await asyncio.sleep(0.5)
+        await held.rollback()
+        return await calls
+    finally:
+        await conn.close()
+
+
 async def _runs(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
@@ -104,7 +121,7 @@ async def test_tls_with_bearer_tokens(node: Node, pg_database: str, redis_ns: Re
             assert "gateway lacks the admin role" in (denied.value.details() or "")
         assert await _runs(pg_database) == 0  # nothing refused started a run
         async with grpc_tls.channel(target, _client(pki, token="admin")) as admin:
-            replies = await asyncio.gather(*(_stub(admin).Reconcile(reconcile) for _ in range(20)))
+            replies = await _twenty_at_once(pg_database, _stub(admin))
         assert len({reply.run_id for reply in replies}) == 1 and await _runs(pg_database) == 1
         # probes that cannot speak TLS use the plaintext health port, which serves nothing else
         async with grpc.aio.insecure_channel(f"127.0.0.1:{security.health_port}") as probe:
@@ -144,8 +161,7 @@ async def test_concurrent_reconciliations_share_one_run(node: Node, pg_database:
     settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
     async with balance_tracker(settings, indexer_enabled=False), \
             grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
-        replies = await asyncio.gather(*(_stub(channel).Reconcile(balance_tracker_pb2.ReconcileRequest())
-                                         for _ in range(20)))
+        replies = await _twenty_at_once(pg_database, _stub(channel))
         assert len({reply.run_id for reply in replies}) == 1 and await _runs(pg_database) == 1
         # a run going on in another replica (it holds the lock): ABORTED, naming it
         conn = await asyncpg.connect(pg_database)
