@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -78,13 +78,12 @@ class Child:
     restarts: int = 0
     started: float = 0.0
     restart_at: float | None = None
-    args: list[str] = field(default_factory=list)
 
     def spawn(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log = LOGS / f"{self.name}.log"
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", self.module, *self.args], cwd=ROOT, env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.started = time.monotonic()
 
