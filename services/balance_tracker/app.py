@@ -13,7 +13,7 @@ from services.balance_tracker import reconcile, snapshots
 from services.balance_tracker.indexer import Indexer, IndexerConfig
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
-from services.common import pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -39,14 +39,17 @@ class BalanceTrackerApp(ServiceApp):
         redis = pools.redis(s.redis_url)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool, redis)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
         config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment)
         if self.indexer_enabled:
             self.indexer = Indexer(config, pool, publisher)
             self.tasks.append(asyncio.create_task(self.indexer.run()))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
-        self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
-        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
+        reconciler = reconcile.Reconciler(pool, chain)
+        self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
+        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name,
+                                        reconciler)
         self.grpc = GrpcService(s, [
             registration(service, balance_tracker_pb2, balance_tracker_pb2_grpc, "BalanceTracker")])
 

@@ -67,7 +67,7 @@ def _decode_token(token: str) -> tuple[int, str, int, int]:
 
 class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, cache: VaultCache, chain: ChainClient,
-                 events_channel: str, cursor_name: str) -> None:
+                 events_channel: str, cursor_name: str, reconciler: reconcile.Reconciler | None = None) -> None:
         self.pool = pool
         self.redis = redis
         self.cache = cache
@@ -75,6 +75,7 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
         self.events_channel = events_channel
         self.cursor_name = cursor_name
         self.watermark = CursorWatermark(pool, cursor_name)
+        self.reconciler = reconciler or reconcile.Reconciler(pool, chain)
 
     async def GetBalance(self, request: balance_tracker_pb2.GetBalanceRequest,
                          context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetBalanceResponse:
@@ -159,7 +160,7 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
 
     async def Reconcile(self, request: balance_tracker_pb2.ReconcileRequest,
                         context: grpc.aio.ServicerContext) -> balance_tracker_pb2.ReconcileResponse:
-        result = await reconcile.run(self.pool, self.chain)
+        result = await self.reconciler.run()  # one run at a time: a concurrent caller shares it
         return balance_tracker_pb2.ReconcileResponse(
             run_id=result.run_id, vaults_checked=result.vaults_checked,
             findings=[balance_tracker_pb2.ReconcileFinding(

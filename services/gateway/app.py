@@ -1,15 +1,16 @@
 """The gateway (aiohttp): REST handlers over the gRPC services, the WebSocket event stream,
-the OpenAPI document, per-client rate limiting and request size limits. gRPC statuses map
-to HTTP codes with the backend's message."""
+the OpenAPI document, per-client rate limiting (bounded, keyed by the client behind trusted
+proxies), request size and time limits, a connection limit, allowed browser origins, and
+HTTPS when configured. It reaches the services over TLS with its own credential when
+configured (GRPC_CA_FILE, GRPC_TOKEN_FILE). gRPC statuses map to HTTP codes with the
+backend's message."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -33,7 +34,12 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from services.balance_tracker.service import KIND_VALUES
+from services.common import grpc_tls
+from services.common.config import GatewayConfig
+from services.gateway.client_address import ClientAddress
+from services.gateway.listener import listen, tls_context
 from services.gateway.openapi import SPEC
+from services.gateway.origins import OriginPolicy
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.recent import RecentIds
 
@@ -53,6 +59,14 @@ COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common
 WS_DEDUP_WINDOW = 10_000
 # how long a connection's Redis read waits before checking its connection's health again
 PUBSUB_WAIT_SECONDS = 5.0
+# Readiness: the core routes (vaults, history, transactions, the WebSocket's replay) need
+# these backends; without one of them the gateway is not ready (503). The monitor serves
+# only /tvl and Redis only the WebSocket's live events: without them it stays ready and
+# reports itself degraded.
+CORE_BACKENDS = ("vault_manager", "balance_tracker")
+OPTIONAL_BACKENDS = ("monitor", "redis")
+HEALTH_TIMEOUT_SECONDS = 2.0
+LINGER_SECONDS = 1.0
 
 
 async def _forward(pubsub: PubSub, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
@@ -84,20 +98,6 @@ async def _until_either(*work: Awaitable[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         task.result()
-
-
-@dataclass
-class GatewayConfig:
-    host: str = field(default_factory=lambda: os.environ.get("GATEWAY_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("GATEWAY_PORT", "8080")))
-    vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
-    balance_tracker: str = field(default_factory=lambda: os.environ.get("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
-    monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: os.environ.get("REDIS_PREFIX", "cv:"))
-    rate_per_second: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_PER_SECOND", "20")))
-    burst: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_BURST", "40")))
-    deadline_seconds: float = 35.0
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -140,8 +140,10 @@ def _string(body: dict[str, Any], name: str) -> str:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rate_per_second, config.burst)
-        self.channels = {name: grpc.aio.insecure_channel(addr) for name, addr in (
+        self.limiter = RateLimiter(config.rate_per_second, config.burst, config.rate_clients)
+        self.clients = ClientAddress(config.trusted_proxies)
+        self.origins = OriginPolicy(config.cors_origins)
+        self.channels = {name: grpc_tls.channel(addr, config.backends) for name, addr in (
             ("vault_manager", config.vault_manager), ("balance_tracker", config.balance_tracker),
             ("monitor", config.monitor))}
         self.vaults = vault_manager_pb2_grpc.VaultManagerStub(self.channels["vault_manager"])
@@ -150,18 +152,41 @@ class Gateway:
         self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self.channels["monitor"])
         self.redis = aioredis.from_url(config.redis_url)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
 
     # --- plumbing ---------------------------------------------------------------------
 
     @web.middleware
     async def middleware(self, request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        client = request.remote or "?"
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.origins.allowed(origin):
+            return error(403, "PERMISSION_DENIED", f"origin {origin[:100]!r} is not allowed (GATEWAY_CORS_ORIGINS)")
+        if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return self.origins.preflight(origin)
+        client = self.clients.of(request.remote, request.headers.get("X-Forwarded-For"))
         wait = self.limiter.allow(client)
         if wait:
-            return error(429, "RESOURCE_EXHAUSTED", f"rate limit of {self.config.rate_per_second:g} requests/s "
-                         "exceeded", {"Retry-After": str(max(1, round(wait)))})
+            response: web.StreamResponse = error(
+                429, "RESOURCE_EXHAUSTED", f"rate limit of {self.config.rate_per_second:g} requests/s exceeded",
+                {"Retry-After": str(max(1, round(wait)))})
+        else:
+            response = await self._handle(request, handler)
+        if origin is not None:
+            self.origins.decorate(response, origin)
+        return response
+
+    async def _handle(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
+            if request.body_exists:  # the whole body within the time limit, before any handler waits on it
+                try:
+                    await asyncio.wait_for(request.read(), self.config.body_timeout_seconds)
+                except TimeoutError:
+                    late = error(408, "REQUEST_TIMEOUT", f"the request body did not arrive within "
+                                 f"{self.config.body_timeout_seconds:g} s")
+                    late.force_close()
+                    return late
             return await handler(request)
         except grpc.aio.AioRpcError as exc:
             status = HTTP_STATUS.get(exc.code(), 502)
@@ -194,17 +219,29 @@ class Gateway:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(SPEC)
 
+    async def _backend_status(self, name: str) -> str:
+        try:
+            if name == "redis":
+                await asyncio.wait_for(self.redis.ping(), HEALTH_TIMEOUT_SECONDS)
+                return "SERVING"
+            reply = await health_pb2_grpc.HealthStub(self.channels[name]).Check(
+                health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_SECONDS)
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        except (RedisError, OSError, TimeoutError):
+            return "UNAVAILABLE"
+
     async def health(self, request: web.Request) -> web.Response:
-        backends: dict[str, str] = {}
-        for name, channel in self.channels.items():
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                backends[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.aio.AioRpcError as exc:
-                backends[name] = exc.code().name
-        ok = all(v == "SERVING" for v in backends.values())
-        return web.json_response({"status": "ok" if ok else "degraded", "backends": backends},
-                                 status=200 if ok else 503)
+        """Readiness: 200 while the core backends serve (status "degraded" if an optional
+        one does not), 503 when a core backend does not."""
+        names = CORE_BACKENDS + OPTIONAL_BACKENDS
+        backends = dict(zip(names, await asyncio.gather(*(self._backend_status(n) for n in names)), strict=True))
+        ready = all(backends[name] == "SERVING" for name in CORE_BACKENDS)
+        status = "unavailable" if not ready else "ok" if all(v == "SERVING" for v in backends.values()) \
+            else "degraded"
+        return web.json_response({"status": status, "backends": backends, "optional": list(OPTIONAL_BACKENDS)},
+                                 status=200 if ready else 503)
 
     async def tvl(self, request: web.Request) -> web.Response:
         return web.json_response(as_json(await self.monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(),
@@ -335,11 +372,23 @@ class Gateway:
         return app
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None)
+        config = self.config
+        # aiohttp's keep-alive timeout closes a connection that has not sent a whole request
+        # head within it (from connecting or from its last response): the header timeout;
+        # the rest of a body a request was answered without (a 408, a 413) is drained for at
+        # most LINGER_SECONDS before the connection closes
+        self.runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=config.header_timeout_seconds,
+                                    lingering_time=LINGER_SECONDS)
         await self.runner.setup()
-        await web.TCPSite(self.runner, self.config.host, self.config.port).start()
+        assert self.runner.server is not None
+        tls = tls_context(config.tls_cert, config.tls_key) if config.tls_cert else None
+        self.listener = await listen(self.runner.server, config.host, config.port,
+                                     max_connections=config.max_connections,
+                                     handshake_timeout=config.header_timeout_seconds, tls=tls)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         if self.runner:
             await self.runner.cleanup()
         for channel in self.channels.values():

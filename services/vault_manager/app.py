@@ -12,7 +12,7 @@ from collateral_vault.v1 import (
     vault_manager_pb2_grpc,
 )
 
-from services.common import pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -35,6 +35,7 @@ class VaultManagerApp(ServiceApp):
         await migrate(pool)
         redis = pools.redis(s.redis_url)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool, redis)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         vaults = VaultManagerService(chain, cache, s.service)
         builder = TransactionBuilderService(chain, redis, pool, {s.position_manager_id}, s.redis_prefix, s.service,
