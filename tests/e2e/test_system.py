@@ -60,9 +60,9 @@ def _stop(up: subprocess.Popen[str]) -> str:
 async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) -> None:
     env = system_env(pg_database, redis_url())
     prefix = env["REDIS_PREFIX"]
-    trust = ssl.create_default_context(cafile=str(PKI / "ca.crt"))
     gateway = f"https://127.0.0.1:{env['GATEWAY_PORT']}"
     up, banner = start_system(env)
+    trust = ssl.create_default_context(cafile=str(PKI / "ca.crt"))  # the CA make up (re)made
     redis = aioredis.from_url(redis_url())
     try:
         assert any("gRPC over TLS" in line for line in banner)
