@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -57,10 +56,23 @@ def _encode_token(row: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+_INT64 = 2**63
+_INT32 = 2**31
+MAX_TOKEN_CHARACTERS = 512
+
+
 def _decode_token(token: str) -> tuple[int, str, int, int]:
+    """The keyset position a page token names; anything this service did not issue (out of
+    range numbers, a signature that is not base58) is INVALID_ARGUMENT."""
     try:
+        if len(token) > MAX_TOKEN_CHARACTERS:
+            raise ValueError("too long")
         slot, signature, ix, ev = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(slot), str(signature), int(ix), int(ev)
+        if not (all(type(v) is int for v in (slot, ix, ev)) and isinstance(signature, str)
+                and 0 <= slot < _INT64 and 0 <= ix < _INT32 and 0 <= ev < _INT32
+                and 0 < len(signature) <= 88 and signature.isascii() and signature.isalnum()):
+            raise ValueError("out of range")
+        return slot, signature, ix, ev
     except (ValueError, TypeError) as exc:
         raise invalid("page_token is not a token this service issued") from exc
 
@@ -106,7 +118,9 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
         kinds = [KIND_NAMES[k] for k in request.kinds if k in KIND_NAMES] or list(KIND_VALUES)
         if len(kinds) != len(request.kinds) and request.kinds:
             raise invalid("kinds contains an unknown event kind")
-        if request.from_time and request.to_time and request.from_time > request.to_time:
+        from_time = validation.unix_time(request.from_time, "from_time")
+        to_time = validation.unix_time(request.to_time, "to_time")
+        if from_time and to_time and from_time > to_time:
             raise invalid("from_time is after to_time")
         after = _decode_token(request.page_token) if request.page_token else (2**62, "~", 0, 0)
         rows = await self.pool.fetch(
@@ -114,10 +128,7 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
             "AND ($3::timestamptz IS NULL OR block_time >= $3) AND ($4::timestamptz IS NULL OR block_time <= $4) "
             "AND (slot, signature, instruction_index, event_index) < ($5, $6, $7, $8) "
             "ORDER BY slot DESC, signature DESC, instruction_index DESC, event_index DESC LIMIT $9",
-            owner, kinds,
-            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
-            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None,
-            *after, size + 1)
+            owner, kinds, from_time, to_time, *after, size + 1)
         page = rows[:size]
         return balance_tracker_pb2.GetHistoryResponse(
             events=[event_message(row_event(r)) for r in page],
@@ -127,11 +138,12 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
                            context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetSnapshotsResponse:
         owner = str(validation.pubkey(request.owner, "owner"))
         limit = validation.page_size(request.limit, default=100, maximum=1000)
+        from_time = validation.unix_time(request.from_time, "from_time")
+        to_time = validation.unix_time(request.to_time, "to_time")
         rows = await self.pool.fetch(
             "SELECT * FROM balance_snapshots WHERE owner = $1 AND ($2::timestamptz IS NULL OR taken_at >= $2) "
             "AND ($3::timestamptz IS NULL OR taken_at <= $3) ORDER BY taken_at DESC LIMIT $4", owner,
-            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
-            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None, limit)
+            from_time, to_time, limit)
         return balance_tracker_pb2.GetSnapshotsResponse(snapshots=[balance_tracker_pb2.Snapshot(
             owner=r["owner"], total_balance=int(r["total_balance"]), locked_balance=int(r["locked_balance"]),
             available_balance=int(r["available_balance"]), slot=r["slot"], taken_at=int(r["taken_at"].timestamp()))

@@ -124,10 +124,11 @@ def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
         if required:
             raise bad_request(f"{name} is required")
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
-            or int(value) >= 2**64:
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (0 < len(text) <= 20 and text.isascii() and text.isdigit()) or int(text) >= 2**64:
         raise bad_request(f"{name} must be a u64 integer (string or number)")
-    return int(value)
+    return int(text)
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -179,7 +180,7 @@ class Gateway:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise bad_request("the body must be a JSON object") from None
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")

@@ -105,6 +105,13 @@ async def test_wallet_flow_and_errors(stack: Stack) -> None:
             ("POST", "/transactions/deposit", {"data": b"{not json", "headers": {"content-type": "application/json"}},
              400, "INVALID_ARGUMENT"),
             ("POST", "/transactions/deposit", {"json": [1, 2]}, 400, "INVALID_ARGUMENT"),
+            # "²" passes str.isdigit() and int() refuses it; deep nesting overflows json's recursion (500s before)
+            ("POST", "/transactions/deposit", {"json": {"owner": owner, "amount": "\u00b2"}}, 400, "INVALID_ARGUMENT"),
+            ("POST", "/transactions/deposit", {"json": {"owner": owner, "amount": "1" * 5000}}, 400,
+             "INVALID_ARGUMENT"),
+            ("POST", "/transactions/deposit", {"data": b"[" * 30_000 + b"]" * 30_000,
+                                               "headers": {"content-type": "application/json"}}, 400,
+             "INVALID_ARGUMENT"),
             ("POST", "/transactions/submit", {"json": {"signed_transaction_base64": "AAAA"}}, 400, "INVALID_ARGUMENT"),
             ("POST", "/transactions/submit", {"json": {"signed_transaction_base64": "x", "wait_for": "soon"}}, 400,
              "INVALID_ARGUMENT"),
@@ -116,6 +123,10 @@ async def test_wallet_flow_and_errors(stack: Stack) -> None:
             status, body = await call(session, method, stack.url + path, **kwargs)
             assert (status, body["error"]["code"]) == (expected, code), (path, body)
             assert body["error"]["message"]
+        # a 60 KB owner is quoted by a short prefix only (it came back whole)
+        status, body = await call(session, "POST", f"{stack.url}/transactions/deposit",
+                                  json={"owner": "k" * 60_000, "amount": "1"})
+        assert status == 400 and len(body["error"]["message"]) < 200, body["error"]["message"][:300]
 
 
 async def test_rate_limit_per_client(stack: Stack) -> None:
