@@ -49,6 +49,11 @@ class Settings:
     rpc_max_batch: int = field(default_factory=lambda: _int("RPC_MAX_BATCH", 100))
     shutdown_grace_seconds: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE_SECONDS", "10")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+    # --- added by issue 21 (submission audit, live events, indexer leadership) ---
+    # Where a service journals audit entries before acting (one file per service process;
+    # in Kubernetes a volume: see deploy/k8s/base/vault-manager.yaml).
+    audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".local", "spool")))
 
     def __post_init__(self) -> None:
         if self.rpc_max_batch < 1:

@@ -5,6 +5,7 @@ to HTTP codes with the backend's message."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from solders.transaction import VersionedTransaction
 
 from services.balance_tracker.service import KIND_VALUES
 from services.gateway.openapi import SPEC
@@ -129,6 +131,22 @@ def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
     if not (0 < len(text) <= 20 and text.isascii() and text.isdigit()) or int(text) >= 2**64:
         raise bad_request(f"{name} must be a u64 integer (string or number)")
     return int(text)
+
+
+# SubmitTransaction statuses that mean the transaction was not sent; after any other failure
+# (the backend unreachable or timed out mid-call included) it may have been
+REFUSED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
+           grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.OUT_OF_RANGE,
+           grpc.StatusCode.UNAUTHENTICATED}
+
+
+def _first_signature(signed: str) -> str | None:
+    """The signature a signed transaction (base64) is known by, if it decodes."""
+    try:
+        signatures = VersionedTransaction.from_bytes(base64.b64decode(signed, validate=True)).signatures
+    except ValueError:
+        return None
+    return str(signatures[0]) if signatures else None
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -255,9 +273,18 @@ class Gateway:
         wait_for = _string(body, "wait_for") or "confirmed"
         if wait_for not in COMMITMENTS:
             return error(400, "INVALID_ARGUMENT", "wait_for must be processed, confirmed or finalized")
-        reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
-            signed_transaction_base64=_string(body, "signed_transaction_base64"),
-            wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        signed = _string(body, "signed_transaction_base64")
+        try:
+            reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                signed_transaction_base64=signed, wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in REFUSED or (signature := _first_signature(signed)) is None:
+                raise
+            # the transaction may have gone out: the answer names it, and retrying the same
+            # signed bytes is safe (it lands at most once) and reports its status
+            answer = error_body(exc.code().name, exc.details() or exc.code().name)
+            answer["error"]["signature"] = signature
+            return web.json_response(answer, status=503, headers={"Retry-After": "1"})
         out = as_json(reply.status)
         out["commitment"] = out["commitment"].removeprefix("COMMITMENT_").lower()
         return web.json_response(out)

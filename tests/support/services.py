@@ -3,6 +3,7 @@ localnet, a private PostgreSQL database and a private Redis key prefix."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ def settings_for(service: str, node: Node, database_url: str, redis_url: str, re
     return Settings(service=service, grpc_host="127.0.0.1", grpc_port=free_port(), metrics_port=free_port(),
                     solana_rpc_url=node.rpc_url, solana_ws_url=node.ws_url, database_url=database_url,
                     redis_url=redis_url, redis_prefix=redis_prefix, usdt_mint=Pubkey.from_string(DEFAULT_USDT_MINT),
-                    shutdown_grace_seconds=1.0)
+                    shutdown_grace_seconds=1.0, audit_spool_dir=tempfile.mkdtemp(prefix="cvspool-"))
 
 
 @dataclass
