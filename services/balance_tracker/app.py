@@ -8,9 +8,11 @@ import os
 from dataclasses import dataclass, field
 
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from services.balance_tracker import reconcile, snapshots
-from services.balance_tracker.indexer import Indexer, IndexerConfig
+from services.balance_tracker import progress, reconcile, snapshots
+from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_pool
+from services.balance_tracker.leadership import new_holder
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
 from services.common import pools
@@ -40,10 +42,18 @@ class BalanceTrackerApp(ServiceApp):
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         chain = ChainClient.for_settings(s)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
-        config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment)
+        config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment,
+                               lease_seconds=s.indexer_lease_seconds)
+        pools_to_close = [pool]
         if self.indexer_enabled:
-            self.indexer = Indexer(config, pool, publisher)
+            holder = new_holder()
+            own = await indexer_pool(s.database_url, holder, config.lease_seconds)
+            pools_to_close.append(own)
+            self.indexer = Indexer(config, own, publisher, holder)
             self.tasks.append(asyncio.create_task(self.indexer.run()))
+            self.tasks.append(asyncio.create_task(progress.watch(self.indexer, self._report_progress,
+                                                                 s.indexer_stuck_seconds,
+                                                                 min(5.0, s.indexer_stuck_seconds / 4))))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
         self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
         service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
@@ -56,10 +66,19 @@ class BalanceTrackerApp(ServiceApp):
             await asyncio.gather(*self.tasks, return_exceptions=True)
             await chain.close()
             await redis.aclose()
-            await pool.close()
+            for each in pools_to_close:
+                await each.close()
 
         self.grpc.on_stop.append(close)
         await self.grpc.start(metrics=metrics)
+
+    async def _report_progress(self, healthy: bool) -> None:
+        """A stuck indexer makes this replica unhealthy (its liveness probe fails)."""
+        if self.grpc is None or self.grpc.health is None:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", balance_tracker_pb2.DESCRIPTOR.services_by_name["BalanceTracker"].full_name):
+            await self.grpc.health.set(name, status)
 
 
 def settings() -> Settings:

@@ -54,6 +54,11 @@ class Settings:
     # in Kubernetes a volume: see deploy/k8s/base/vault-manager.yaml).
     audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".local", "spool")))
+    # The indexer's leadership lease (renewed every fifth of it; a standby takes over within
+    # about lease + 2 s of the leader vanishing), and how long a leading indexer may stay
+    # behind the chain without progress before its health turns NOT_SERVING.
+    indexer_lease_seconds: float = field(default_factory=lambda: float(_env("INDEXER_LEASE_SECONDS", "10")))
+    indexer_stuck_seconds: float = field(default_factory=lambda: float(_env("INDEXER_STUCK_SECONDS", "30")))
 
     def __post_init__(self) -> None:
         if self.rpc_max_batch < 1:

@@ -279,9 +279,35 @@ async def test_a_batch_with_any_stored_event_writes_nothing_in_one_statement(con
     owner = str(Keypair().pubkey())
     await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"))
     mixed = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12)]
-    assert await _write_at_once(conn, PROGRAM, "t", mixed, (12, "sig2")) is None
+    assert await _write_at_once(conn, PROGRAM, "t", mixed, (12, "sig2"), None) is None
     assert await conn.fetchval("SELECT count(*) FROM transactions WHERE owner = $1", owner) == 1
     assert await vault(conn, owner) == (5, 5)
     assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 11
     new, _ = await write_batch(conn, PROGRAM, "t", mixed, [], (12, "sig2"))  # the transaction takes the new one
     assert [e.signature for e in new] == ["sig2"] and await vault(conn, owner) == (12, 12)
+
+
+async def test_a_batch_of_a_term_that_is_over_writes_nothing(conn: asyncpg.Connection) -> None:
+    """Fencing (migration 007): each write path checks the term inside its own statements."""
+    from services.balance_tracker.events import AdminEvent
+    from services.balance_tracker.store import Fenced
+
+    owner = str(Keypair().pubkey())
+    with pytest.raises(Fenced):  # no lease at all
+        await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"), fence=("t", 1))
+    await conn.execute("INSERT INTO indexer_lease (name, holder, term, expires_at) VALUES ('t', 'me', 1, now())")
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"), fence=("t", 1))
+    await conn.execute("UPDATE indexer_lease SET term = 2")  # another replica took over
+    admin = AdminEvent("PauseFlagsSet", "admin", "sig9", 0, 0, {"flags": "1"})
+    large = [deposit(owner, n, 1, 5 + n) for n in range(2, COPY_MIN_EVENTS + 3)]
+    for events, extra in (([deposit(owner, 2, 1, 6)], []),  # one statement
+                          (large, []),  # COPY in a transaction
+                          ([], [admin])):  # only the cursor and an audit row
+        with pytest.raises(Fenced):
+            await write_batch(conn, PROGRAM, "t", events, extra, (50, "sigX"), fence=("t", 1))
+    assert await conn.fetchval("SELECT count(*) FROM transactions") == 1
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+    assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 11
+    assert await vault(conn, owner) == (5, 5)
+    new, _ = await write_batch(conn, PROGRAM, "t", large, [], (60, "sigY"), fence=("t", 2))  # the new term writes
+    assert len(new) == len(large)
