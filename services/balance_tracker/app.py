@@ -11,6 +11,7 @@ from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
 from grpc_health.v1 import health_pb2
 
 from services.balance_tracker import progress, reconcile, snapshots
+from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_pool
 from services.balance_tracker.leadership import new_holder
 from services.balance_tracker.publisher import Publisher
@@ -32,6 +33,7 @@ class BalanceTrackerApp(ServiceApp):
     reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
                                                                                   "300")))
     indexer: Indexer | None = None
+    fanout: EventFanout | None = None  # the live event feed StreamEvents reads
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, *, metrics: bool = True) -> None:
@@ -56,11 +58,16 @@ class BalanceTrackerApp(ServiceApp):
                                                                  min(5.0, s.indexer_stuck_seconds / 4))))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
         self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
-        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
+        self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,
+                                           max_subscribers=s.stream_max_subscribers,
+                                           max_per_client=s.stream_max_per_client, queue_size=s.stream_queue_size)
+        fanout.start()
+        service = BalanceTrackerService(pool, redis, cache, chain, fanout, config.cursor_name)
         self.grpc = GrpcService(s, [
             registration(service, balance_tracker_pb2, balance_tracker_pb2_grpc, "BalanceTracker")])
 
         async def close() -> None:
+            await fanout.stop()
             for task in self.tasks:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -12,7 +12,8 @@
   buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after the
   events before it are committed (duplicates are dropped by the unique key).
 * Batches go through a write pipeline (`pipeline.py`): several in flight, their effects
-  (vault rows, cursor, cache, pub/sub) in batch order.
+  (vault rows, cursor, cache, pub/sub) in batch order. Each event is numbered (`seq`, global
+  and in commit order) before its batch is written, from the highest number stored.
 * PostgreSQL unavailable: the batch is retried with backoff until it commits; nothing is
   acknowledged in between. Redis unavailable: indexing goes on; the cache is rebuilt later.
 * Commitment below confirmed: rows are stored as `processed` and promoted when their
@@ -43,7 +44,7 @@ from services.balance_tracker.events import AdminEvent, EventRow, decode
 from services.balance_tracker.leadership import LeadershipLost, Lease, new_holder
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
-from services.balance_tracker.store import Fenced, read_cursor
+from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, unique
 from services.common import pools
 from services.common.rpc_http import rpc_client
 from services.common.vault_program import Vault, VaultProgram
@@ -117,6 +118,7 @@ class Indexer:
     lease: Lease = field(init=False)
     _pipeline: WritePipeline = field(init=False)
     _restart: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _seq: int = field(default=0, init=False)  # the last event number given
 
     def __post_init__(self) -> None:
         self.lease = Lease(self.pool, self.config.cursor_name, self.holder, self.config.lease_seconds,
@@ -205,6 +207,9 @@ class Indexer:
                                            on_commit=self._committed, before_write=self._check_leadership,
                                            fence=(self.config.cursor_name, self.lease.term))
             self._restart.clear()
+            # numbering goes on from what is committed (nothing after a failed batch is)
+            self._seq = await self._retry("read the last event number", lambda: last_seq(self.pool))
+            self.publisher.last_seq = self._seq
             try:
                 await self._backfill(client)
                 await self._pipeline.drain()
@@ -223,10 +228,13 @@ class Indexer:
     async def _take(self, queue: asyncio.Queue[_Item], listener: asyncio.Task[None]) -> list[_Item]:
         get = asyncio.ensure_future(queue.get())
         restart = asyncio.ensure_future(self._restart.wait())
-        done, _ = await asyncio.wait({get, listener, restart}, return_when=asyncio.FIRST_COMPLETED)
-        restart.cancel()
+        try:
+            done, _ = await asyncio.wait({get, listener, restart}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            restart.cancel()
+            if not get.done():
+                get.cancel()
         if get not in done:
-            get.cancel()
             if listener.done():
                 listener.result()
             raise RuntimeError("no progress while the chain has newer events")
@@ -301,6 +309,8 @@ class Indexer:
             rows, admins = decode(item.signature, item.logs, item.slot, item.block_time, commitment, program)
             events += rows
             admin += admins
+        events = unique(events)
+        self._seq = number(events, self._seq)  # in batch order, which is commit order
         last = max(items, key=lambda i: i.slot)
         await self._pipeline.submit(events, admin, (last.slot, last.signature))
 

@@ -35,7 +35,7 @@ _EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_i
                        ("event_index", "int"), ("kind", "text"), ("amount", "numeric"), ("counterparty", "text"),
                        ("caller_program", "text"), ("total_balance", "numeric"), ("locked_balance", "numeric"),
                        ("available_balance", "numeric"), ("slot", "bigint"), ("block_time", "timestamptz"),
-                       ("commitment", "text"))
+                       ("commitment", "text"), ("seq", "bigint"))
 
 
 def _event_rows(first: int) -> str:
@@ -46,8 +46,10 @@ def _event_rows(first: int) -> str:
     return f"INSERT INTO transactions ({columns}) SELECT * FROM unnest({arrays})"
 
 
+# Only an event already stored is skipped: a number already taken (`seq`) is an error, never
+# a silently dropped event.
 _INSERT_EVENTS = _event_rows(1) + """
-ON CONFLICT DO NOTHING
+ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
 
@@ -184,7 +186,7 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
 
 EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
                  "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
-                 "commitment"]
+                 "commitment", "seq"]
 EVENT_KINDS = frozenset(KINDS.values())
 COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 # COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
@@ -202,7 +204,7 @@ def event_records(events: list[EventRow]) -> list[tuple[Any, ...]]:
     """The events as records in EVENT_COLUMNS order (for binary COPY or comparison)."""
     return [(e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
              e.caller_program, e.balances.total if e.balances else None, e.balances.locked if e.balances else None,
-             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment) for e in events]
+             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment, e.seq) for e in events]
 
 
 _NULL = "\\N"
@@ -231,7 +233,7 @@ def copy_text(events: list[EventRow]) -> bytes:
             _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
             _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
             _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
-            e.block_time.isoformat() if e.block_time else _NULL, e.commitment)))
+            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq))))
     lines.append("")
     return "\n".join(lines).encode()
 
@@ -246,6 +248,7 @@ def _event_arrays(events: list[EventRow]) -> list[list[Any]]:
         _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
         _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
         _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
+        _column(events, lambda e: e.seq),
     ]
 
 
@@ -336,6 +339,8 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
     A small batch with no previous one to wait for and no admin action goes first as one
     statement (`_WRITE_AT_ONCE`: one round trip instead of four); only a replay of stored
     events falls through to the transaction below."""
+    if any(e.seq <= 0 for e in events):
+        raise ValueError("every event needs its sequence number (seq) before it is written")
     try:
         return await _write_batch(conn, program, cursor_name, unique(events), admin, cursor, after, fence)
     except asyncpg.ObjectNotInPrerequisiteStateError as exc:
@@ -398,6 +403,19 @@ async def _write_at_once(conn: asyncpg.Connection, program: VaultProgram, cursor
     except asyncpg.UniqueViolationError:
         return None
     return rows
+
+
+async def last_seq(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest event number stored (0 for none)."""
+    return int(await conn.fetchval("SELECT COALESCE(max(seq), 0) FROM transactions"))
+
+
+def number(events: list[EventRow], after: int) -> int:
+    """Gives `events` the numbers after `after`, in order; returns the last number given."""
+    for event in events:
+        after += 1
+        event.seq = after
+    return after
 
 
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:

@@ -59,6 +59,20 @@ class Settings:
     # behind the chain without progress before its health turns NOT_SERVING.
     indexer_lease_seconds: float = field(default_factory=lambda: float(_env("INDEXER_LEASE_SECONDS", "10")))
     indexer_stuck_seconds: float = field(default_factory=lambda: float(_env("INDEXER_STUCK_SECONDS", "30")))
+    # Live event streams (StreamEvents) per balance_tracker process: in total, per client
+    # address (each gateway replica is one client: at least GATEWAY_WS_MAX_CONNECTIONS), and
+    # how far one may fall behind before it is closed.
+    stream_max_subscribers: int = field(default_factory=lambda: _int("STREAM_MAX_SUBSCRIBERS", 10_000))
+    stream_max_per_client: int = field(default_factory=lambda: _int("STREAM_MAX_PER_CLIENT", 1_000))
+    stream_queue_size: int = field(default_factory=lambda: _int("STREAM_QUEUE_SIZE", 10_000))
+    # gRPC server keepalive: a peer that does not answer a ping within the timeout is dropped
+    # with its streams (a client that vanished without closing).
+    grpc_keepalive_seconds: float = field(default_factory=lambda: float(_env("GRPC_KEEPALIVE_SECONDS", "20")))
+    grpc_keepalive_timeout_seconds: float = field(default_factory=lambda: float(_env("GRPC_KEEPALIVE_TIMEOUT_SECONDS",
+                                                                                     "10")))
+    # The gateway's WebSockets: in total per gateway process and per client address.
+    ws_max_connections: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_CONNECTIONS", 1_000))
+    ws_max_per_client: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_PER_CLIENT", 10))
 
     def __post_init__(self) -> None:
         if self.rpc_max_batch < 1:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from collateral_vault.v1 import (
     balance_tracker_pb2,
@@ -30,14 +29,15 @@ from collateral_vault.v1 import (
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from services.balance_tracker.service import KIND_VALUES
+from services.common.config import Settings
+from services.common.quoting import quoted
 from services.gateway.openapi import SPEC
 from services.gateway.ratelimit import RateLimiter
-from services.gateway.recent import RecentIds
+from services.gateway.ws_limits import SocketLimits
 
 logger = logging.getLogger("gateway")
 MAX_BODY = 64 * 1024
@@ -51,18 +51,17 @@ COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common
                "finalized": common_pb2.COMMITMENT_FINALIZED}
 
 
-# how many event ids each WebSocket connection remembers, to send an event once
-WS_DEDUP_WINDOW = 10_000
-# how long a connection's Redis read waits before checking its connection's health again
-PUBSUB_WAIT_SECONDS = 5.0
+# WebSocket close codes for the gRPC status that ended a stream (4000 + the HTTP status)
+WS_CLOSE_CODES = {grpc.StatusCode.INVALID_ARGUMENT: 4400, grpc.StatusCode.NOT_FOUND: 4404,
+                  grpc.StatusCode.RESOURCE_EXHAUSTED: 4429, grpc.StatusCode.UNAVAILABLE: 4503}
+MAX_SINCE = 200  # an event id is "<signature>:<instruction>:<event>", under 110 characters
 
 
-async def _forward(pubsub: PubSub, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-    """Sends every event published on the subscribed channel, as it arrives."""
-    while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PUBSUB_WAIT_SECONDS)
-        if message is not None:
-            await send(json.loads(message["data"]))
+def _ws_event(event: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
+    """An event as the WebSocket sends it: amounts, slots and numbers as strings."""
+    out = as_json(event)
+    out["kind"] = str(out["kind"]).removeprefix("EVENT_KIND_").lower()
+    return out
 
 
 async def _until_closed(ws: web.WebSocketResponse) -> None:
@@ -95,11 +94,17 @@ class GatewayConfig:
     vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
     balance_tracker: str = field(default_factory=lambda: os.environ.get("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
     monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: os.environ.get("REDIS_PREFIX", "cv:"))
     rate_per_second: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_PER_SECOND", "20")))
     burst: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_BURST", "40")))
     deadline_seconds: float = 35.0
+    # WebSockets held at once, in total and per client address (GATEWAY_WS_MAX_CONNECTIONS,
+    # GATEWAY_WS_MAX_PER_CLIENT in services/common/config.py)
+    ws_max_connections: int = field(default_factory=lambda: _settings().ws_max_connections)
+    ws_max_per_client: int = field(default_factory=lambda: _settings().ws_max_per_client)
+
+
+def _settings() -> Settings:
+    return Settings(service="gateway")
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -167,7 +172,7 @@ class Gateway:
         self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self.channels["vault_manager"])
         self.tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(self.channels["balance_tracker"])
         self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self.channels["monitor"])
-        self.redis = aioredis.from_url(config.redis_url)
+        self.sockets = SocketLimits(config.ws_max_connections, config.ws_max_per_client)
         self.runner: web.AppRunner | None = None
 
     # --- plumbing ---------------------------------------------------------------------
@@ -291,61 +296,47 @@ class Gateway:
 
     # --- WebSocket --------------------------------------------------------------------
 
-    async def _events_after(self, owner: str, since: str) -> list[dict[str, Any]]:
-        """The owner's events newer than `since`, oldest first (from the indexed history)."""
-        newer: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = await self.tracker.GetHistory(balance_tracker_pb2.GetHistoryRequest(
-                owner=owner, page_size=500, page_token=token), timeout=self.timeout)
-            for event in page.events:
-                if event.id == since:
-                    return list(reversed(newer))
-                newer.append(as_json(event))
-            token = page.next_page_token
-            if not token:
-                raise KeyError(since)
-
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """The owner's events: with `since` (an event id), first those committed after it, then
+        live ones, with no gap and no duplicate (balance_tracker's StreamEvents does both)."""
         owner = request.query.get("owner", "")
         since = request.query.get("since", "")
         if not owner:
             return error(400, "INVALID_ARGUMENT", "owner is required: /ws?owner=<key>[&since=<event id>]")
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
-        await ws.prepare(request)
-        pubsub = self.redis.pubsub()
-        delivered = RecentIds(WS_DEDUP_WINDOW)
-
-        async def send(event: dict[str, Any]) -> None:
-            if not delivered.add(event["id"]):
-                return
-            event["kind"] = str(event["kind"]).removeprefix("EVENT_KIND_").lower()
-            for name in ("amount", "slot", "total_balance", "locked_balance", "available_balance", "block_time"):
-                event[name] = str(event.get(name, 0))
-            await ws.send_json({"type": "event", "event": event})
-
         try:
-            # subscribed before the replay is read, so nothing published meanwhile is missed
-            await pubsub.subscribe(f"{self.config.redis_prefix}events:{owner}")
-            if since:
-                try:
-                    for event in await self._events_after(owner, since):
-                        await send(event)
-                except KeyError:
-                    await ws.send_json({"type": "error", "message": f"unknown event id {since!r} for {owner}"})
-                    await ws.close(code=4404)
-                    return ws
-            await _until_either(_forward(pubsub, send), _until_closed(ws))
-        except (RedisError, grpc.aio.AioRpcError) as exc:
-            if not ws.closed:
-                await ws.send_json({"type": "error", "message": f"event stream unavailable: {exc}"})
-        except ConnectionResetError:
-            pass  # the client went away while an event was being sent
+            Pubkey.from_string(owner)
+        except ValueError:
+            return error(400, "INVALID_ARGUMENT", f"owner {quoted(owner)} is not a base58 public key")
+        if len(since) > MAX_SINCE:
+            return error(400, "INVALID_ARGUMENT", f"since {quoted(since)} is not an event id")
+        client = request.remote or "?"
+        refused = self.sockets.admit(client)
+        if refused is not None:
+            return error(429, "RESOURCE_EXHAUSTED", refused, {"Retry-After": "5"})
+        try:
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+            await ws.prepare(request)
+            stream = self.tracker.StreamEvents(balance_tracker_pb2.StreamEventsRequest(owner=owner, since=since))
+
+            async def forward() -> None:
+                async for reply in stream:
+                    await ws.send_json({"type": "event", "event": _ws_event(reply.event)})
+
+            try:
+                await _until_either(forward(), _until_closed(ws))
+            except grpc.aio.AioRpcError as exc:
+                if not ws.closed:
+                    await ws.send_json({"type": "error", "code": exc.code().name, "message": exc.details() or ""})
+                    await ws.close(code=WS_CLOSE_CODES.get(exc.code(), 1011), message=exc.code().name.encode())
+            except ConnectionResetError:
+                pass  # the client went away while an event was being sent
+            finally:
+                stream.cancel()
+                if not ws.closed:
+                    await ws.close()
+            return ws
         finally:
-            await pubsub.aclose()
-            if not ws.closed:
-                await ws.close()
-        return ws
+            self.sockets.release(client)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -372,4 +363,3 @@ class Gateway:
             await self.runner.cleanup()
         for channel in self.channels.values():
             await channel.close()
-        await self.redis.aclose()

@@ -71,8 +71,9 @@ async def test_processed_rows_are_promoted_or_rolled_back(node: Node, pg_databas
                 ghost = str(Signature.new_unique())
                 await conn.execute(
                     "INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
-                    "total_balance, locked_balance, available_balance, slot, block_time, commitment) "
-                    "VALUES ($1, $2, 0, 0, 'deposit', 5, 5, 0, 5, 1, $3, 'processed')",
+                    "total_balance, locked_balance, available_balance, slot, block_time, commitment, seq) "
+                    "VALUES ($1, $2, 0, 0, 'deposit', 5, 5, 0, 5, 1, $3, 'processed', "
+                    "(SELECT max(seq) + 1000000 FROM transactions))",
                     str(account.user.key), ghost, datetime.now(UTC))
                 assert app.indexer is not None
                 slot = (await client.get_slot()).value
@@ -139,7 +140,7 @@ async def test_a_leader_that_vanishes_without_closing_is_replaced_within_the_bou
 
                 event = EventRow(owner=stray["owner"], signature="stale" + stray["signature"][5:], instruction_index=0,
                                  event_index=0, kind="deposit", amount=1, slot=1, block_time=None,
-                                 commitment="confirmed", balances=Balances(1, 0, 1))
+                                 commitment="confirmed", balances=Balances(1, 0, 1), seq=10**9)
                 with pytest.raises(Fenced):
                     await write_batch(conn, program, "collateral_vault", [event], [], (1, "stale"),
                                       fence=("collateral_vault", old_term))

@@ -166,7 +166,7 @@ async def test_duplicate_submissions_land_once_and_are_audited_once(env: Env) ->
 async def test_the_gateway_answers_a_status_it_cannot_learn_with_the_signature(env: Env) -> None:
     config = GatewayConfig(host="127.0.0.1", port=free_port(), vault_manager=env.service.target,
                            balance_tracker=f"127.0.0.1:{free_port()}", monitor=f"127.0.0.1:{free_port()}",
-                           redis_url=env.redis.url, redis_prefix=env.redis.prefix, rate_per_second=1000, burst=1000)
+                           rate_per_second=1000, burst=1000)
     gateway = Gateway(config)
     await gateway.start()
     [alice] = await users_with_vaults(env.node, env.client, 1)
