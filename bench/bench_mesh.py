@@ -449,7 +449,7 @@ def base64_of(tx: VersionedTransaction) -> str:
 
 
 async def system(database_url: str) -> dict[str, Any]:
-    env = system_env(database_url, redis_url(), SOLANA_COMMITMENT="processed")
+    env = system_env(database_url, redis_url(), SOLANA_COMMITMENT="processed", GATEWAY_WS_MAX_PER_CLIENT=str(USERS))
     up, _ = start_system(env)
     try:
         owner = Keypair()
