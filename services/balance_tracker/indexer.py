@@ -93,7 +93,7 @@ async def indexer_pool(database_url: str, holder: str, lease_seconds: float = 10
         "statement_timeout": "30000"})
 
 
-def _take_ready(queue: asyncio.Queue[_Item], items: list[_Item], limit: int) -> None:
+def _take_ready(queue: asyncio.Queue[_Item | None], items: list[_Item | None], limit: int) -> None:
     """Moves what the queue holds now into `items`, up to `limit` in all."""
     while len(items) < limit and not queue.empty():
         items.append(queue.get_nowait())
@@ -117,7 +117,7 @@ class Indexer:
     cursor: tuple[int, str | None] | None = None
     lease: Lease = field(init=False)
     _pipeline: WritePipeline = field(init=False)
-    _restart: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _queue: asyncio.Queue[_Item | None] | None = field(default=None, init=False)  # None in it: start over
     _seq: int = field(default=0, init=False)  # the last event number given
 
     def __post_init__(self) -> None:
@@ -135,7 +135,8 @@ class Indexer:
 
     def resubscribe(self) -> None:
         """Makes the follower start over (subscribe + backfill): it made no progress."""
-        self._restart.set()
+        if self._queue is not None:
+            self._queue.put_nowait(None)
 
     # --- running --------------------------------------------------------------------------
 
@@ -187,7 +188,8 @@ class Indexer:
     async def _follow(self) -> None:
         program = self.config.program.program_id
         commitment = Commitment(self.config.commitment)
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue = queue
         async with SolanaWsClient(self.config.ws_url) as ws, rpc_client(self.config.rpc_url,
                                                                           commitment=commitment) as client:
             await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(program), commitment=commitment)
@@ -206,7 +208,6 @@ class Indexer:
                                            retry=lambda attempt: self._retry("write batch", attempt),
                                            on_commit=self._committed, before_write=self._check_leadership,
                                            fence=(self.config.cursor_name, self.lease.term))
-            self._restart.clear()
             # numbering goes on from what is committed (nothing after a failed batch is)
             self._seq = await self._retry("read the last event number", lambda: last_seq(self.pool))
             self.publisher.last_seq = self._seq
@@ -225,25 +226,24 @@ class Indexer:
                 listener.cancel()
                 self._pipeline.cancel()
 
-    async def _take(self, queue: asyncio.Queue[_Item], listener: asyncio.Task[None]) -> list[_Item]:
+    async def _take(self, queue: asyncio.Queue[_Item | None], listener: asyncio.Task[None]) -> list[_Item]:
         get = asyncio.ensure_future(queue.get())
-        restart = asyncio.ensure_future(self._restart.wait())
         try:
-            done, _ = await asyncio.wait({get, listener, restart}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({get, listener}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            restart.cancel()
             if not get.done():
                 get.cancel()
         if get not in done:
-            if listener.done():
-                listener.result()
-            raise RuntimeError("no progress while the chain has newer events")
+            listener.result()
+            return []
         items = [get.result()]
         _take_ready(queue, items, self.config.batch_size)
         if len(items) < self.config.batch_size and self._pipeline.in_flight:
             await self._pipeline.settle(self.config.batch_wait_seconds)
             _take_ready(queue, items, self.config.batch_size)
-        return items
+        if None in items:
+            raise RuntimeError("no progress while the chain has newer events: starting over")
+        return items  # type: ignore[return-value]
 
     # --- backfill -------------------------------------------------------------------------
 

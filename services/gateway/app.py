@@ -57,11 +57,16 @@ WS_CLOSE_CODES = {grpc.StatusCode.INVALID_ARGUMENT: 4400, grpc.StatusCode.NOT_FO
 MAX_SINCE = 200  # an event id is "<signature>:<instruction>:<event>", under 110 characters
 
 
-def _ws_event(event: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
-    """An event as the WebSocket sends it: amounts, slots and numbers as strings."""
-    out = as_json(event)
-    out["kind"] = str(out["kind"]).removeprefix("EVENT_KIND_").lower()
-    return out
+_WS_KINDS = {value: name.removeprefix("EVENT_KIND_").lower() for name, value in balance_tracker_pb2.EventKind.items()}
+
+
+def _ws_event(e: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
+    """An event as the WebSocket sends it: amounts, slots and numbers as strings (as the
+    protobuf JSON mapping has them; built by hand, at a fraction of MessageToDict's cost)."""
+    return {"id": e.id, "kind": _WS_KINDS.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
+            "amount": str(e.amount), "slot": str(e.slot), "block_time": str(e.block_time), "signature": e.signature,
+            "total_balance": str(e.total_balance), "locked_balance": str(e.locked_balance),
+            "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq)}
 
 
 async def _until_closed(ws: web.WebSocketResponse) -> None:
