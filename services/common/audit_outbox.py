@@ -6,8 +6,11 @@ outages and a killed process.
   `coalesce.py`). A caller journals BEFORE its action (sending a transaction), so an action
   that may have happened always has its entry on disk.
 * After the action, `deliver(entry, wait)` writes the entry to PostgreSQL, waiting at most
-  `wait` seconds for it; `discard(id)` drops it (the action did not happen: also on disk
-  before it returns). An entry whose delivery failed or timed out stays in the outbox, and a
+  `wait` seconds for it, or `deliver_later(entry)` leaves it to the background; `discard(id)`
+  drops it (the action did not happen: also on disk before it returns). Each `journal` is
+  followed by exactly one of the three. Two callers may journal the same id (the same
+  transaction submitted twice at once): one caller's discard never drops an entry the other
+  acted on. An entry whose delivery failed or timed out stays in the outbox, and a
   background task delivers it again with backoff until PostgreSQL has it.
 * Every entry has a stable id and the INSERT skips an id already stored (`audit.py`,
   migration 006), so a delivery repeated after a crash or a lost answer stores nothing twice.
@@ -91,6 +94,11 @@ class AuditOutbox:
         self._size = 0
         self._pending: dict[str, Entry] = {}  # journaled, not known to be stored
         self._retry: dict[str, Entry] = {}  # of those, the ones the background task delivers
+        # callers that journaled an entry and have not yet said whether they acted (two calls
+        # may journal the same id); and the ids whose action happened or may have: a discard
+        # by one caller never drops an entry another caller acted on
+        self._holders: dict[str, int] = {}
+        self._acted: set[str] = set()
         self._marked: list[str] = []  # delivered or discarded since the last write
         self._journal: Coalescer[bytes, None] = Coalescer(self._write, MAX_BATCH)
         self._wake = asyncio.Event()
@@ -112,6 +120,7 @@ class AuditOutbox:
         data = self.path.read_bytes() if self.path.exists() else b""
         self._pending = replay(data)
         self._retry = dict(self._pending)
+        self._acted = set(self._pending)  # never discarded by the process that journaled them
         await asyncio.to_thread(self._rewrite, b"".join(_add_line(e) for e in self._pending.values()))
         self._gauge.set(len(self._pending))
         if self._pending:
@@ -160,16 +169,19 @@ class AuditOutbox:
             raise unavailable(f"{len(self._pending)} audit entries wait for PostgreSQL (the outbox holds at most "
                               f"{self.max_pending}): nothing is sent until they are stored")
         self._pending[item.entry_id] = item
+        self._holders[item.entry_id] = self._holders.get(item.entry_id, 0) + 1
         self._gauge.set(len(self._pending))
         try:
             await self._journal(_add_line(item))
         except OSError as exc:
-            self._forget(item.entry_id)
+            if self._release(item.entry_id):
+                self._forget(item.entry_id)
             raise unavailable(f"the audit spool cannot be written ({exc.strerror}): nothing was sent") from exc
 
     async def deliver(self, item: Entry, wait: float) -> bool:
         """Writes `item` to PostgreSQL; True once stored within `wait` seconds. Otherwise it
         stays in the outbox and is delivered later (never raises)."""
+        self._acted_on(item)
         task = asyncio.ensure_future(self._deliver_once(item))
         done, _ = await asyncio.wait({task}, timeout=wait)
         if task in done:
@@ -179,12 +191,19 @@ class AuditOutbox:
 
     def deliver_later(self, item: Entry) -> None:
         """Leaves `item` to the background delivery (e.g. its caller was cancelled)."""
+        self._acted_on(item)
+        self._retry_later(item)
+
+    def _retry_later(self, item: Entry) -> None:
         if item.entry_id in self._pending:
             self._retry[item.entry_id] = item
             self._wake.set()
 
     async def discard(self, entry_id: str) -> None:
-        """The action did not happen: the entry is dropped, on disk before this returns."""
+        """This caller's action did not happen: the entry is dropped, on disk before this
+        returns, unless another caller journaled the same id and acted (or may still act)."""
+        if not self._release(entry_id) or entry_id in self._acted:
+            return
         self._forget(entry_id)
         self._marked.append(entry_id)
         try:
@@ -192,17 +211,32 @@ class AuditOutbox:
         except OSError:
             logger.warning("could not mark audit entry %s discarded in the spool", entry_id)
 
+    def _acted_on(self, item: Entry) -> None:
+        assert item.entry_id
+        if item.entry_id in self._pending:
+            self._acted.add(item.entry_id)
+            self._release(item.entry_id)
+
+    def _release(self, entry_id: str) -> bool:
+        """One caller fewer holds `entry_id`; True when none is left."""
+        left = self._holders.get(entry_id, 0) - 1
+        if left > 0:
+            self._holders[entry_id] = left
+            return False
+        self._holders.pop(entry_id, None)
+        return True
+
     # --- delivery -------------------------------------------------------------------
 
     async def _deliver_once(self, item: Entry) -> bool:
         try:
             await self.audit.write(item)
         except asyncio.CancelledError:
-            self.deliver_later(item)
+            self._retry_later(item)
             raise
         except Exception as exc:  # PostgreSQL unreachable or refusing: keep it, try again later
             logger.warning("audit entry %s not stored yet (%s); it stays in the outbox", item.entry_id, exc)
-            self.deliver_later(item)
+            self._retry_later(item)
             return False
         self._delivered(item)
         return True
@@ -216,6 +250,8 @@ class AuditOutbox:
     def _forget(self, entry_id: str) -> None:
         self._pending.pop(entry_id, None)
         self._retry.pop(entry_id, None)
+        self._holders.pop(entry_id, None)
+        self._acted.discard(entry_id)
         self._gauge.set(len(self._pending))
 
     async def _drain(self) -> None:

@@ -165,3 +165,30 @@ async def test_the_spool_is_compacted_to_what_is_undelivered(database: str, tmp_
         killed(outbox)
         await pool.close()
     assert len(await rows(database)) == 40
+
+
+async def test_a_discard_never_drops_an_entry_another_caller_acted_on(proxy: TcpProxy, database: str,
+                                                                      tmp_path: Path) -> None:
+    """The same transaction submitted twice at once: one send is accepted (its audit entry
+    cannot be stored yet), the other is refused. The refusal must not drop the entry."""
+    outbox, pool = await opened(proxy.url(database), tmp_path / "audit.log")
+    try:
+        await proxy.cut()
+        await outbox.journal(item(1))
+        await outbox.journal(item(1))
+        assert not await outbox.deliver(item(1), 0.5)  # the first caller sent it
+        await outbox.discard("submit:sig1")  # the second caller's send was refused
+        assert outbox.pending == 1
+        await outbox.journal(item(2))
+        await outbox.discard("submit:sig2")  # alone: dropped
+        assert outbox.pending == 1
+        await proxy.restore()
+
+        async def stored() -> bool:
+            return await rows(database) == ["submit:sig1"]
+
+        await until(stored)
+    finally:
+        await outbox.close()
+        await pool.close()
+    assert replay((tmp_path / "audit.log").read_bytes()) == {}
