@@ -183,6 +183,27 @@ class Settings:
     # the cluster's genesis hash (getGenesisHash); required outside development
     genesis_hash: str = field(default_factory=lambda: _env("GENESIS_HASH", ""))
     security: ServerSecurity = field(default_factory=ServerSecurity)
+    # --- added by issue 21 (submission audit, live events, indexer leadership) ---
+    # Where a service journals audit entries before acting (one file per service process;
+    # in Kubernetes a volume: see deploy/k8s/base/vault-manager.yaml).
+    audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".local", "spool")))
+    # The indexer's leadership lease (renewed every fifth of it; a standby takes over within
+    # about lease + 2 s of the leader vanishing), and how long a leading indexer may stay
+    # behind the chain without progress before its health turns NOT_SERVING.
+    indexer_lease_seconds: float = field(default_factory=lambda: _float("INDEXER_LEASE_SECONDS", 10))
+    indexer_stuck_seconds: float = field(default_factory=lambda: _float("INDEXER_STUCK_SECONDS", 30))
+    # Live event streams (StreamEvents) per balance_tracker process: in total, per client
+    # address (each gateway replica is one client: at least GATEWAY_WS_MAX_CONNECTIONS), and
+    # how far one may fall behind before it is closed.
+    stream_max_subscribers: int = field(default_factory=lambda: _int("STREAM_MAX_SUBSCRIBERS", 10_000))
+    stream_max_per_client: int = field(default_factory=lambda: _int("STREAM_MAX_PER_CLIENT", 1_000))
+    stream_queue_size: int = field(default_factory=lambda: _int("STREAM_QUEUE_SIZE", 10_000))
+    # gRPC server keepalive: a peer that does not answer a ping within the timeout is dropped
+    # with its streams (a client that vanished without closing).
+    grpc_keepalive_seconds: float = field(default_factory=lambda: _float("GRPC_KEEPALIVE_SECONDS", 20))
+    grpc_keepalive_timeout_seconds: float = field(default_factory=lambda: float(_env("GRPC_KEEPALIVE_TIMEOUT_SECONDS",
+                                                                                     "10")))
 
     def __post_init__(self) -> None:
         problems = []
@@ -239,8 +260,6 @@ class GatewayConfig:
     vault_manager: str = field(default_factory=lambda: _env("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
     balance_tracker: str = field(default_factory=lambda: _env("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
     monitor: str = field(default_factory=lambda: _env("MONITOR_ADDR", "127.0.0.1:50054"))
-    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "cv:"))
     rate_per_second: float = field(default_factory=lambda: _float("GATEWAY_RATE_PER_SECOND", 20))
     burst: float = field(default_factory=lambda: _float("GATEWAY_RATE_BURST", 40))
     deadline_seconds: float = 35.0
@@ -259,6 +278,9 @@ class GatewayConfig:
     trusted_proxies: tuple[str, ...] = field(default_factory=lambda: _list("GATEWAY_TRUSTED_PROXIES"))
     # browser origins allowed by CORS and for WebSocket upgrades (none by default)
     cors_origins: tuple[str, ...] = field(default_factory=lambda: _list("GATEWAY_CORS_ORIGINS"))
+    # WebSockets held at once, in total and per client address
+    ws_max_connections: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_CONNECTIONS", 1_000))
+    ws_max_per_client: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_PER_CLIENT", 10))
 
     def __post_init__(self) -> None:
         problems = self.backends.problems() + _existing_files({"GATEWAY_TLS_CERT": self.tls_cert,
@@ -282,7 +304,7 @@ class GatewayConfig:
 
     @property
     def endpoint_urls(self) -> tuple[str, ...]:
-        return (self.redis_url,)
+        return ()  # the gateway reaches only the services (host:port addresses, no credentials in them)
 
 
 APPLICATION_DATABASE = "collateral_vault"

@@ -34,6 +34,20 @@ def registration(servicer: object, pb2: ModuleType, pb2_grpc: ModuleType, name: 
     return (lambda server: add(servicer, server)), pb2.DESCRIPTOR.services_by_name[name].full_name
 
 
+def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
+    """The server pings each connection every `grpc_keepalive_seconds`, also while a stream
+    sends nothing, and drops the connection (with its streams) when a ping is not answered
+    within `grpc_keepalive_timeout_seconds`: a peer that vanished without closing does not hold
+    streams forever. (This grpcio enforces the answer's deadline through
+    grpc.http2.ping_timeout_ms; keepalive_timeout_ms alone did not drop such a peer.)"""
+    timeout_ms = int(settings.grpc_keepalive_timeout_seconds * 1000)
+    return [("grpc.keepalive_time_ms", int(settings.grpc_keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", timeout_ms),
+            ("grpc.http2.ping_timeout_ms", timeout_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0)]
+
+
 @dataclass
 class GrpcService:
     settings: Settings
@@ -48,7 +62,8 @@ class GrpcService:
         security = self.settings.security
         guard = Guard.for_security(security)  # the principals file is read before anything listens
         credentials = grpc_tls.server_credentials(security)
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                                               *keepalive_options(self.settings)])
         target = instrumented(self.server, self.settings.service, guard)  # every handler observed and guarded
         names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         for register, name in self.registrations:

@@ -8,13 +8,13 @@ backend's message."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from collateral_vault.v1 import (
     balance_tracker_pb2,
@@ -30,18 +30,19 @@ from collateral_vault.v1 import (
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from services.balance_tracker.service import KIND_VALUES
 from services.common import grpc_tls
 from services.common.config import GatewayConfig
+from services.common.quoting import quoted
 from services.gateway.client_address import ClientAddress
 from services.gateway.listener import listen, tls_context
 from services.gateway.openapi import SPEC
 from services.gateway.origins import OriginPolicy
 from services.gateway.ratelimit import RateLimiter
-from services.gateway.recent import RecentIds
+from services.gateway.ws_limits import SocketLimits
 
 logger = logging.getLogger("gateway")
 MAX_BODY = 64 * 1024
@@ -55,26 +56,30 @@ COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common
                "finalized": common_pb2.COMMITMENT_FINALIZED}
 
 
-# how many event ids each WebSocket connection remembers, to send an event once
-WS_DEDUP_WINDOW = 10_000
-# how long a connection's Redis read waits before checking its connection's health again
-PUBSUB_WAIT_SECONDS = 5.0
+# WebSocket close codes for the gRPC status that ended a stream (4000 + the HTTP status)
+WS_CLOSE_CODES = {grpc.StatusCode.INVALID_ARGUMENT: 4400, grpc.StatusCode.NOT_FOUND: 4404,
+                  grpc.StatusCode.RESOURCE_EXHAUSTED: 4429, grpc.StatusCode.UNAVAILABLE: 4503}
+MAX_SINCE = 200  # an event id is "<signature>:<instruction>:<event>", under 110 characters
 # Readiness: the core routes (vaults, history, transactions, the WebSocket's replay) need
 # these backends; without one of them the gateway is not ready (503). The monitor serves
-# only /tvl and Redis only the WebSocket's live events: without them it stays ready and
-# reports itself degraded.
+# only /tvl: without it the gateway stays ready and reports itself degraded. (Live events
+# come from balance_tracker's StreamEvents; the gateway holds no Redis connection.)
 CORE_BACKENDS = ("vault_manager", "balance_tracker")
-OPTIONAL_BACKENDS = ("monitor", "redis")
+OPTIONAL_BACKENDS = ("monitor",)
 HEALTH_TIMEOUT_SECONDS = 2.0
 LINGER_SECONDS = 1.0
 
 
-async def _forward(pubsub: PubSub, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-    """Sends every event published on the subscribed channel, as it arrives."""
-    while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PUBSUB_WAIT_SECONDS)
-        if message is not None:
-            await send(json.loads(message["data"]))
+_WS_KINDS = {value: name.removeprefix("EVENT_KIND_").lower() for name, value in balance_tracker_pb2.EventKind.items()}
+
+
+def _ws_event(e: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
+    """An event as the WebSocket sends it: amounts, slots and numbers as strings (as the
+    protobuf JSON mapping has them; built by hand, at a fraction of MessageToDict's cost)."""
+    return {"id": e.id, "kind": _WS_KINDS.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
+            "amount": str(e.amount), "slot": str(e.slot), "block_time": str(e.block_time), "signature": e.signature,
+            "total_balance": str(e.total_balance), "locked_balance": str(e.locked_balance),
+            "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq)}
 
 
 async def _until_closed(ws: web.WebSocketResponse) -> None:
@@ -124,10 +129,27 @@ def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
         if required:
             raise bad_request(f"{name} is required")
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
-            or int(value) >= 2**64:
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (0 < len(text) <= 20 and text.isascii() and text.isdigit()) or int(text) >= 2**64:
         raise bad_request(f"{name} must be a u64 integer (string or number)")
-    return int(value)
+    return int(text)
+
+
+# SubmitTransaction statuses that mean the transaction was not sent; after any other failure
+# (the backend unreachable or timed out mid-call included) it may have been
+REFUSED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
+           grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.OUT_OF_RANGE,
+           grpc.StatusCode.UNAUTHENTICATED}
+
+
+def _first_signature(signed: str) -> str | None:
+    """The signature a signed transaction (base64) is known by, if it decodes."""
+    try:
+        signatures = VersionedTransaction.from_bytes(base64.b64decode(signed, validate=True)).signatures
+    except ValueError:
+        return None
+    return str(signatures[0]) if signatures else None
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -150,7 +172,7 @@ class Gateway:
         self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self.channels["vault_manager"])
         self.tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(self.channels["balance_tracker"])
         self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self.channels["monitor"])
-        self.redis = aioredis.from_url(config.redis_url)
+        self.sockets = SocketLimits(config.ws_max_connections, config.ws_max_per_client)
         self.runner: web.AppRunner | None = None
         self.listener: asyncio.Server | None = None
 
@@ -204,7 +226,7 @@ class Gateway:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise bad_request("the body must be a JSON object") from None
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
@@ -221,15 +243,12 @@ class Gateway:
 
     async def _backend_status(self, name: str) -> str:
         try:
-            if name == "redis":
-                await asyncio.wait_for(self.redis.ping(), HEALTH_TIMEOUT_SECONDS)
-                return "SERVING"
             reply = await health_pb2_grpc.HealthStub(self.channels[name]).Check(
                 health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_SECONDS)
             return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
-        except (RedisError, OSError, TimeoutError):
+        except (OSError, TimeoutError):
             return "UNAVAILABLE"
 
     async def health(self, request: web.Request) -> web.Response:
@@ -291,70 +310,65 @@ class Gateway:
         wait_for = _string(body, "wait_for") or "confirmed"
         if wait_for not in COMMITMENTS:
             return error(400, "INVALID_ARGUMENT", "wait_for must be processed, confirmed or finalized")
-        reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
-            signed_transaction_base64=_string(body, "signed_transaction_base64"),
-            wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        signed = _string(body, "signed_transaction_base64")
+        try:
+            reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                signed_transaction_base64=signed, wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in REFUSED or (signature := _first_signature(signed)) is None:
+                raise
+            # the transaction may have gone out: the answer names it, and retrying the same
+            # signed bytes is safe (it lands at most once) and reports its status
+            answer = error_body(exc.code().name, exc.details() or exc.code().name)
+            answer["error"]["signature"] = signature
+            return web.json_response(answer, status=503, headers={"Retry-After": "1"})
         out = as_json(reply.status)
         out["commitment"] = out["commitment"].removeprefix("COMMITMENT_").lower()
         return web.json_response(out)
 
     # --- WebSocket --------------------------------------------------------------------
 
-    async def _events_after(self, owner: str, since: str) -> list[dict[str, Any]]:
-        """The owner's events newer than `since`, oldest first (from the indexed history)."""
-        newer: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = await self.tracker.GetHistory(balance_tracker_pb2.GetHistoryRequest(
-                owner=owner, page_size=500, page_token=token), timeout=self.timeout)
-            for event in page.events:
-                if event.id == since:
-                    return list(reversed(newer))
-                newer.append(as_json(event))
-            token = page.next_page_token
-            if not token:
-                raise KeyError(since)
-
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """The owner's events: with `since` (an event id), first those committed after it, then
+        live ones, with no gap and no duplicate (balance_tracker's StreamEvents does both)."""
         owner = request.query.get("owner", "")
         since = request.query.get("since", "")
         if not owner:
             return error(400, "INVALID_ARGUMENT", "owner is required: /ws?owner=<key>[&since=<event id>]")
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
-        await ws.prepare(request)
-        pubsub = self.redis.pubsub()
-        delivered = RecentIds(WS_DEDUP_WINDOW)
-
-        async def send(event: dict[str, Any]) -> None:
-            if not delivered.add(event["id"]):
-                return
-            event["kind"] = str(event["kind"]).removeprefix("EVENT_KIND_").lower()
-            for name in ("amount", "slot", "total_balance", "locked_balance", "available_balance", "block_time"):
-                event[name] = str(event.get(name, 0))
-            await ws.send_json({"type": "event", "event": event})
-
         try:
-            # subscribed before the replay is read, so nothing published meanwhile is missed
-            await pubsub.subscribe(f"{self.config.redis_prefix}events:{owner}")
-            if since:
-                try:
-                    for event in await self._events_after(owner, since):
-                        await send(event)
-                except KeyError:
-                    await ws.send_json({"type": "error", "message": f"unknown event id {since!r} for {owner}"})
-                    await ws.close(code=4404)
-                    return ws
-            await _until_either(_forward(pubsub, send), _until_closed(ws))
-        except (RedisError, grpc.aio.AioRpcError) as exc:
-            if not ws.closed:
-                await ws.send_json({"type": "error", "message": f"event stream unavailable: {exc}"})
-        except ConnectionResetError:
-            pass  # the client went away while an event was being sent
+            Pubkey.from_string(owner)
+        except ValueError:
+            return error(400, "INVALID_ARGUMENT", f"owner {quoted(owner)} is not a base58 public key")
+        if len(since) > MAX_SINCE:
+            return error(400, "INVALID_ARGUMENT", f"since {quoted(since)} is not an event id")
+        client = request.remote or "?"
+        refused = self.sockets.admit(client)
+        if refused is not None:
+            return error(429, "RESOURCE_EXHAUSTED", refused, {"Retry-After": "5"})
+        try:
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+            await ws.prepare(request)
+            stream = self.tracker.StreamEvents(balance_tracker_pb2.StreamEventsRequest(owner=owner, since=since))
+
+            async def forward() -> None:
+                async for reply in stream:
+                    await ws.send_json({"type": "event", "event": _ws_event(reply.event)})
+
+            try:
+                await _until_either(forward(), _until_closed(ws))
+            except grpc.aio.AioRpcError as exc:
+                if not ws.closed:
+                    await ws.send_json({"type": "error", "code": exc.code().name, "message": exc.details() or ""})
+                    await ws.close(code=WS_CLOSE_CODES.get(exc.code(), 1011), message=exc.code().name.encode())
+            except ConnectionResetError:
+                pass  # the client went away while an event was being sent
+            finally:
+                stream.cancel()
+                if not ws.closed:
+                    await ws.close()
+            return ws
         finally:
-            await pubsub.aclose()
-            if not ws.closed:
-                await ws.close()
-        return ws
+            self.sockets.release(client)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -393,4 +407,3 @@ class Gateway:
             await self.runner.cleanup()
         for channel in self.channels.values():
             await channel.close()
-        await self.redis.aclose()

@@ -65,10 +65,16 @@ SPEC: dict[str, Any] = {
             "operationId": "submitTransaction",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/SubmitRequest"}}}},
-            "responses": {"200": _ok("TransactionStatus"), **ERRORS}}},
+            "responses": {"200": _ok("TransactionStatus"), **ERRORS, "503": _error(
+                "the status could not be learned: the transaction may have landed (error.signature names it; "
+                "submitting the same signed transaction again is safe and reports its status)")}}},
     },
     "components": {"schemas": {
-        "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
+        "Error": _object({"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False, "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "signature": {"type": "string", "description": "POST /transactions/submit only: the transaction that "
+                              "may have landed (submit the same signed transaction again to learn its status)"}}}}),
         "Health": _object({"status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
                            "backends": {"type": "object", "additionalProperties": {"type": "string"}},
                            "optional": {"type": "array", "items": {"type": "string"}}}),

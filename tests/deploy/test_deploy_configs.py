@@ -82,6 +82,9 @@ def test_kubernetes_objects_validate_against_the_schemas(overlay: str) -> None:
         assert "readinessProbe" in container and "livenessProbe" in container
         assert container["securityContext"]["runAsNonRoot"] is True
         assert container["resources"]["limits"]
+        volumes = {v["name"] for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+        mounts = [m["name"] for m in container.get("volumeMounts", [])]
+        assert set(mounts) <= volumes and len(mounts) == len(set(mounts)), deployment["metadata"]["name"]
     scaled = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     assert scaled == {"vault-manager", "cpi-manager", "gateway"}  # stateless services only
     indexer = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "balance-tracker")

@@ -46,8 +46,7 @@ async def health_server() -> AsyncIterator[str]:
 async def gateway(redis_ns: RedisNamespace, **options: object) -> AsyncIterator[GatewayConfig]:
     dead = f"127.0.0.1:{free_port()}"
     config = GatewayConfig(**{"host": "127.0.0.1", "port": free_port(), "vault_manager": dead,
-                              "balance_tracker": dead, "monitor": dead, "redis_url": redis_ns.url,
-                              "redis_prefix": redis_ns.prefix, "rate_per_second": 10_000, "burst": 10_000,
+                              "balance_tracker": dead, "monitor": dead, "rate_per_second": 10_000, "burst": 10_000,
                               **options})  # type: ignore[arg-type]
     running = Gateway(config)
     await running.start()
@@ -174,7 +173,7 @@ async def test_readiness_needs_the_core_backends_only(redis_ns: RedisNamespace) 
                 body = await response.json()
             assert response.status == 200 and body["status"] == "degraded"
             assert body["backends"] == {"vault_manager": "SERVING", "balance_tracker": "SERVING",
-                                        "monitor": "UNAVAILABLE", "redis": "SERVING"}
+                                        "monitor": "UNAVAILABLE"}
         async with gateway(redis_ns, vault_manager=vault_manager, monitor=balance_tracker) as config:
             async with s.get(f"http://127.0.0.1:{config.port}/healthz") as response:  # balance_tracker is down
                 body = await response.json()

@@ -90,8 +90,7 @@ async def test_grpc_callers_and_the_rest_api_never_see_the_rpc_credentials(pg_da
                                                     redis_ns.prefix), solana_rpc_url=url)
         async with vault_manager(settings) as running, grpc.aio.insecure_channel(running.target) as channel:
             config = GatewayConfig(host="127.0.0.1", port=free_port(), vault_manager=running.target,
-                                   balance_tracker=running.target, monitor=running.target, redis_url=redis_ns.url,
-                                   redis_prefix=redis_ns.prefix)
+                                   balance_tracker=running.target, monitor=running.target)
             gateway = Gateway(config)
             await gateway.start()
             try:
