@@ -25,12 +25,13 @@ COPY program/keys ./program/keys
 RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11.11-slim-bookworm AS runtime
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/collateral-vault/spool && chown 10001 /var/lib/collateral-vault/spool
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src /app
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app:/app/gen/python PYTHONUNBUFFERED=1 GRPC_HOST=0.0.0.0 \
-    GATEWAY_HOST=0.0.0.0
+    GATEWAY_HOST=0.0.0.0 AUDIT_SPOOL_DIR=/var/lib/collateral-vault/spool
 USER 10001
 EXPOSE 50051 50052 50053 50054 8080 9101 9102 9103 9104
 ENTRYPOINT ["python", "-m"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(selected: list[str]) -> int:
+    os.environ.setdefault("CV_PROFILE", "development")  # localnet and the dev ids, as `make up`
     RESULTS.mkdir(exist_ok=True)
     modules = sorted(p.stem for p in Path(__file__).resolve().parent.glob("bench_*.py"))
     if selected:

@@ -1,7 +1,8 @@
 """Indexer ingest and event latency.
 
 * Ingest: the indexer's real write path (`WritePipeline` over `write_batch`: events by
-  COPY, vault rows, cursor, one transaction per batch, up to three batches in flight) for N
+  COPY, vault rows, cursor, the lease term's fence, one transaction per batch, up to three
+  batches in flight) for N
   synthetic program events in batches of the indexer's default size, as many owners as a
   batch holds events (so every event of a batch updates a different vault row: the worst
   case), against one raw `COPY` of the same event rows into the same emptied table (the
@@ -64,6 +65,15 @@ SMALL_BATCHES = 1_000  # per path and pass
 SMALL_PASSES = 3
 
 
+FENCE = ("bench", 1)  # every batch checks this lease term (migration 007), as the indexer's do
+SMALL_FENCE = ("small", 1)
+
+
+async def _lease(pool: asyncpg.Pool, fence: tuple[str, int]) -> None:
+    await pool.execute("INSERT INTO indexer_lease (name, holder, term, expires_at) VALUES ($1, 'bench', $2, "
+                       "now() + interval '1 day')", *fence)
+
+
 def synthetic_events() -> list[EventRow]:
     rng = random.Random(1)
     owners = [str(Keypair().pubkey()) for _ in range(OWNERS)]
@@ -76,7 +86,7 @@ def synthetic_events() -> list[EventRow]:
         totals[owner] += amount
         events.append(EventRow(owner=owner, signature=f"sig{n:08d}" + "x" * 76, instruction_index=0, event_index=0,
                                kind="deposit", amount=amount, slot=1_000 + n // 100, block_time=now,
-                               commitment="confirmed", balances=Balances(totals[owner], 0, totals[owner])))
+                               commitment="confirmed", balances=Balances(totals[owner], 0, totals[owner]), seq=n + 1))
     return events
 
 
@@ -92,7 +102,7 @@ async def _timed_rounds(pool: asyncpg.Pool, events: list[EventRow], program: Any
 
     await empty()
     started = time.perf_counter()
-    pipeline = WritePipeline(pool, program, "bench")
+    pipeline = WritePipeline(pool, program, "bench", fence=FENCE)  # fenced by a lease term, as the indexer writes
     for i in range(0, len(events), BATCH):
         chunk = events[i:i + BATCH]
         await pipeline.submit(chunk, [], (chunk[-1].slot, chunk[-1].signature))
@@ -133,6 +143,7 @@ async def ingest() -> dict[str, Any]:
         pool = await asyncpg.create_pool(url, min_size=DEFAULT_DEPTH, max_size=DEFAULT_DEPTH)
         assert pool is not None
         await migrate(pool)
+        await _lease(pool, FENCE)
         rounds = [await _timed_rounds(pool, events, program) for _ in range(ROUNDS)]
         await pool.close()
     ratios = sorted(r["indexer"] / r["copy"] for r in rounds)
@@ -165,8 +176,9 @@ async def small_batches() -> dict[str, Any]:
             totals[owner] += 5
             event = EventRow(owner=owner, signature=f"small{sequence:08d}", instruction_index=0, event_index=0,
                              kind="deposit", amount=5, slot=sequence, block_time=datetime.now(UTC),
-                             commitment="processed", balances=Balances(totals[owner], 0, totals[owner]))
-            await write_batch(conn, program, "small", [event], [], (sequence, event.signature), after)
+                             commitment="processed", balances=Balances(totals[owner], 0, totals[owner]),
+                             seq=sequence)
+            await write_batch(conn, program, "small", [event], [], (sequence, event.signature), after, SMALL_FENCE)
         return ((cpu_seconds(os.getpid()) - client) / count * 1e6, (cpu_seconds(backend) - server) / count * 1e6)
 
     async with temporary_database("cvbench") as url:
@@ -174,6 +186,7 @@ async def small_batches() -> dict[str, Any]:
         assert pool is not None
         try:
             await migrate(pool)
+            await _lease(pool, SMALL_FENCE)
             async with pool.acquire() as conn:
                 backend = await conn.fetchval("SELECT pg_backend_pid()")
                 await timed(conn, backend, None, 100)  # first use of each statement

@@ -449,7 +449,10 @@ def base64_of(tx: VersionedTransaction) -> str:
 
 
 async def system(database_url: str) -> dict[str, Any]:
-    env = system_env(database_url, redis_url(), SOLANA_COMMITMENT="processed")
+    # plaintext without authentication, as before make up had TLS: the load generators
+    # (h2load, h2_unary) speak plaintext HTTP/2, and the numbers stay comparable
+    env = system_env(database_url, redis_url(), SOLANA_COMMITMENT="processed", UP_SECURITY="off",
+                     GATEWAY_WS_MAX_PER_CLIENT=str(USERS))
     up, _ = start_system(env)
     try:
         owner = Keypair()

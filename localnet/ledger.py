@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -150,6 +151,9 @@ class Ledger:
         landed, self.chain.journal = self.chain.journal, None
         if store is None or store.load_slot() is None:  # a new chain: genesis is its first history
             self._record_genesis(landed)
+        # what getGenesisHash answers: new for every fresh chain, kept with a --ledger
+        # directory (a cluster's genesis hash names it; the services bind to it)
+        self.genesis_hash = b58(os.urandom(32))
         if store is not None:
             self._restore(store)
         self._new_block()
@@ -437,6 +441,11 @@ class Ledger:
         """Re-applies a saved ledger over the fresh genesis (programs are redeployed from
         the built .so files at the same ids; everything else comes from the store)."""
         saved_slot = store.load_slot()
+        saved_genesis = store.load_value("genesis_hash")
+        if saved_genesis is None:
+            store.save_value("genesis_hash", self.genesis_hash)
+        else:
+            self.genesis_hash = saved_genesis
         for key, account in store.load_accounts():
             self.svm.set_account(key, account)
         for record in store.load_transactions():

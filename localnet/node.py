@@ -123,7 +123,7 @@ class Node:
             if request.method != "GET":
                 return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET /health", "text/plain")
             return Response(HTTPStatus.OK, b"ok", "text/plain")
-        if request.path != "/":
+        if request.path.partition("?")[0] != "/":  # a query (a provider's ?api-key=) is ignored
             return Response(HTTPStatus.NOT_FOUND, b"JSON-RPC is served at /", "text/plain")
         if request.method != "POST":
             return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"JSON-RPC takes a POST", "text/plain")

@@ -64,12 +64,19 @@ class LedgerStore:
             )
 
     def save_slot(self, slot: int) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO node VALUES ('slot', ?)", (str(slot),))
+        self.save_value("slot", str(slot))
 
     def load_slot(self) -> int | None:
-        row = self.db.execute("SELECT value FROM node WHERE key = 'slot'").fetchone()
-        return int(row[0]) if row else None
+        value = self.load_value("slot")
+        return int(value) if value is not None else None
+
+    def save_value(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO node VALUES (?, ?)", (key, value))
+
+    def load_value(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM node WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
 
     def load_accounts(self) -> Iterator[tuple[Pubkey, Account]]:
         for key, lamports, data, owner, executable, rent_epoch in self.db.execute("SELECT * FROM accounts"):

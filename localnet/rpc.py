@@ -102,6 +102,9 @@ class RpcMethods:
     async def m_getVersion(self, params: list[Any]) -> dict[str, Any]:
         return {"solana-core": API_VERSION, "feature-set": 0}
 
+    async def m_getGenesisHash(self, params: list[Any]) -> str:
+        return await self.node.call(lambda ledger: ledger.genesis_hash)
+
     async def m_getSlot(self, params: list[Any]) -> int:
         commitment = config(params, 0).get("commitment")
         return await self.node.call(lambda ledger: ledger.commitment_slot(commitment))

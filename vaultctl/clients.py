@@ -1,11 +1,16 @@
-"""Connections to the running system, from the environment (`make up`'s defaults)."""
+"""Connections to the running system, from the environment (`make up`'s defaults).
+
+Credentials: GRPC_CA_FILE, GRPC_TOKEN_FILE, GRPC_CLIENT_CERT/KEY as for any client. When
+none of them is set and `make up`'s development CA exists (.local/pki/), vaultctl uses it
+and its own token there (`vaultctl` holds the submitter, operator and admin roles in
+make up's principals file); set GRPC_CA_FILE= (empty) for a system without TLS."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import grpc
 from collateral_vault.v1 import (
     cpi_manager_pb2_grpc,
     transaction_builder_pb2,
@@ -15,8 +20,20 @@ from collateral_vault.v1 import (
 )
 from solders.keypair import Keypair
 
-from services.common.config import application_database_url
+from services.common import grpc_tls
+from services.common.config import ClientSecurity, application_database_url
 from vaultctl.wallet import sign
+
+MAKE_UP_PKI = Path(__file__).resolve().parent.parent / ".local" / "pki"
+_CLIENT_SETTINGS = ("GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY")
+
+
+def client_security() -> ClientSecurity:
+    """The environment's client credentials, else make up's (see the module docstring)."""
+    if not any(name in os.environ for name in _CLIENT_SETTINGS) and (MAKE_UP_PKI / "ca.crt").is_file():
+        return ClientSecurity(ca_file=str(MAKE_UP_PKI / "ca.crt"), token_file=str(MAKE_UP_PKI / "vaultctl.token"),
+                              cert="", key="")
+    return ClientSecurity()
 
 
 @dataclass
@@ -28,12 +45,13 @@ class Endpoints:
     database_url: str = field(default_factory=lambda: application_database_url(os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")))
     gateway_url: str = field(default_factory=lambda: f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}")
+    security: ClientSecurity = field(default_factory=client_security)
 
 
 class Clients:
     def __init__(self, endpoints: Endpoints) -> None:
         self.endpoints = endpoints
-        self._channels = [grpc.aio.insecure_channel(address) for address in (
+        self._channels = [grpc_tls.channel(address, endpoints.security) for address in (
             endpoints.vault_manager, endpoints.cpi_manager, endpoints.monitor)]
         self.vaults = vault_manager_pb2_grpc.VaultManagerStub(self._channels[0])
         self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self._channels[0])

@@ -1,8 +1,7 @@
 """`python -m services.balance_tracker`"""
 
 from services.balance_tracker.app import BalanceTrackerApp, settings
-from services.common.runner import serve
+from services.common import runner
 
 if __name__ == "__main__":
-    config = settings()
-    serve(config, BalanceTrackerApp(config))
+    runner.main("balance_tracker", settings, BalanceTrackerApp)

@@ -8,12 +8,15 @@ import os
 from dataclasses import dataclass, field
 
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from services.balance_tracker import reconcile, snapshots
-from services.balance_tracker.indexer import Indexer, IndexerConfig
+from services.balance_tracker import progress, reconcile, snapshots
+from services.balance_tracker.fanout import EventFanout
+from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_pool
+from services.balance_tracker.leadership import new_holder
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
-from services.common import pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -30,6 +33,7 @@ class BalanceTrackerApp(ServiceApp):
     reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
                                                                                   "300")))
     indexer: Indexer | None = None
+    fanout: EventFanout | None = None  # the live event feed StreamEvents reads
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, *, metrics: bool = True) -> None:
@@ -39,27 +43,51 @@ class BalanceTrackerApp(ServiceApp):
         redis = pools.redis(s.redis_url)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool, redis)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
-        config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment)
+        config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment,
+                               lease_seconds=s.indexer_lease_seconds)
+        pools_to_close = [pool]
         if self.indexer_enabled:
-            self.indexer = Indexer(config, pool, publisher)
+            holder = new_holder()
+            own = await indexer_pool(s.database_url, holder, config.lease_seconds)
+            pools_to_close.append(own)
+            self.indexer = Indexer(config, own, publisher, holder)
             self.tasks.append(asyncio.create_task(self.indexer.run()))
+            self.tasks.append(asyncio.create_task(progress.watch(self.indexer, self._report_progress,
+                                                                 s.indexer_stuck_seconds,
+                                                                 min(5.0, s.indexer_stuck_seconds / 4))))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
-        self.tasks.append(asyncio.create_task(reconcile.every(pool, chain, self.reconcile_seconds)))
-        service = BalanceTrackerService(pool, redis, cache, chain, publisher.channel(), config.cursor_name)
+        reconciler = reconcile.Reconciler(pool, chain)
+        self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
+        self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,
+                                           max_subscribers=s.stream_max_subscribers,
+                                           max_per_client=s.stream_max_per_client, queue_size=s.stream_queue_size)
+        fanout.start()
+        service = BalanceTrackerService(pool, redis, cache, chain, fanout, config.cursor_name, reconciler)
         self.grpc = GrpcService(s, [
             registration(service, balance_tracker_pb2, balance_tracker_pb2_grpc, "BalanceTracker")])
 
         async def close() -> None:
+            await fanout.stop()
             for task in self.tasks:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
             await chain.close()
             await redis.aclose()
-            await pool.close()
+            for each in pools_to_close:
+                await each.close()
 
         self.grpc.on_stop.append(close)
         await self.grpc.start(metrics=metrics)
+
+    async def _report_progress(self, healthy: bool) -> None:
+        """A stuck indexer makes this replica unhealthy (its liveness probe fails)."""
+        if self.grpc is None or self.grpc.health is None:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", balance_tracker_pb2.DESCRIPTOR.services_by_name["BalanceTracker"].full_name):
+            await self.grpc.health.set(name, status)
 
 
 def settings() -> Settings:

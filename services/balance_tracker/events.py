@@ -44,6 +44,7 @@ class EventRow:
     counterparty_balances: Balances | None = None
     vault: str | None = None
     token_account: str | None = None
+    seq: int = 0  # the global commit order number the indexer gives it before writing (migration 008)
 
     @property
     def event_id(self) -> str:

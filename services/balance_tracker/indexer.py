@@ -1,14 +1,19 @@
 """The indexer: follows the vault program and writes its events to PostgreSQL.
 
-* Exactly one active indexer per deployment: it holds a PostgreSQL advisory lock on a
-  dedicated connection; another replica waits for that lock (hot standby) and takes over
-  when the connection of the active one goes away.
+* Exactly one active indexer per deployment: it holds a lease in PostgreSQL that expires
+  unless renewed (`leadership.py`); another replica waits as hot standby and takes over
+  (term + 1) once the lease has expired, terminating the old holder's connections. Every
+  batch is fenced by its term inside its own statements, so a leader that comes back after
+  losing the lease writes nothing, and a leader that cannot renew stops writing itself.
+  The indexer's connections (its own pool) end idle transactions and statements on the
+  server's side (`idle_in_transaction_session_timeout`, `statement_timeout`).
 * No gaps: it subscribes (logsSubscribe, mentions the program) first, buffering, then
   backfills from its cursor with getSignaturesForAddress + getTransaction, then drains the
   buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after the
   events before it are committed (duplicates are dropped by the unique key).
 * Batches go through a write pipeline (`pipeline.py`): several in flight, their effects
-  (vault rows, cursor, cache, pub/sub) in batch order.
+  (vault rows, cursor, cache, pub/sub) in batch order. Each event is numbered (`seq`, global
+  and in commit order) before its batch is written, from the highest number stored.
 * PostgreSQL unavailable: the batch is retried with backoff until it commits; nothing is
   acknowledged in between. Redis unavailable: indexing goes on; the cache is rebuilt later.
 * Commitment below confirmed: rows are stored as `processed` and promoted when their
@@ -36,16 +41,17 @@ from solders.rpc.responses import LogsNotification
 from solders.signature import Signature
 
 from services.balance_tracker.events import AdminEvent, EventRow, decode
+from services.balance_tracker.leadership import LeadershipLost, Lease, new_holder
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
-from services.balance_tracker.store import read_cursor
+from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, unique
+from services.common import pools
 from services.common.rpc_http import rpc_client
 from services.common.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
 T = TypeVar("T")
 
-LEADER_LOCK = 0x6376_6978  # "cvix"
 EVENTS_INDEXED = Counter("indexer_events_total", "Program events written", ["kind"])
 INDEXER_SLOT = Gauge("indexer_cursor_slot", "Slot of the indexer cursor")
 INDEXER_LEADER = Gauge("indexer_is_leader", "1 while this replica is the active indexer")
@@ -74,9 +80,20 @@ class IndexerConfig:
     batch_wait_seconds: float = 0.005
     write_depth: int = DEFAULT_DEPTH  # batches written concurrently, committed in order
     backfill_concurrency: int = 8
+    lease_seconds: float = 10.0  # the leadership lease (renewed every fifth of it)
 
 
-def _take_ready(queue: asyncio.Queue[_Item], items: list[_Item], limit: int) -> None:
+async def indexer_pool(database_url: str, holder: str, lease_seconds: float = 10.0) -> asyncpg.Pool:
+    """The indexer's own connections: named `holder` (a successor terminates them by that
+    name), and PostgreSQL ends what a vanished indexer leaves open on them (an idle
+    transaction after a lease's length, any statement after 30 s)."""
+    return await pools.postgres(database_url, max_size=DEFAULT_DEPTH + 5, server_settings={
+        "application_name": holder,
+        "idle_in_transaction_session_timeout": str(int(lease_seconds * 1000)),
+        "statement_timeout": "30000"})
+
+
+def _take_ready(queue: asyncio.Queue[_Item | None], items: list[_Item | None], limit: int) -> None:
     """Moves what the queue holds now into `items`, up to `limit` in all."""
     while len(items) < limit and not queue.empty():
         items.append(queue.get_nowait())
@@ -93,64 +110,86 @@ class _Item:
 @dataclass
 class Indexer:
     config: IndexerConfig
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool  # the indexer's own connections, named by `lease.holder` (see `indexer_pool`)
     publisher: Publisher
+    holder: str = field(default_factory=new_holder)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     cursor: tuple[int, str | None] | None = None
-    _leader: asyncpg.Connection | None = None
+    lease: Lease = field(init=False)
     _pipeline: WritePipeline = field(init=False)
+    _queue: asyncio.Queue[_Item | None] | None = field(default=None, init=False)  # None in it: start over
+    _seq: int = field(default=0, init=False)  # the last event number given
+
+    def __post_init__(self) -> None:
+        self.lease = Lease(self.pool, self.config.cursor_name, self.holder, self.config.lease_seconds,
+                           self.config.lease_seconds / 5)
 
     # --- leadership ---------------------------------------------------------------------
 
-    async def acquire_leadership(self) -> None:
-        """Blocks until this replica holds the indexer lock (hot standby until then)."""
-        INDEXER_LEADER.set(0)
-        while True:
-            try:
-                conn = await asyncpg.connect(self.config.database_url)
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-                    self._leader = conn
-                    INDEXER_LEADER.set(1)
-                    logger.info("acquired the indexer lock: this replica is the active indexer")
-                    return
-                await conn.close()
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("cannot reach PostgreSQL for the indexer lock: %s", exc)
-            await asyncio.sleep(1.0)
+    @property
+    def is_leader(self) -> bool:
+        return self.lease.valid()
 
     async def _check_leadership(self) -> None:
-        if self._leader is None or self._leader.is_closed():
-            raise RuntimeError("lost the indexer lock connection")
+        self.lease.check()
+
+    def resubscribe(self) -> None:
+        """Makes the follower start over (subscribe + backfill): it made no progress."""
+        if self._queue is not None:
+            self._queue.put_nowait(None)
 
     # --- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.acquire_leadership()
-        tasks = [asyncio.create_task(self._promote_loop()), asyncio.create_task(self._cache_loop())]
+        """Hot standby until this replica holds the lease, then indexes until its term is over
+        (then standby again); a cancelled indexer ends its term at once."""
         try:
-            delay = 0.2
             while True:
+                await self.lease.acquire()
+                INDEXER_LEADER.set(1)
                 try:
-                    await self._follow()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning("indexer stream interrupted (%s); resubscribing and backfilling", exc)
+                    await self._lead()
+                except LeadershipLost as exc:
+                    logger.warning("no longer the active indexer: %s", exc)
+                finally:
+                    INDEXER_LEADER.set(0)
                     self.ready.clear()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    if self._leader is None or self._leader.is_closed():
-                        await self.acquire_leadership()
+        finally:
+            await self.lease.release()
+
+    async def _lead(self) -> None:
+        keeper = asyncio.create_task(self.lease.keep())
+        follower = asyncio.create_task(self._follow_until_lost())
+        tasks = [keeper, follower, asyncio.create_task(self._promote_loop()), asyncio.create_task(self._cache_loop())]
+        try:
+            done, _ = await asyncio.wait({keeper, follower}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # LeadershipLost
         finally:
             for task in tasks:
                 task.cancel()
-            if self._leader is not None and not self._leader.is_closed():
-                await self._leader.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow_until_lost(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._follow()
+            except (asyncio.CancelledError, LeadershipLost):
+                raise
+            except Fenced as exc:
+                raise LeadershipLost(str(exc)) from exc
+            except Exception as exc:
+                logger.warning("indexer stream interrupted (%s); resubscribing and backfilling", exc)
+                self.ready.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
         program = self.config.program.program_id
         commitment = Commitment(self.config.commitment)
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue = queue
         async with SolanaWsClient(self.config.ws_url) as ws, rpc_client(self.config.rpc_url,
                                                                           commitment=commitment) as client:
             await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(program), commitment=commitment)
@@ -167,7 +206,11 @@ class Indexer:
             self._pipeline = WritePipeline(self.pool, self.config.program, self.config.cursor_name,
                                            depth=self.config.write_depth,
                                            retry=lambda attempt: self._retry("write batch", attempt),
-                                           on_commit=self._committed, before_write=self._check_leadership)
+                                           on_commit=self._committed, before_write=self._check_leadership,
+                                           fence=(self.config.cursor_name, self.lease.term))
+            # numbering goes on from what is committed (nothing after a failed batch is)
+            self._seq = await self._retry("read the last event number", lambda: last_seq(self.pool))
+            self.publisher.last_seq = self._seq
             try:
                 await self._backfill(client)
                 await self._pipeline.drain()
@@ -183,11 +226,14 @@ class Indexer:
                 listener.cancel()
                 self._pipeline.cancel()
 
-    async def _take(self, queue: asyncio.Queue[_Item], listener: asyncio.Task[None]) -> list[_Item]:
+    async def _take(self, queue: asyncio.Queue[_Item | None], listener: asyncio.Task[None]) -> list[_Item]:
         get = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({get, listener}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({get, listener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()
         if get not in done:
-            get.cancel()
             listener.result()
             return []
         items = [get.result()]
@@ -195,7 +241,9 @@ class Indexer:
         if len(items) < self.config.batch_size and self._pipeline.in_flight:
             await self._pipeline.settle(self.config.batch_wait_seconds)
             _take_ready(queue, items, self.config.batch_size)
-        return items
+        if None in items:
+            raise RuntimeError("no progress while the chain has newer events: starting over")
+        return items  # type: ignore[return-value]
 
     # --- backfill -------------------------------------------------------------------------
 
@@ -261,6 +309,8 @@ class Indexer:
             rows, admins = decode(item.signature, item.logs, item.slot, item.block_time, commitment, program)
             events += rows
             admin += admins
+        events = unique(events)
+        self._seq = number(events, self._seq)  # in batch order, which is commit order
         last = max(items, key=lambda i: i.slot)
         await self._pipeline.submit(events, admin, (last.slot, last.signature))
 

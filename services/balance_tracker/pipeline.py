@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from services.balance_tracker.events import AdminEvent, EventRow
-from services.balance_tracker.store import write_batch
+from services.balance_tracker.store import Fence, write_batch
 from services.common.vault_program import VaultProgram
 
 # Batches in flight: two already overlap one batch's insert with the previous one's commit;
@@ -63,6 +63,7 @@ class WritePipeline:
     retry: Retry = _once
     on_commit: OnCommit | None = None
     before_write: Callable[[], Awaitable[None]] | None = None
+    fence: Fence | None = None  # (lease name, term) every batch is written under (store.write_batch)
     _in_flight: deque[_InFlight] = field(default_factory=deque, init=False)
 
     def __post_init__(self) -> None:
@@ -123,7 +124,7 @@ class WritePipeline:
             async with self.pool.acquire() as conn:
                 return await write_batch(conn, self.program, self.cursor_name, events, admin, cursor,
                                          None if previous is None or previous.done()
-                                         else lambda: _committed(previous))
+                                         else lambda: _committed(previous), self.fence)
 
         result = await self.retry(attempt)
         if self.on_commit is not None:

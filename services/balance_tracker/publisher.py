@@ -20,10 +20,13 @@ from services.common.vault_program import Vault, VaultProgram, vault_pda
 logger = logging.getLogger("publisher")
 
 
-def event_json(event: EventRow) -> dict[str, Any]:
+def event_json(event: EventRow, prev: int) -> dict[str, Any]:
+    """An event as published: `prev` is the number of the event published before it, so a
+    subscriber that did not see `prev` knows it missed events and fetches them."""
     assert event.balances is not None
     return {
-        "id": event.event_id, "kind": event.kind, "owner": event.owner, "counterparty": event.counterparty or "",
+        "id": event.event_id, "seq": event.seq, "prev": prev, "kind": event.kind, "owner": event.owner,
+        "counterparty": event.counterparty or "",
         "amount": event.amount, "slot": event.slot, "signature": event.signature,
         "block_time": int(event.block_time.timestamp()) if event.block_time else 0,
         "total_balance": event.balances.total, "locked_balance": event.balances.locked,
@@ -41,6 +44,12 @@ def vault_from_row(row: Any, program: VaultProgram) -> Vault:
                  bump=vault_pda(owner, program.program_id)[1])
 
 
+def events_channel(prefix: str) -> str:
+    """The one channel every indexed event is published on (live subscribers read it through
+    each process's fan-out, `fanout.py`)."""
+    return f"{prefix}events"
+
+
 class Publisher:
     def __init__(self, redis: aioredis.Redis, cache: VaultCache, program: VaultProgram, prefix: str) -> None:
         self.redis = redis
@@ -48,13 +57,20 @@ class Publisher:
         self.program = program
         self.prefix = prefix
         self.dirty = False  # a cache update was lost: rebuild from the database
+        self.last_seq = 0  # the number of the last event committed (published or not)
 
-    def channel(self, owner: str | None = None) -> str:
-        return f"{self.prefix}events" + (f":{owner}" if owner else "")
+    def channel(self) -> str:
+        return events_channel(self.prefix)
 
     async def publish(self, events: list[EventRow], rows: list[Any]) -> None:
-        """One round trip: the batch's vault entries first, then its events (a client that
-        reads the cache on an event sees at least that event's state)."""
+        """One round trip: the batch's vault entries first, then its events, in order (a
+        client that reads the cache on an event sees at least that event's state). Each event
+        names the one before it: a lost publication shows as a gap to whoever reads on."""
+        channel = self.channel()
+        payloads = []
+        for event in events:
+            payloads.append(json.dumps(event_json(event, self.last_seq)))
+            self.last_seq = event.seq
         try:
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
@@ -62,12 +78,8 @@ class Publisher:
                     self.cache.queue_invalidate(pipe, row["owner"])
                 else:
                     self.cache.queue_put(pipe, vault_from_row(row, self.program), int(row["last_slot"]))
-            for event in events:
-                payload = json.dumps(event_json(event))
-                pipe.publish(self.channel(), payload)
-                pipe.publish(self.channel(event.owner), payload)
-                if event.counterparty:
-                    pipe.publish(self.channel(event.counterparty), payload)
+            for payload in payloads:
+                pipe.publish(channel, payload)
             await pipe.execute()
         except RedisError as exc:
             self.dirty = True

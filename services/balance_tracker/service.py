@@ -1,55 +1,33 @@
 """BalanceTracker: GetBalance (Redis, else PostgreSQL, else chain), GetHistory (paged by a
-keyset on slot and event id), GetSnapshots, StreamEvents (Redis pub/sub) and Reconcile."""
+keyset on slot and event id), GetSnapshots, StreamEvents (live through the process's fan-out,
+resumable from an event id) and Reconcile."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
 import redis.asyncio as aioredis
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, common_pb2
-from redis.exceptions import RedisError
 
 from services.balance_tracker import reconcile
+from services.balance_tracker.event_messages import KIND_NAMES, KIND_VALUES, event_message, row_event
+from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.publisher import vault_from_row
 from services.balance_tracker.watermark import CursorWatermark
 from services.common import validation
 from services.common.chain import ChainClient
 from services.common.convert import vault_message
 from services.common.errors import invalid, not_found, unavailable
+from services.common.quoting import quoted
 from services.common.vault_cache import VaultCache
 
-KIND_NAMES = {
-    balance_tracker_pb2.EVENT_KIND_DEPOSIT: "deposit", balance_tracker_pb2.EVENT_KIND_WITHDRAW: "withdraw",
-    balance_tracker_pb2.EVENT_KIND_LOCK: "lock", balance_tracker_pb2.EVENT_KIND_UNLOCK: "unlock",
-    balance_tracker_pb2.EVENT_KIND_TRANSFER: "transfer",
-    balance_tracker_pb2.EVENT_KIND_VAULT_INITIALIZED: "vault_initialized",
-    balance_tracker_pb2.EVENT_KIND_VAULT_CLOSED: "vault_closed", balance_tracker_pb2.EVENT_KIND_SURPLUS: "surplus",
-}
-KIND_VALUES = {name: value for value, name in KIND_NAMES.items()}
-
-
-def event_message(data: dict[str, Any]) -> balance_tracker_pb2.VaultEvent:
-    return balance_tracker_pb2.VaultEvent(
-        id=data["id"], kind=KIND_VALUES.get(data["kind"], 0), owner=data["owner"],  # type: ignore[arg-type]
-        counterparty=data.get("counterparty") or "", amount=int(data["amount"]), slot=int(data["slot"]),
-        block_time=int(data.get("block_time") or 0), signature=data["signature"],
-        total_balance=int(data.get("total_balance") or 0), locked_balance=int(data.get("locked_balance") or 0),
-        available_balance=int(data.get("available_balance") or 0), caller_program=data.get("caller_program") or "")
-
-
-def row_event(row: Any) -> dict[str, Any]:
-    return {"id": f"{row['signature']}:{row['instruction_index']}:{row['event_index']}", "kind": row["kind"],
-            "owner": row["owner"], "counterparty": row["counterparty"], "amount": row["amount"],
-            "slot": row["slot"], "signature": row["signature"],
-            "block_time": int(row["block_time"].timestamp()) if row["block_time"] else 0,
-            "total_balance": row["total_balance"], "locked_balance": row["locked_balance"],
-            "available_balance": row["available_balance"], "caller_program": row["caller_program"]}
+__all__ = ["KIND_NAMES", "KIND_VALUES", "BalanceTrackerService"]
+T = TypeVar("T")
 
 
 def _encode_token(row: Any) -> str:
@@ -57,24 +35,64 @@ def _encode_token(row: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+_INT64 = 2**63
+_INT32 = 2**31
+MAX_TOKEN_CHARACTERS = 512
+
+
 def _decode_token(token: str) -> tuple[int, str, int, int]:
+    """The keyset position a page token names; anything this service did not issue (out of
+    range numbers, a signature that is not base58) is INVALID_ARGUMENT."""
     try:
+        if len(token) > MAX_TOKEN_CHARACTERS:
+            raise ValueError("too long")
         slot, signature, ix, ev = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(slot), str(signature), int(ix), int(ev)
+        if not (all(type(v) is int for v in (slot, ix, ev)) and isinstance(signature, str)
+                and 0 <= slot < _INT64 and 0 <= ix < _INT32 and 0 <= ev < _INT32
+                and 0 < len(signature) <= 88 and signature.isascii() and signature.isalnum()):
+            raise ValueError("out of range")
+        return slot, signature, ix, ev
     except (ValueError, TypeError) as exc:
         raise invalid("page_token is not a token this service issued") from exc
 
 
+_DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                  TimeoutError)
+
+
+async def _database(query: Awaitable[T]) -> T:
+    """A query whose failure to reach PostgreSQL is UNAVAILABLE (not INTERNAL)."""
+    try:
+        return await query
+    except _DATABASE_DOWN as exc:
+        raise unavailable(f"the database is unavailable ({type(exc).__name__}); try again shortly") from exc
+
+
+async def _database_stream(rows: AsyncIterator[T]) -> AsyncIterator[T]:
+    try:
+        async for row in rows:
+            yield row
+    except _DATABASE_DOWN as exc:
+        raise unavailable(f"the database is unavailable ({type(exc).__name__}); resume with since=<the id of the "
+                          "last event you received>") from exc
+
+
+def peer_host(peer: str) -> str:
+    """The client's address without its port ("ipv4:10.0.0.7:53211" -> "ipv4:10.0.0.7")."""
+    return peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer
+
+
 class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, cache: VaultCache, chain: ChainClient,
-                 events_channel: str, cursor_name: str) -> None:
+                 fanout: EventFanout, cursor_name: str, reconciler: reconcile.Reconciler | None = None) -> None:
         self.pool = pool
         self.redis = redis
         self.cache = cache
         self.chain = chain
-        self.events_channel = events_channel
+        self.fanout = fanout
         self.cursor_name = cursor_name
         self.watermark = CursorWatermark(pool, cursor_name)
+        self.reconciler = reconciler or reconcile.Reconciler(pool, chain)
 
     async def GetBalance(self, request: balance_tracker_pb2.GetBalanceRequest,
                          context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetBalanceResponse:
@@ -106,7 +124,9 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
         kinds = [KIND_NAMES[k] for k in request.kinds if k in KIND_NAMES] or list(KIND_VALUES)
         if len(kinds) != len(request.kinds) and request.kinds:
             raise invalid("kinds contains an unknown event kind")
-        if request.from_time and request.to_time and request.from_time > request.to_time:
+        from_time = validation.unix_time(request.from_time, "from_time")
+        to_time = validation.unix_time(request.to_time, "to_time")
+        if from_time and to_time and from_time > to_time:
             raise invalid("from_time is after to_time")
         after = _decode_token(request.page_token) if request.page_token else (2**62, "~", 0, 0)
         rows = await self.pool.fetch(
@@ -114,10 +134,7 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
             "AND ($3::timestamptz IS NULL OR block_time >= $3) AND ($4::timestamptz IS NULL OR block_time <= $4) "
             "AND (slot, signature, instruction_index, event_index) < ($5, $6, $7, $8) "
             "ORDER BY slot DESC, signature DESC, instruction_index DESC, event_index DESC LIMIT $9",
-            owner, kinds,
-            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
-            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None,
-            *after, size + 1)
+            owner, kinds, from_time, to_time, *after, size + 1)
         page = rows[:size]
         return balance_tracker_pb2.GetHistoryResponse(
             events=[event_message(row_event(r)) for r in page],
@@ -127,11 +144,12 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
                            context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetSnapshotsResponse:
         owner = str(validation.pubkey(request.owner, "owner"))
         limit = validation.page_size(request.limit, default=100, maximum=1000)
+        from_time = validation.unix_time(request.from_time, "from_time")
+        to_time = validation.unix_time(request.to_time, "to_time")
         rows = await self.pool.fetch(
             "SELECT * FROM balance_snapshots WHERE owner = $1 AND ($2::timestamptz IS NULL OR taken_at >= $2) "
             "AND ($3::timestamptz IS NULL OR taken_at <= $3) ORDER BY taken_at DESC LIMIT $4", owner,
-            datetime.fromtimestamp(request.from_time, UTC) if request.from_time else None,
-            datetime.fromtimestamp(request.to_time, UTC) if request.to_time else None, limit)
+            from_time, to_time, limit)
         return balance_tracker_pb2.GetSnapshotsResponse(snapshots=[balance_tracker_pb2.Snapshot(
             owner=r["owner"], total_balance=int(r["total_balance"]), locked_balance=int(r["locked_balance"]),
             available_balance=int(r["available_balance"]), slot=r["slot"], taken_at=int(r["taken_at"].timestamp()))
@@ -140,26 +158,37 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
     async def StreamEvents(
         self, request: balance_tracker_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[balance_tracker_pb2.StreamEventsResponse]:
-        channel = self.events_channel
-        if request.owner:
-            channel += f":{validation.pubkey(request.owner, 'owner')}"
-        pubsub = self.redis.pubsub()
+        """Live events through this process's fan-out (`fanout.py`); with `since`, first the
+        events committed after that one, from PostgreSQL, then live ones: no gap, no
+        duplicate."""
+        owner = str(validation.pubkey(request.owner, "owner")) if request.owner else None
+        since = None
+        if request.since:
+            since = await _database(self.fanout.seq_of(request.since))
+            if since is None:
+                raise not_found(f"unknown event id {quoted(request.since)}" + (f" for {owner}" if owner else "")
+                                + ": resume from an id this service sent (VaultEvent.id)")
+        subscription = self.fanout.admit(owner, peer_host(context.peer()), context.abort)
         try:
-            await pubsub.subscribe(channel)
-        except RedisError as exc:
-            raise unavailable(f"the event stream (Redis) is unavailable: {exc}") from exc
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None:
-                    continue
-                yield balance_tracker_pb2.StreamEventsResponse(event=event_message(json.loads(message["data"])))
+            last = since
+            if since is not None:  # catch up from the database before taking live events
+                async for seq, event in _database_stream(self.fanout.replay(since, None, owner)):
+                    last = seq
+                    yield balance_tracker_pb2.StreamEventsResponse(event=event)
+            position = subscription.listen()
+            if last is not None:
+                subscription.floor = max(subscription.floor, last)  # what the replay sent is not sent again
+                if last < position:  # and what it had not reached yet comes from the database too
+                    async for _, event in _database_stream(self.fanout.replay(last, position, owner)):
+                        yield balance_tracker_pb2.StreamEventsResponse(event=event)
+            async for event in subscription.events():
+                yield balance_tracker_pb2.StreamEventsResponse(event=event)
         finally:
-            await pubsub.aclose()
+            subscription.close()
 
     async def Reconcile(self, request: balance_tracker_pb2.ReconcileRequest,
                         context: grpc.aio.ServicerContext) -> balance_tracker_pb2.ReconcileResponse:
-        result = await reconcile.run(self.pool, self.chain)
+        result = await self.reconciler.run()  # one run at a time: a concurrent caller shares it
         return balance_tracker_pb2.ReconcileResponse(
             run_id=result.run_id, vaults_checked=result.vaults_checked,
             findings=[balance_tracker_pb2.ReconcileFinding(

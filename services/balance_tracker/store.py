@@ -35,7 +35,7 @@ _EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_i
                        ("event_index", "int"), ("kind", "text"), ("amount", "numeric"), ("counterparty", "text"),
                        ("caller_program", "text"), ("total_balance", "numeric"), ("locked_balance", "numeric"),
                        ("available_balance", "numeric"), ("slot", "bigint"), ("block_time", "timestamptz"),
-                       ("commitment", "text"))
+                       ("commitment", "text"), ("seq", "bigint"))
 
 
 def _event_rows(first: int) -> str:
@@ -46,8 +46,10 @@ def _event_rows(first: int) -> str:
     return f"INSERT INTO transactions ({columns}) SELECT * FROM unnest({arrays})"
 
 
+# Only an event already stored is skipped: a number already taken (`seq`) is an error, never
+# a silently dropped event.
 _INSERT_EVENTS = _event_rows(1) + """
-ON CONFLICT DO NOTHING
+ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
 RETURNING signature, instruction_index, event_index
 """
 
@@ -59,12 +61,16 @@ _CURSOR_NEVER_BACK = """ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer
 
 
 # The CTEs that fold a batch into its vault rows and move the cursor ($1-$12 the vault
-# columns, $13-$15 the cursor). Each column travels as one comma-separated text parameter,
-# split by PostgreSQL: the driver's per-element array encoding (and its binary NUMERIC
-# through Decimal) costs more client CPU than the whole row update. Exact for the u64 range;
-# '-' stands for NULL.
+# columns, $13-$15 the cursor, $16-$17 the fence). Each column travels as one
+# comma-separated text parameter, split by PostgreSQL: the driver's per-element array
+# encoding (and its binary NUMERIC through Decimal) costs more client CPU than the whole row
+# update. Exact for the u64 range; '-' stands for NULL. The fence (migration 007) runs once
+# per statement, before any vault row or the cursor is written: a batch of a term that is
+# over fails as a whole, its events with it.
 _VAULT_WRITES = """
-u AS (
+fence AS MATERIALIZED (
+    SELECT indexer_fence($16, $17) AS term
+), u AS (
     SELECT o, a, t, tb::numeric AS tb, lb::numeric AS lb, ab::numeric AS ab, d::numeric AS d, w::numeric AS w,
            NULLIF(c, '-')::timestamptz AS c, NULLIF(x, '-')::timestamptz AS x, s::bigint AS s, e
     FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
@@ -72,6 +78,7 @@ u AS (
                 string_to_array($7, ','), string_to_array($8, ','), string_to_array($9, ','),
                 string_to_array($10, ','), string_to_array($11, ','), string_to_array($12, ','))
          AS u(o, a, t, tb, lb, ab, d, w, c, x, s, e)
+    WHERE (SELECT term FROM fence) IS NOT NULL
 ), updated AS (
     -- existing vaults (the common case) are updated in place; `c` (created_at) is set
     -- exactly when the batch (re)initialized the vault: its lifetime counters restart
@@ -95,7 +102,7 @@ u AS (
 ), moved AS (
     -- the cursor, in the same round trip ($13 NULL: no cursor)
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)
-    SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL
+    SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL AND (SELECT term FROM fence) IS NOT NULL
     """ + _CURSOR_NEVER_BACK + """
 )"""
 
@@ -110,10 +117,11 @@ _UPSERT_VAULTS = "WITH" + _VAULT_WRITES + _VAULT_ROWS
 # its events, vault rows and cursor. The events are inserted without ON CONFLICT, so a
 # replay of a stored event aborts the whole statement (as a COPY does) and the batch goes
 # the transactional way, which inserts only the new events.
-_WRITE_AT_ONCE = "WITH events AS (\n" + _event_rows(16) + "\n)," + _VAULT_WRITES + _VAULT_ROWS
+_WRITE_AT_ONCE = "WITH events AS (\n" + _event_rows(18) + "\n)," + _VAULT_WRITES + _VAULT_ROWS
 
 _MOVE_CURSOR = """
-INSERT INTO indexer_cursor (name, slot, signature, updated_at) VALUES ($1, $2, $3, now())
+INSERT INTO indexer_cursor (name, slot, signature, updated_at) SELECT $1, $2, $3, now()
+WHERE indexer_fence($4, $5) IS NOT NULL
 """ + _CURSOR_NEVER_BACK
 
 _INSERT_AUDIT = """
@@ -178,7 +186,7 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
 
 EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
                  "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
-                 "commitment"]
+                 "commitment", "seq"]
 EVENT_KINDS = frozenset(KINDS.values())
 COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 # COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
@@ -196,7 +204,7 @@ def event_records(events: list[EventRow]) -> list[tuple[Any, ...]]:
     """The events as records in EVENT_COLUMNS order (for binary COPY or comparison)."""
     return [(e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
              e.caller_program, e.balances.total if e.balances else None, e.balances.locked if e.balances else None,
-             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment) for e in events]
+             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment, e.seq) for e in events]
 
 
 _NULL = "\\N"
@@ -225,7 +233,7 @@ def copy_text(events: list[EventRow]) -> bytes:
             _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
             _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
             _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
-            e.block_time.isoformat() if e.block_time else _NULL, e.commitment)))
+            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq))))
     lines.append("")
     return "\n".join(lines).encode()
 
@@ -240,6 +248,7 @@ def _event_arrays(events: list[EventRow]) -> list[list[Any]]:
         _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
         _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
         _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
+        _column(events, lambda e: e.seq),
     ]
 
 
@@ -282,15 +291,27 @@ def _vault_parameters(program: VaultProgram, new: list[EventRow]) -> list[str] |
             _joined(str(f.slot) for f in folds), _joined(f.event_id for f in folds)]
 
 
+Fence = tuple[str, int]  # (lease name, term): the batch is written only while `term` is the lease's
+
+
+class Fenced(Exception):
+    """A batch of a term that is over was refused (another replica holds the lease)."""
+
+
+_NO_FENCE: tuple[None, None] = (None, None)
+
+
 async def _apply(conn: asyncpg.Connection, cursor_name: str, vaults: list[str] | None, admin: list[AdminEvent],
-                 cursor: tuple[int, str] | None) -> list[Any]:
+                 cursor: tuple[int, str] | None, fence: Fence | None) -> list[Any]:
     """Vault rows and the cursor (one round trip), and admin audit rows, for a batch whose
     new events are inserted."""
     rows: list[Any] = []
+    fenced = fence or _NO_FENCE
     if vaults is not None:
-        rows = await conn.fetch(_UPSERT_VAULTS, *vaults, *((cursor_name, *cursor) if cursor else (None, None, None)))
+        rows = await conn.fetch(_UPSERT_VAULTS, *vaults, *((cursor_name, *cursor) if cursor else (None, None, None)),
+                                *fenced)
     elif cursor is not None:
-        await conn.execute(_MOVE_CURSOR, cursor_name, cursor[0], cursor[1])
+        await conn.execute(_MOVE_CURSOR, cursor_name, cursor[0], cursor[1], *fenced)
     audit = [("", a.actor, a.name, a.signature,
               json.dumps({**a.details, "event_id": f"{a.signature}:{a.instruction_index}:{a.event_index}"}))
              for a in admin]
@@ -301,9 +322,11 @@ async def _apply(conn: asyncpg.Connection, cursor_name: str, vaults: list[str] |
 
 async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str, events: list[EventRow],
                       admin: list[AdminEvent], cursor: tuple[int, str] | None,
-                      after: Callable[[], Awaitable[object]] | None = None) -> tuple[list[EventRow], list[Any]]:
+                      after: Callable[[], Awaitable[object]] | None = None,
+                      fence: Fence | None = None) -> tuple[list[EventRow], list[Any]]:
     """Writes one batch in one transaction; returns the newly inserted events and the vault
-    rows they changed.
+    rows they changed. With a `fence`, the batch is refused (`Fenced`, nothing written)
+    unless its term is still the lease's, checked inside its own statements.
 
     `after`, when given, waits for the previous batch's write: this batch inserts its events
     first and waits for `after()` to return before it folds vault rows and moves the cursor, so
@@ -316,9 +339,22 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
     A small batch with no previous one to wait for and no admin action goes first as one
     statement (`_WRITE_AT_ONCE`: one round trip instead of four); only a replay of stored
     events falls through to the transaction below."""
-    events = unique(events)
+    if any(e.seq <= 0 for e in events):
+        raise ValueError("every event needs its sequence number (seq) before it is written")
+    try:
+        return await _write_batch(conn, program, cursor_name, unique(events), admin, cursor, after, fence)
+    except asyncpg.ObjectNotInPrerequisiteStateError as exc:
+        if exc.detail == "fenced":
+            raise Fenced(exc.message) from exc
+        raise
+
+
+async def _write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str, events: list[EventRow],
+                       admin: list[AdminEvent], cursor: tuple[int, str] | None,
+                       after: Callable[[], Awaitable[object]] | None, fence: Fence | None
+                       ) -> tuple[list[EventRow], list[Any]]:
     if after is None and not admin and 0 < len(events) < COPY_MIN_EVENTS:
-        rows = await _write_at_once(conn, program, cursor_name, events, cursor)
+        rows = await _write_at_once(conn, program, cursor_name, events, cursor, fence)
         if rows is not None:
             return events, rows
     transaction = conn.transaction()
@@ -339,7 +375,7 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
         vaults = _vault_parameters(program, new)  # prepared while the previous batch finishes
         if after is not None:
             await after()
-        rows = await _apply(conn, cursor_name, vaults, admin, cursor)
+        rows = await _apply(conn, cursor_name, vaults, admin, cursor, fence)
         await transaction.commit()
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
@@ -352,7 +388,8 @@ async def write_batch(conn: asyncpg.Connection, program: VaultProgram, cursor_na
 
 
 async def _write_at_once(conn: asyncpg.Connection, program: VaultProgram, cursor_name: str,
-                         events: list[EventRow], cursor: tuple[int, str] | None) -> list[Any] | None:
+                         events: list[EventRow], cursor: tuple[int, str] | None, fence: Fence | None
+                         ) -> list[Any] | None:
     """The batch in one statement: the vault rows it wrote, or None if it wrote nothing
     because a unique key was taken (one of its events is stored already; any other such
     conflict the transactional way then meets and reports)."""
@@ -361,10 +398,24 @@ async def _write_at_once(conn: asyncpg.Connection, program: VaultProgram, cursor
         return None
     moved = (cursor_name, *cursor) if cursor else (None, None, None)
     try:
-        rows: list[Any] = await conn.fetch(_WRITE_AT_ONCE, *vaults, *moved, *_event_arrays(events))
+        rows: list[Any] = await conn.fetch(_WRITE_AT_ONCE, *vaults, *moved, *(fence or _NO_FENCE),
+                                           *_event_arrays(events))
     except asyncpg.UniqueViolationError:
         return None
     return rows
+
+
+async def last_seq(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest event number stored (0 for none)."""
+    return int(await conn.fetchval("SELECT COALESCE(max(seq), 0) FROM transactions"))
+
+
+def number(events: list[EventRow], after: int) -> int:
+    """Gives `events` the numbers after `after`, in order; returns the last number given."""
+    for event in events:
+        after += 1
+        event.seq = after
+    return after
 
 
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:

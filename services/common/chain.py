@@ -11,6 +11,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
 from solana.rpc.models import MemcmpOpts
+from solders.account import Account
 from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
 from solders.pubkey import Pubkey
@@ -20,7 +21,7 @@ from solders.rpc.responses import GetSignatureStatusesResp, RPCError, SendTransa
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from services.common import spl_token
+from services.common import redact, spl_token
 from services.common.coalesce import Coalescer
 from services.common.config import Settings
 from services.common.errors import ServiceError, program_error, unavailable
@@ -92,8 +93,14 @@ class ChainClient:
         CHAIN_CALLS.labels(self.service, method, "ok").inc()
         return result
 
+    @property
+    def shown_url(self) -> str:
+        """The RPC's URL as errors and logs may show it (no credentials, path or query)."""
+        return redact.url(self.rpc_url)
+
     def _unavailable(self, method: str, exc: BaseException) -> ServiceError:
-        return unavailable(f"the Solana RPC at {self.rpc_url} did not answer {method}: {exc}")
+        detail = redact.scrub(str(exc), self.rpc_url)
+        return unavailable(f"the Solana RPC at {self.shown_url} did not answer {method}: {detail}")
 
     async def vault(self, owner: Pubkey) -> VaultState | None:
         address = self.program.vault(owner)
@@ -109,6 +116,14 @@ class ChainClient:
             filters=[VAULT_SIZE, MemcmpOpts(offset=0, bytes=_b58(discriminator("account", "CollateralVault")))]))
         slot = await self.slot()
         return [VaultState(item.pubkey, Vault.decode(bytes(item.account.data)), slot) for item in response.value]
+
+    async def genesis_hash(self) -> str:
+        """The cluster's genesis hash: which chain this is."""
+        return str((await self._call("getGenesisHash", self.client.get_genesis_hash())).value)
+
+    async def account(self, address: Pubkey) -> Account | None:
+        """An account as the cluster holds it (None if it does not exist)."""
+        return (await self._call("getAccountInfo", self.client.get_account_info(address))).value
 
     async def authority(self) -> Authority | None:
         response = await self._call("getAccountInfo", self.client.get_account_info(self.program.authority))
@@ -205,9 +220,10 @@ class ChainClient:
             CHAIN_CALLS.labels(self.service, "getSignatureStatuses",
                                "ok" if isinstance(answer, GetSignatureStatusesResp) else "error").inc()
         if not isinstance(answer, GetSignatureStatusesResp):
-            raise unavailable(f"the Solana RPC at {self.rpc_url} refused getSignatureStatuses: {answer}")
+            raise unavailable(f"the Solana RPC at {self.shown_url} refused getSignatureStatuses: "
+                              f"{redact.scrub(str(answer), self.rpc_url)}")
         if len(answer.value) != count:
-            raise unavailable(f"the Solana RPC at {self.rpc_url} answered {len(answer.value)} statuses "
+            raise unavailable(f"the Solana RPC at {self.shown_url} answered {len(answer.value)} statuses "
                               f"for {count} signatures")
         out: list[Status | BaseException | None] = []
         for value in answer.value:

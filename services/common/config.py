@@ -1,29 +1,160 @@
-"""Configuration from the environment (12-factor), with embedded defaults that run the
-whole system on one machine against localnet. Every service reads the same `Settings`."""
+"""Configuration from the environment (12-factor): one typed object per process, checked
+when it is built. Every service reads `Settings`; the gateway reads `GatewayConfig`.
+
+Profiles (`CV_PROFILE`). `development` runs the whole system on one machine against
+localnet with embedded defaults (`make up` and the tests set it). Anything else, **unset
+included**, is `production`: there the cluster's program ids, USDT mint and genesis hash
+have no defaults, the development ids (whose private keys are in this repository) are
+refused, and gRPC must be served with TLS and authentication. So a deployment that forgets
+the profile fails closed instead of falling into development. docs/configuration.md lists
+every setting."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from solders.pubkey import Pubkey
 
 from services.common import vault_program
 
+DEVELOPMENT, PRODUCTION = "development", "production"
+PROFILES = (DEVELOPMENT, PRODUCTION)
 DEFAULT_USDT_MINT = "AEUcvcYnF7grG2PvgCtgtXyVPxmpMUdu44DjTDTyfJa2"  # localnet's dev mint
+
+# Public keys whose private keys are committed to this repository (program/keys/,
+# localnet/dev_keys/; tests/services/test_config.py keeps this list in step with them).
+DEVELOPMENT_KEYS = {
+    "EfyqqVByTbyzy15nxcPBGUmNGd6cDHqwq7R9qNXFfk1L": "the development collateral_vault program",
+    "B2ckqnrZzVAQcCh85DVEwpCRfpwHs4n7mKr8b4oSRKVp": "the development position_manager program",
+    "GyoCE5PbXEXL7jPCGKRA77DNyFMvm2AkkEt56PAgV5Vn": "the test-only unauthorized position_manager",
+    "AEUcvcYnF7grG2PvgCtgtXyVPxmpMUdu44DjTDTyfJa2": "localnet's development USDT mint",
+    "5sti3ZVBDrn5utZuVnSvLazGtTATFCsAXMXgmErAV6Ns": "the development admin key",
+    "2ybx5wHvwtKZ2w7ZWWEcYey3PMs8zpJJndzEPsDbceY8": "the development faucet key",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration a process refuses to start with; the message says what to set."""
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: int | float, kind: type[int] | type[float], what: str) -> Any:
     value = os.environ.get(name)
     try:
-        return int(value) if value else default
+        return kind(value) if value else default
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+        raise ConfigError(f"{name} must be {what}, got {value!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return int(_number(name, default, int, "an integer"))
+
+
+def _float(name: str, default: float) -> float:
+    return float(_number(name, default, float, "a number"))
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+def _pubkey(name: str, default: Pubkey | str) -> Callable[[], Pubkey]:
+    def read() -> Pubkey:
+        value = os.environ.get(name) or str(default)
+        try:
+            return Pubkey.from_string(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a base58 public key, got {value!r}") from exc
+    return read
+
+
+def profile_from_env() -> str:
+    """`CV_PROFILE`; unset means production (fail closed)."""
+    value = os.environ.get("CV_PROFILE", "").strip() or PRODUCTION
+    if value not in PROFILES:
+        raise ConfigError(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {value!r}")
+    return value
+
+
+def _existing_files(paths: dict[str, str]) -> list[str]:
+    return [f"{name}={path} does not exist" for name, path in paths.items() if path and not Path(path).is_file()]
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    """How a gRPC server protects itself: TLS (`GRPC_TLS_CERT` + `GRPC_TLS_KEY`), optionally
+    requiring every caller to present a certificate signed by `GRPC_TLS_CLIENT_CA` (mutual
+    TLS), and the principals file (`GRPC_AUTH_FILE`: bearer-token hashes and certificate
+    names mapped to roles, services/common/auth.py). `GRPC_HEALTH_PORT` serves only the
+    standard health service, in plaintext, for probes that cannot speak TLS (the kubelet)."""
+
+    tls_cert: str = field(default_factory=lambda: _env("GRPC_TLS_CERT", ""))
+    tls_key: str = field(default_factory=lambda: _env("GRPC_TLS_KEY", ""))
+    client_ca: str = field(default_factory=lambda: _env("GRPC_TLS_CLIENT_CA", ""))
+    auth_file: str = field(default_factory=lambda: _env("GRPC_AUTH_FILE", ""))
+    health_port: int = field(default_factory=lambda: _int("GRPC_HEALTH_PORT", 0))
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+    def problems(self) -> list[str]:
+        out = []
+        if bool(self.tls_cert) != bool(self.tls_key):
+            out.append("GRPC_TLS_CERT and GRPC_TLS_KEY go together")
+        if self.client_ca and not self.tls:
+            out.append("GRPC_TLS_CLIENT_CA (mutual TLS) needs GRPC_TLS_CERT and GRPC_TLS_KEY")
+        return out + _existing_files({"GRPC_TLS_CERT": self.tls_cert, "GRPC_TLS_KEY": self.tls_key,
+                                      "GRPC_TLS_CLIENT_CA": self.client_ca, "GRPC_AUTH_FILE": self.auth_file})
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """How a client (the gateway, vaultctl, up.py) reaches the gRPC services: TLS trusting
+    `GRPC_CA_FILE`, and its own credential: a bearer token read from `GRPC_TOKEN_FILE`
+    and/or a client certificate (`GRPC_CLIENT_CERT` + `GRPC_CLIENT_KEY`)."""
+
+    ca_file: str = field(default_factory=lambda: _env("GRPC_CA_FILE", ""))
+    token_file: str = field(default_factory=lambda: _env("GRPC_TOKEN_FILE", ""))
+    cert: str = field(default_factory=lambda: _env("GRPC_CLIENT_CERT", ""))
+    key: str = field(default_factory=lambda: _env("GRPC_CLIENT_KEY", ""))
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ca_file)
+
+    @property
+    def credential(self) -> bool:
+        return bool(self.token_file or self.cert)
+
+    def problems(self) -> list[str]:
+        out = []
+        if bool(self.cert) != bool(self.key):
+            out.append("GRPC_CLIENT_CERT and GRPC_CLIENT_KEY go together")
+        if (self.token_file or self.cert) and not self.tls:
+            out.append("a client credential (GRPC_TOKEN_FILE, GRPC_CLIENT_CERT) is only sent over TLS: "
+                       "set GRPC_CA_FILE")
+        return out + _existing_files({"GRPC_CA_FILE": self.ca_file, "GRPC_TOKEN_FILE": self.token_file,
+                                      "GRPC_CLIENT_CERT": self.cert, "GRPC_CLIENT_KEY": self.key})
+
+
+def _refuse_development_keys(values: dict[str, Pubkey]) -> list[str]:
+    return [f"{name} must be set to this cluster's own id: {value} is {DEVELOPMENT_KEYS[str(value)]}, whose "
+            "private key is public in this repository (CV_PROFILE=production refuses it)"
+            for name, value in values.items() if str(value) in DEVELOPMENT_KEYS]
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("configuration refused: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -39,20 +170,69 @@ class Settings:
                                                            "postgresql://postgres@127.0.0.1:5432/postgres"))
     redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
     redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "cv:"))
-    vault_program_id: Pubkey = field(default_factory=lambda: Pubkey.from_string(
-        _env("VAULT_PROGRAM_ID", str(vault_program.PROGRAM_ID))))
-    position_manager_id: Pubkey = field(default_factory=lambda: Pubkey.from_string(
-        _env("POSITION_MANAGER_ID", str(vault_program.POSITION_MANAGER_ID))))
-    usdt_mint: Pubkey = field(default_factory=lambda: Pubkey.from_string(_env("USDT_MINT", DEFAULT_USDT_MINT)))
+    vault_program_id: Pubkey = field(default_factory=_pubkey("VAULT_PROGRAM_ID", vault_program.PROGRAM_ID))
+    position_manager_id: Pubkey = field(default_factory=_pubkey("POSITION_MANAGER_ID",
+                                                                vault_program.POSITION_MANAGER_ID))
+    usdt_mint: Pubkey = field(default_factory=_pubkey("USDT_MINT", DEFAULT_USDT_MINT))
     cache_ttl_seconds: int = field(default_factory=lambda: _int("CACHE_TTL_SECONDS", 30))
     # JSON-RPC requests sent together in one batch (1: each alone, for an endpoint without batches)
     rpc_max_batch: int = field(default_factory=lambda: _int("RPC_MAX_BATCH", 100))
-    shutdown_grace_seconds: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE_SECONDS", "10")))
+    shutdown_grace_seconds: float = field(default_factory=lambda: _float("SHUTDOWN_GRACE_SECONDS", 10))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+    profile: str = field(default_factory=profile_from_env)
+    # the cluster's genesis hash (getGenesisHash); required outside development
+    genesis_hash: str = field(default_factory=lambda: _env("GENESIS_HASH", ""))
+    security: ServerSecurity = field(default_factory=ServerSecurity)
+    # --- added by issue 21 (submission audit, live events, indexer leadership) ---
+    # Where a service journals audit entries before acting (one file per service process;
+    # in Kubernetes a volume: see deploy/k8s/base/vault-manager.yaml).
+    audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".local", "spool")))
+    # The indexer's leadership lease (renewed every fifth of it; a standby takes over within
+    # about lease + 2 s of the leader vanishing), and how long a leading indexer may stay
+    # behind the chain without progress before its health turns NOT_SERVING.
+    indexer_lease_seconds: float = field(default_factory=lambda: _float("INDEXER_LEASE_SECONDS", 10))
+    indexer_stuck_seconds: float = field(default_factory=lambda: _float("INDEXER_STUCK_SECONDS", 30))
+    # Live event streams (StreamEvents) per balance_tracker process: in total, per client
+    # address (each gateway replica is one client: at least GATEWAY_WS_MAX_CONNECTIONS), and
+    # how far one may fall behind before it is closed.
+    stream_max_subscribers: int = field(default_factory=lambda: _int("STREAM_MAX_SUBSCRIBERS", 10_000))
+    stream_max_per_client: int = field(default_factory=lambda: _int("STREAM_MAX_PER_CLIENT", 1_000))
+    stream_queue_size: int = field(default_factory=lambda: _int("STREAM_QUEUE_SIZE", 10_000))
+    # gRPC server keepalive: a peer that does not answer a ping within the timeout is dropped
+    # with its streams (a client that vanished without closing).
+    grpc_keepalive_seconds: float = field(default_factory=lambda: _float("GRPC_KEEPALIVE_SECONDS", 20))
+    grpc_keepalive_timeout_seconds: float = field(default_factory=lambda: float(_env("GRPC_KEEPALIVE_TIMEOUT_SECONDS",
+                                                                                     "10")))
 
     def __post_init__(self) -> None:
+        problems = []
         if self.rpc_max_batch < 1:
-            raise ValueError(f"RPC_MAX_BATCH must be at least 1, got {self.rpc_max_batch}")
+            problems.append(f"RPC_MAX_BATCH must be at least 1, got {self.rpc_max_batch}")
+        if self.profile not in PROFILES:
+            problems.append(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        problems += self.security.problems()
+        if self.profile == PRODUCTION:
+            problems += _refuse_development_keys({"VAULT_PROGRAM_ID": self.vault_program_id,
+                                                  "POSITION_MANAGER_ID": self.position_manager_id,
+                                                  "USDT_MINT": self.usdt_mint})
+            if not self.genesis_hash:
+                problems.append("GENESIS_HASH is required (the cluster's getGenesisHash)")
+            if not self.security.tls:
+                problems.append("gRPC must be served over TLS (GRPC_TLS_CERT, GRPC_TLS_KEY)")
+            if not self.security.auth_file:
+                problems.append("gRPC needs authentication (GRPC_AUTH_FILE: who may call the RPCs that change "
+                                "state or sign)")
+        _raise(problems)
+
+    @property
+    def development(self) -> bool:
+        return self.profile == DEVELOPMENT
+
+    @property
+    def endpoint_urls(self) -> tuple[str, ...]:
+        """The URLs that may carry credentials: never logged or returned whole."""
+        return (self.solana_rpc_url, self.solana_ws_url, self.database_url, self.redis_url)
 
     @classmethod
     def for_service(cls, service: str, grpc_port: int, metrics_port: int) -> Settings:
@@ -68,6 +248,63 @@ class Settings:
     @property
     def program(self) -> vault_program.VaultProgram:
         return vault_program.VaultProgram(self.usdt_mint, self.vault_program_id)
+
+
+@dataclass
+class GatewayConfig:
+    """The gateway's settings (`GATEWAY_*`, the backends' addresses and the client
+    credential it presents to them)."""
+
+    host: str = field(default_factory=lambda: _env("GATEWAY_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _int("GATEWAY_PORT", 8080))
+    vault_manager: str = field(default_factory=lambda: _env("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
+    balance_tracker: str = field(default_factory=lambda: _env("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
+    monitor: str = field(default_factory=lambda: _env("MONITOR_ADDR", "127.0.0.1:50054"))
+    rate_per_second: float = field(default_factory=lambda: _float("GATEWAY_RATE_PER_SECOND", 20))
+    burst: float = field(default_factory=lambda: _float("GATEWAY_RATE_BURST", 40))
+    deadline_seconds: float = 35.0
+    profile: str = field(default_factory=profile_from_env)
+    # HTTPS (certificate chain and key by path); empty: plain HTTP (TLS ends at the ingress)
+    tls_cert: str = field(default_factory=lambda: _env("GATEWAY_TLS_CERT", ""))
+    tls_key: str = field(default_factory=lambda: _env("GATEWAY_TLS_KEY", ""))
+    backends: ClientSecurity = field(default_factory=ClientSecurity)
+    # a connection must deliver a request's headers within this (from connecting, or from
+    # its previous response), and a request's body within body_timeout_seconds
+    header_timeout_seconds: float = field(default_factory=lambda: _float("GATEWAY_HEADER_TIMEOUT_SECONDS", 10))
+    body_timeout_seconds: float = field(default_factory=lambda: _float("GATEWAY_BODY_TIMEOUT_SECONDS", 10))
+    max_connections: int = field(default_factory=lambda: _int("GATEWAY_MAX_CONNECTIONS", 1024))
+    rate_clients: int = field(default_factory=lambda: _int("GATEWAY_RATE_CLIENTS", 100_000))
+    # proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = field(default_factory=lambda: _list("GATEWAY_TRUSTED_PROXIES"))
+    # browser origins allowed by CORS and for WebSocket upgrades (none by default)
+    cors_origins: tuple[str, ...] = field(default_factory=lambda: _list("GATEWAY_CORS_ORIGINS"))
+    # WebSockets held at once, in total and per client address
+    ws_max_connections: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_CONNECTIONS", 1_000))
+    ws_max_per_client: int = field(default_factory=lambda: _int("GATEWAY_WS_MAX_PER_CLIENT", 10))
+
+    def __post_init__(self) -> None:
+        problems = self.backends.problems() + _existing_files({"GATEWAY_TLS_CERT": self.tls_cert,
+                                                               "GATEWAY_TLS_KEY": self.tls_key})
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")
+        if self.profile not in PROFILES:
+            problems.append(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if self.profile == PRODUCTION and not (self.backends.tls and self.backends.credential):
+            problems.append("the gateway must reach the services over TLS with its own credential "
+                            "(GRPC_CA_FILE and GRPC_TOKEN_FILE or GRPC_CLIENT_CERT/GRPC_CLIENT_KEY)")
+        for name, value in (("GATEWAY_HEADER_TIMEOUT_SECONDS", self.header_timeout_seconds),
+                            ("GATEWAY_BODY_TIMEOUT_SECONDS", self.body_timeout_seconds),
+                            ("GATEWAY_MAX_CONNECTIONS", self.max_connections),
+                            ("GATEWAY_RATE_CLIENTS", self.rate_clients)):
+            if value <= 0:
+                problems.append(f"{name} must be positive, got {value}")
+        if "*" in self.cors_origins:
+            problems.append("GATEWAY_CORS_ORIGINS lists origins; '*' is not allowed")
+        _raise(problems)
+
+    @property
+    def endpoint_urls(self) -> tuple[str, ...]:
+        return ()  # the gateway reaches only the services (host:port addresses, no credentials in them)
 
 
 APPLICATION_DATABASE = "collateral_vault"

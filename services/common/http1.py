@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from http import HTTPStatus
 
+from services.common.quoting import quoted
+
 MAX_HEAD_BYTES = 64 * 1024  # the StreamReader limit: a longer head or chunk line is refused
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
@@ -52,7 +54,7 @@ def keep_alive(version: str, connection: str) -> bool:
 def content_length(value: str, max_body: int) -> int:
     """A Content-Length value: plain ASCII digits (int() would take "²", "+1" or "1_0")."""
     if not (value.isascii() and value.isdigit()):
-        raise FramingError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {value!r}")
+        raise FramingError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {quoted(value)}")
     length = int(value)
     if length > max_body:
         raise FramingError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"bodies are limited to {max_body} bytes")
@@ -68,7 +70,7 @@ def chunked(fields: dict[str, str]) -> bool:
     if "content-length" in fields:
         raise FramingError(HTTPStatus.BAD_REQUEST, "both Transfer-Encoding and Content-Length")
     if encoding.lower() != "chunked":
-        raise FramingError(HTTPStatus.NOT_IMPLEMENTED, f"unsupported transfer-encoding {encoding!r}")
+        raise FramingError(HTTPStatus.NOT_IMPLEMENTED, f"unsupported transfer-encoding {quoted(encoding)}")
     return True
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
+from services.common import redact
 from services.common.http1 import (
     MAX_HEAD_BYTES,
     FramingError,
@@ -77,7 +78,7 @@ class HttpClient:
                  ssl_context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL: {redact.url(url)}")
         self.url = url
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -113,7 +114,7 @@ class HttpClient:
                         pass  # the server dropped the idle connection: once more, on a new one
                 return await self._on(None, request)  # a new connection is never found stale
             except TimeoutError:
-                raise HttpTransportError(f"no answer from {self.url} within {self.timeout} s") from None
+                raise HttpTransportError(f"no answer from {redact.url(self.url)} within {self.timeout} s") from None
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, FramingError) as exc:
                 raise HttpTransportError(f"{type(exc).__name__}: {exc}") from exc
 

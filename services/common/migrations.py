@@ -1,5 +1,7 @@
 """A small migration runner: applies `migrations/NNN_name.sql` in order, each once, in its
-own transaction, under an advisory lock so replicas starting together do not race."""
+own transaction, under an advisory lock so replicas starting together do not race.
+Numbers are unique and ascending; they need not be consecutive (work on separate branches
+takes separate ranges), and a database applies whichever it has not applied yet, in order."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ def pending_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
             raise ValueError(f"migration file {path.name} is not named NNN_name.sql")
         files.append((int(match.group(1)), path))
     versions = [v for v, _ in files]
-    if versions != list(range(1, len(versions) + 1)):
-        raise ValueError(f"migrations must be numbered 001, 002, ... without gaps: {versions}")
+    if len(set(versions)) != len(versions) or 0 in versions:
+        raise ValueError(f"migrations must have unique numbers from 001: {versions}")
     return files
 
 

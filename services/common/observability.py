@@ -20,8 +20,10 @@ from typing import Any
 import grpc
 
 from services.common import log
+from services.common.auth import Guard
 from services.common.errors import ServiceError
 from services.common.grpc_metrics import GRPC_SERVER
+from services.common.method_handlers import stream_like, unary_like
 
 logger = logging.getLogger("grpc")
 # Request ids: the caller's x-request-id, else this process's prefix and a counter (unique,
@@ -109,9 +111,7 @@ class Observability:
                 finally:
                     finish(start, context, outcome)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return unary_like(handler, unary)
 
         if handler.unary_stream:
             inner_stream = handler.unary_stream
@@ -131,25 +131,26 @@ class Observability:
                 finally:
                     finish(start, context, outcome)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return stream_like(handler, stream)
         return handler
 
 
 class _InstrumentingServer:
     """What generated `add_*Servicer_to_server` functions call, with every handler wrapped
-    before it reaches the real server."""
+    before it reaches the real server: the authorization check (`auth.Guard`, for the RPCs
+    that need a role) inside the observability wrapper, so a refusal is a status like any."""
 
-    def __init__(self, server: grpc.aio.Server, observability: Observability) -> None:
+    def __init__(self, server: grpc.aio.Server, observability: Observability, guard: Guard) -> None:
         self._server = server
         self._observability = observability
+        self._guard = guard
 
-    def _wrapped(self, handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
-        return {name: self._observability.wrap(handler, name) for name, handler in handlers.items()}
+    def _wrapped(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
+        return {name: self._observability.wrap(self._guard.wrap(handler, f"{service}/{name}"), name)
+                for name, handler in handlers.items()}
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self._server.add_registered_method_handlers(service, self._wrapped(handlers))
+        self._server.add_registered_method_handlers(service, self._wrapped(service, handlers))
 
     def add_generic_rpc_handlers(self, generic_handlers: Any) -> None:
         for generic in generic_handlers:
@@ -159,10 +160,10 @@ class _InstrumentingServer:
                 raise TypeError(f"cannot instrument the handlers of {service}")
             handlers = {path.rsplit("/", 1)[-1]: handler for path, handler in by_path.items()}
             self._server.add_generic_rpc_handlers(
-                (grpc.method_handlers_generic_handler(service, self._wrapped(handlers)),))
+                (grpc.method_handlers_generic_handler(service, self._wrapped(service, handlers)),))
 
 
-def instrumented(server: grpc.aio.Server, service: str) -> Any:
+def instrumented(server: grpc.aio.Server, service: str, guard: Guard | None = None) -> Any:
     """A stand-in for `server` to pass to generated `add_*Servicer_to_server` functions: the
-    servicer's handlers are registered wrapped by `Observability`."""
-    return _InstrumentingServer(server, Observability(service))
+    servicer's handlers are registered wrapped by `Observability` (and `guard`'s checks)."""
+    return _InstrumentingServer(server, Observability(service), guard or Guard(None))

@@ -18,12 +18,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     lock outlives its use), and the default reset costs a round trip per release."""
 
 
-async def postgres(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 30) -> asyncpg.Pool:
+async def postgres(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 30,
+                   server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """`server_settings`: session settings of every connection (application_name, timeouts)."""
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:
             pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30,
-                                             reset=_keep_session)
+                                             reset=_keep_session, server_settings=server_settings)
             assert pool is not None
             return pool
         except (OSError, asyncpg.PostgresError) as exc:

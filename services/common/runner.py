@@ -1,14 +1,21 @@
-"""The entry point every service shares: JSON logging, start, serve until SIGTERM/SIGINT,
-graceful stop."""
+"""The entry point every service shares: settings checked, JSON logging, start, serve until
+SIGTERM/SIGINT, graceful stop. A refused configuration or chain (`ConfigError`,
+`ClusterMismatch`) stops the process with exit status 2 and one line saying why."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Callable
 from typing import Protocol
 
 from services.common import event_loop, log
-from services.common.config import Settings
+from services.common.cluster import ClusterMismatch
+from services.common.config import ConfigError, Settings
 from services.common.grpc_server import GrpcService
 from services.common.heap import freeze_startup_heap, observe_collector_pauses
+
+REFUSED = 2  # the exit status of a process that refused its configuration or chain
 
 
 class App(Protocol):
@@ -17,13 +24,31 @@ class App(Protocol):
     async def start(self, *, metrics: bool = True) -> None: ...
 
 
+def refuse(service: str, reason: BaseException) -> None:
+    print(f"{service}: refusing to start: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(REFUSED)
+
+
 def serve(settings: Settings, app: App) -> None:
     async def main() -> None:
-        log.configure(settings.service, settings.log_level)
-        await app.start()
+        log.configure(settings.service, settings.log_level, settings.endpoint_urls)
+        try:
+            await app.start()
+        except (ClusterMismatch, ConfigError) as exc:  # the chain, or e.g. the principals file
+            logging.getLogger("server").error("refusing to start: %s", exc)
+            refuse(settings.service, exc)
         freeze_startup_heap()
         observe_collector_pauses(settings.service)
         assert app.grpc is not None
         await app.grpc.run_until_signalled()
 
     event_loop.run(main())
+
+
+def main(service: str, settings: Callable[[], Settings], app: Callable[[Settings], App]) -> None:
+    """`python -m services.<service>`: its settings from the environment, then `serve`."""
+    try:
+        config = settings()
+    except ConfigError as exc:
+        refuse(service, exc)
+    serve(config, app(config))

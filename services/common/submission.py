@@ -15,6 +15,7 @@ from solders.transaction import VersionedTransaction
 
 from services.common.errors import invalid
 from services.common.idl import Idl
+from services.common.quoting import quoted
 from services.common.tx_building import COMPUTE_BUDGET_PROGRAM
 from services.common.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram
 
@@ -45,10 +46,23 @@ def decode_signed(value: str) -> VersionedTransaction:
     try:
         tx = VersionedTransaction.from_bytes(raw)
     except ValueError as exc:
-        raise invalid(f"signed_transaction_base64 is not a serialized transaction: {exc}") from exc
+        raise invalid(f"signed_transaction_base64 is not a serialized transaction: {quoted(exc)}") from exc
+    if not tx.signatures or tx.message.header.num_required_signatures == 0:
+        raise invalid("the transaction carries no signature: sign the transaction that was built")
     if not all(tx.verify_with_results()):
         raise invalid("a signature is missing or does not verify: sign the exact transaction that was built")
     return tx
+
+
+def _indexes_in_range(index: int, program_id_index: int, accounts: bytes, count: int) -> None:
+    """Every index an instruction uses names one of the transaction's `count` account keys."""
+    if program_id_index >= count:
+        raise invalid(f"instruction {index} names program index {program_id_index}, but the transaction has "
+                      f"{count} account keys")
+    beyond = next((i for i in accounts if i >= count), None)
+    if beyond is not None:
+        raise invalid(f"instruction {index} names account index {beyond}, but the transaction has {count} "
+                      "account keys")
 
 
 def _decode_args(idl: Idl, name: str, data: bytes) -> dict[str, Any]:
@@ -101,6 +115,7 @@ def check(tx: VersionedTransaction, program: VaultProgram, position_managers: se
         raise invalid("address lookup tables are not accepted: send a transaction with static account keys")
     checked = CheckedTransaction(tx, str(tx.signatures[0]))
     for index, compiled in enumerate(message.instructions):
+        _indexes_in_range(index, compiled.program_id_index, bytes(compiled.accounts), len(keys))
         program_id = keys[compiled.program_id_index]
         if program_id == COMPUTE_BUDGET_PROGRAM:
             continue
@@ -122,8 +137,9 @@ def check(tx: VersionedTransaction, program: VaultProgram, position_managers: se
             args = _decode_args(idl, name, data)
         except (ValueError, KeyError) as exc:
             raise invalid(f"instruction {index} ({name}) has malformed arguments") from exc
-        if not accounts:
-            raise invalid(f"instruction {index} ({name}) names no accounts")
+        wanted = len(idl.instructions[name].accounts)
+        if len(accounts) < wanted:
+            raise invalid(f"instruction {index} ({name}) names {len(accounts)} accounts; it takes {wanted}")
         expected = _expected(program, name, accounts, args, program_id)
         expected_keys = [m.pubkey for m in expected.accounts]
         if accounts != expected_keys:

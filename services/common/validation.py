@@ -1,10 +1,15 @@
-"""Input validation at the gRPC edge: keys and amounts, with messages naming the field."""
+"""Input validation at the gRPC edge: keys, amounts, times and identifiers, with messages
+naming the field and quoting at most a short prefix of the input."""
 
 from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
 
 from solders.pubkey import Pubkey
 
 from services.common.errors import invalid
+from services.common.quoting import quoted
 
 U64_MAX = 2**64 - 1
 
@@ -15,7 +20,7 @@ def pubkey(value: str, field: str) -> Pubkey:
     try:
         key = Pubkey.from_string(value)
     except ValueError as exc:
-        raise invalid(f"{field} {value!r} is not a valid base58 public key") from exc
+        raise invalid(f"{field} {quoted(value)} is not a valid base58 public key") from exc
     return key
 
 
@@ -36,4 +41,25 @@ def page_size(value: int, default: int = 100, maximum: int = 500) -> int:
         return default
     if value > maximum:
         raise invalid(f"page_size must be at most {maximum}")
+    return value
+
+
+MAX_UNIX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+def unix_time(value: int, field: str) -> datetime | None:
+    """A Unix time in seconds as a UTC datetime; 0 means unbounded (None)."""
+    if value == 0:
+        return None
+    if not 0 < value <= MAX_UNIX_SECONDS:
+        raise invalid(f"{field} must be Unix seconds from 1 to {MAX_UNIX_SECONDS} (0: unbounded), got {value}")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def printable(value: str, field: str) -> str:
+    """`value` unless it holds a control character (NUL, newline, ...), which no key or
+    identifier needs and PostgreSQL's text cannot always store."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise invalid(f"{field} contains the control character U+{ord(bad):04X} at position {value.index(bad)}")
     return value

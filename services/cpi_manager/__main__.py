@@ -1,8 +1,7 @@
 """`python -m services.cpi_manager`"""
 
-from services.common.runner import serve
+from services.common import runner
 from services.cpi_manager.app import CpiManagerApp, settings
 
 if __name__ == "__main__":
-    config = settings()
-    serve(config, CpiManagerApp(config))
+    runner.main("cpi_manager", settings, CpiManagerApp)

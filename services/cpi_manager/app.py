@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from collateral_vault.v1 import cpi_manager_pb2, cpi_manager_pb2_grpc
 
-from services.common import pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -24,6 +24,7 @@ class CpiManagerApp(ServiceApp):
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool)
         service = CpiManagerService(chain, pool, s.position_manager_id)
         self.grpc = GrpcService(s, [registration(service, cpi_manager_pb2, cpi_manager_pb2_grpc, "CpiManager")])
 

@@ -19,6 +19,7 @@ from services.common import tx_building, validation
 from services.common.chain import ChainClient, VaultState
 from services.common.convert import unsigned_message
 from services.common.errors import ServiceError, invalid, not_found, precondition, unavailable
+from services.common.quoting import quoted
 
 R = TypeVar("R", bound=ProtoMessage)
 MAX_REQUEST_ID = 128
@@ -49,13 +50,14 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             raise invalid("client_request_id is required (the matching engine's idempotency key)")
         if len(request_id) > MAX_REQUEST_ID:
             raise invalid(f"client_request_id is longer than {MAX_REQUEST_ID} characters")
+        validation.printable(request_id, "client_request_id")
         digest = hashlib.sha256(f"{operation}|{fingerprint}".encode()).hexdigest()
         row = await self.pool.fetchrow("SELECT operation, fingerprint, response FROM cpi_requests "
                                        "WHERE owner = $1 AND request_id = $2", str(owner), request_id)
         if row is not None:
             if row["fingerprint"] != digest:
                 raise ServiceError(grpc.StatusCode.ALREADY_EXISTS,
-                                   f"client_request_id {request_id!r} was already used for a different request "
+                                   f"client_request_id {quoted(request_id)} was already used for a different request "
                                    f"({row['operation']})")
             return response_type.FromString(row["response"])
         response = await build()
@@ -67,7 +69,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             row = await self.pool.fetchrow("SELECT fingerprint, response FROM cpi_requests "
                                            "WHERE owner = $1 AND request_id = $2", str(owner), request_id)
             if row is None or row["fingerprint"] != digest:
-                raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"client_request_id {request_id!r} is in use")
+                raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"client_request_id {quoted(request_id)} is in use")
             return response_type.FromString(row["response"])
         return response
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from services.common import event_loop, log
+from services.common import event_loop, log, runner
+from services.common.config import ConfigError, GatewayConfig
 from services.common.heap import freeze_startup_heap
-from services.gateway.app import Gateway, GatewayConfig
+from services.gateway.app import Gateway
 
 
-async def main() -> None:
-    log.configure("gateway")
-    gateway = Gateway(GatewayConfig())
+async def main(config: GatewayConfig) -> None:
+    log.configure("gateway", secret_urls=config.endpoint_urls)
+    gateway = Gateway(config)
     await gateway.start()
     freeze_startup_heap()
     await event_loop.stop_requested().wait()
@@ -17,4 +18,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    event_loop.run(main())
+    try:
+        settings = GatewayConfig()
+    except ConfigError as exc:
+        runner.refuse("gateway", exc)
+    event_loop.run(main(settings))

@@ -1,19 +1,20 @@
 """The gateway (aiohttp): REST handlers over the gRPC services, the WebSocket event stream,
-the OpenAPI document, per-client rate limiting and request size limits. gRPC statuses map
-to HTTP codes with the backend's message."""
+the OpenAPI document, per-client rate limiting (bounded, keyed by the client behind trusted
+proxies), request size and time limits, a connection limit, allowed browser origins, and
+HTTPS when configured. It reaches the services over TLS with its own credential when
+configured (GRPC_CA_FILE, GRPC_TOKEN_FILE). gRPC statuses map to HTTP codes with the
+backend's message."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from collateral_vault.v1 import (
     balance_tracker_pb2,
@@ -29,13 +30,19 @@ from collateral_vault.v1 import (
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from services.balance_tracker.service import KIND_VALUES
+from services.common import grpc_tls
+from services.common.config import GatewayConfig
+from services.common.quoting import quoted
+from services.gateway.client_address import ClientAddress
+from services.gateway.listener import listen, tls_context
 from services.gateway.openapi import SPEC
+from services.gateway.origins import OriginPolicy
 from services.gateway.ratelimit import RateLimiter
-from services.gateway.recent import RecentIds
+from services.gateway.ws_limits import SocketLimits
 
 logger = logging.getLogger("gateway")
 MAX_BODY = 64 * 1024
@@ -49,18 +56,30 @@ COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common
                "finalized": common_pb2.COMMITMENT_FINALIZED}
 
 
-# how many event ids each WebSocket connection remembers, to send an event once
-WS_DEDUP_WINDOW = 10_000
-# how long a connection's Redis read waits before checking its connection's health again
-PUBSUB_WAIT_SECONDS = 5.0
+# WebSocket close codes for the gRPC status that ended a stream (4000 + the HTTP status)
+WS_CLOSE_CODES = {grpc.StatusCode.INVALID_ARGUMENT: 4400, grpc.StatusCode.NOT_FOUND: 4404,
+                  grpc.StatusCode.RESOURCE_EXHAUSTED: 4429, grpc.StatusCode.UNAVAILABLE: 4503}
+MAX_SINCE = 200  # an event id is "<signature>:<instruction>:<event>", under 110 characters
+# Readiness: the core routes (vaults, history, transactions, the WebSocket's replay) need
+# these backends; without one of them the gateway is not ready (503). The monitor serves
+# only /tvl: without it the gateway stays ready and reports itself degraded. (Live events
+# come from balance_tracker's StreamEvents; the gateway holds no Redis connection.)
+CORE_BACKENDS = ("vault_manager", "balance_tracker")
+OPTIONAL_BACKENDS = ("monitor",)
+HEALTH_TIMEOUT_SECONDS = 2.0
+LINGER_SECONDS = 1.0
 
 
-async def _forward(pubsub: PubSub, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-    """Sends every event published on the subscribed channel, as it arrives."""
-    while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PUBSUB_WAIT_SECONDS)
-        if message is not None:
-            await send(json.loads(message["data"]))
+_WS_KINDS = {value: name.removeprefix("EVENT_KIND_").lower() for name, value in balance_tracker_pb2.EventKind.items()}
+
+
+def _ws_event(e: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
+    """An event as the WebSocket sends it: amounts, slots and numbers as strings (as the
+    protobuf JSON mapping has them; built by hand, at a fraction of MessageToDict's cost)."""
+    return {"id": e.id, "kind": _WS_KINDS.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
+            "amount": str(e.amount), "slot": str(e.slot), "block_time": str(e.block_time), "signature": e.signature,
+            "total_balance": str(e.total_balance), "locked_balance": str(e.locked_balance),
+            "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq)}
 
 
 async def _until_closed(ws: web.WebSocketResponse) -> None:
@@ -84,20 +103,6 @@ async def _until_either(*work: Awaitable[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         task.result()
-
-
-@dataclass
-class GatewayConfig:
-    host: str = field(default_factory=lambda: os.environ.get("GATEWAY_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("GATEWAY_PORT", "8080")))
-    vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
-    balance_tracker: str = field(default_factory=lambda: os.environ.get("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
-    monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: os.environ.get("REDIS_PREFIX", "cv:"))
-    rate_per_second: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_PER_SECOND", "20")))
-    burst: float = field(default_factory=lambda: float(os.environ.get("GATEWAY_RATE_BURST", "40")))
-    deadline_seconds: float = 35.0
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -124,10 +129,27 @@ def _amount(body: dict[str, Any], name: str, required: bool = True) -> int:
         if required:
             raise bad_request(f"{name} is required")
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
-            or int(value) >= 2**64:
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (0 < len(text) <= 20 and text.isascii() and text.isdigit()) or int(text) >= 2**64:
         raise bad_request(f"{name} must be a u64 integer (string or number)")
-    return int(value)
+    return int(text)
+
+
+# SubmitTransaction statuses that mean the transaction was not sent; after any other failure
+# (the backend unreachable or timed out mid-call included) it may have been
+REFUSED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
+           grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.OUT_OF_RANGE,
+           grpc.StatusCode.UNAUTHENTICATED}
+
+
+def _first_signature(signed: str) -> str | None:
+    """The signature a signed transaction (base64) is known by, if it decodes."""
+    try:
+        signatures = VersionedTransaction.from_bytes(base64.b64decode(signed, validate=True)).signatures
+    except ValueError:
+        return None
+    return str(signatures[0]) if signatures else None
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -140,28 +162,53 @@ def _string(body: dict[str, Any], name: str) -> str:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rate_per_second, config.burst)
-        self.channels = {name: grpc.aio.insecure_channel(addr) for name, addr in (
+        self.limiter = RateLimiter(config.rate_per_second, config.burst, config.rate_clients)
+        self.clients = ClientAddress(config.trusted_proxies)
+        self.origins = OriginPolicy(config.cors_origins)
+        self.channels = {name: grpc_tls.channel(addr, config.backends) for name, addr in (
             ("vault_manager", config.vault_manager), ("balance_tracker", config.balance_tracker),
             ("monitor", config.monitor))}
         self.vaults = vault_manager_pb2_grpc.VaultManagerStub(self.channels["vault_manager"])
         self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self.channels["vault_manager"])
         self.tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(self.channels["balance_tracker"])
         self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self.channels["monitor"])
-        self.redis = aioredis.from_url(config.redis_url)
+        self.sockets = SocketLimits(config.ws_max_connections, config.ws_max_per_client)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
 
     # --- plumbing ---------------------------------------------------------------------
 
     @web.middleware
     async def middleware(self, request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        client = request.remote or "?"
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.origins.allowed(origin):
+            return error(403, "PERMISSION_DENIED", f"origin {origin[:100]!r} is not allowed (GATEWAY_CORS_ORIGINS)")
+        if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return self.origins.preflight(origin)
+        client = self.clients.of(request.remote, request.headers.get("X-Forwarded-For"))
         wait = self.limiter.allow(client)
         if wait:
-            return error(429, "RESOURCE_EXHAUSTED", f"rate limit of {self.config.rate_per_second:g} requests/s "
-                         "exceeded", {"Retry-After": str(max(1, round(wait)))})
+            response: web.StreamResponse = error(
+                429, "RESOURCE_EXHAUSTED", f"rate limit of {self.config.rate_per_second:g} requests/s exceeded",
+                {"Retry-After": str(max(1, round(wait)))})
+        else:
+            response = await self._handle(request, handler)
+        if origin is not None:
+            self.origins.decorate(response, origin)
+        return response
+
+    async def _handle(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
+            if request.body_exists:  # the whole body within the time limit, before any handler waits on it
+                try:
+                    await asyncio.wait_for(request.read(), self.config.body_timeout_seconds)
+                except TimeoutError:
+                    late = error(408, "REQUEST_TIMEOUT", f"the request body did not arrive within "
+                                 f"{self.config.body_timeout_seconds:g} s")
+                    late.force_close()
+                    return late
             return await handler(request)
         except grpc.aio.AioRpcError as exc:
             status = HTTP_STATUS.get(exc.code(), 502)
@@ -179,7 +226,7 @@ class Gateway:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise bad_request("the body must be a JSON object") from None
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
@@ -194,17 +241,26 @@ class Gateway:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(SPEC)
 
+    async def _backend_status(self, name: str) -> str:
+        try:
+            reply = await health_pb2_grpc.HealthStub(self.channels[name]).Check(
+                health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_SECONDS)
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        except (OSError, TimeoutError):
+            return "UNAVAILABLE"
+
     async def health(self, request: web.Request) -> web.Response:
-        backends: dict[str, str] = {}
-        for name, channel in self.channels.items():
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                backends[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.aio.AioRpcError as exc:
-                backends[name] = exc.code().name
-        ok = all(v == "SERVING" for v in backends.values())
-        return web.json_response({"status": "ok" if ok else "degraded", "backends": backends},
-                                 status=200 if ok else 503)
+        """Readiness: 200 while the core backends serve (status "degraded" if an optional
+        one does not), 503 when a core backend does not."""
+        names = CORE_BACKENDS + OPTIONAL_BACKENDS
+        backends = dict(zip(names, await asyncio.gather(*(self._backend_status(n) for n in names)), strict=True))
+        ready = all(backends[name] == "SERVING" for name in CORE_BACKENDS)
+        status = "unavailable" if not ready else "ok" if all(v == "SERVING" for v in backends.values()) \
+            else "degraded"
+        return web.json_response({"status": status, "backends": backends, "optional": list(OPTIONAL_BACKENDS)},
+                                 status=200 if ready else 503)
 
     async def tvl(self, request: web.Request) -> web.Response:
         return web.json_response(as_json(await self.monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(),
@@ -254,70 +310,65 @@ class Gateway:
         wait_for = _string(body, "wait_for") or "confirmed"
         if wait_for not in COMMITMENTS:
             return error(400, "INVALID_ARGUMENT", "wait_for must be processed, confirmed or finalized")
-        reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
-            signed_transaction_base64=_string(body, "signed_transaction_base64"),
-            wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        signed = _string(body, "signed_transaction_base64")
+        try:
+            reply = await self.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                signed_transaction_base64=signed, wait_for=COMMITMENTS[wait_for]), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in REFUSED or (signature := _first_signature(signed)) is None:
+                raise
+            # the transaction may have gone out: the answer names it, and retrying the same
+            # signed bytes is safe (it lands at most once) and reports its status
+            answer = error_body(exc.code().name, exc.details() or exc.code().name)
+            answer["error"]["signature"] = signature
+            return web.json_response(answer, status=503, headers={"Retry-After": "1"})
         out = as_json(reply.status)
         out["commitment"] = out["commitment"].removeprefix("COMMITMENT_").lower()
         return web.json_response(out)
 
     # --- WebSocket --------------------------------------------------------------------
 
-    async def _events_after(self, owner: str, since: str) -> list[dict[str, Any]]:
-        """The owner's events newer than `since`, oldest first (from the indexed history)."""
-        newer: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = await self.tracker.GetHistory(balance_tracker_pb2.GetHistoryRequest(
-                owner=owner, page_size=500, page_token=token), timeout=self.timeout)
-            for event in page.events:
-                if event.id == since:
-                    return list(reversed(newer))
-                newer.append(as_json(event))
-            token = page.next_page_token
-            if not token:
-                raise KeyError(since)
-
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """The owner's events: with `since` (an event id), first those committed after it, then
+        live ones, with no gap and no duplicate (balance_tracker's StreamEvents does both)."""
         owner = request.query.get("owner", "")
         since = request.query.get("since", "")
         if not owner:
             return error(400, "INVALID_ARGUMENT", "owner is required: /ws?owner=<key>[&since=<event id>]")
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
-        await ws.prepare(request)
-        pubsub = self.redis.pubsub()
-        delivered = RecentIds(WS_DEDUP_WINDOW)
-
-        async def send(event: dict[str, Any]) -> None:
-            if not delivered.add(event["id"]):
-                return
-            event["kind"] = str(event["kind"]).removeprefix("EVENT_KIND_").lower()
-            for name in ("amount", "slot", "total_balance", "locked_balance", "available_balance", "block_time"):
-                event[name] = str(event.get(name, 0))
-            await ws.send_json({"type": "event", "event": event})
-
         try:
-            # subscribed before the replay is read, so nothing published meanwhile is missed
-            await pubsub.subscribe(f"{self.config.redis_prefix}events:{owner}")
-            if since:
-                try:
-                    for event in await self._events_after(owner, since):
-                        await send(event)
-                except KeyError:
-                    await ws.send_json({"type": "error", "message": f"unknown event id {since!r} for {owner}"})
-                    await ws.close(code=4404)
-                    return ws
-            await _until_either(_forward(pubsub, send), _until_closed(ws))
-        except (RedisError, grpc.aio.AioRpcError) as exc:
-            if not ws.closed:
-                await ws.send_json({"type": "error", "message": f"event stream unavailable: {exc}"})
-        except ConnectionResetError:
-            pass  # the client went away while an event was being sent
+            Pubkey.from_string(owner)
+        except ValueError:
+            return error(400, "INVALID_ARGUMENT", f"owner {quoted(owner)} is not a base58 public key")
+        if len(since) > MAX_SINCE:
+            return error(400, "INVALID_ARGUMENT", f"since {quoted(since)} is not an event id")
+        client = request.remote or "?"
+        refused = self.sockets.admit(client)
+        if refused is not None:
+            return error(429, "RESOURCE_EXHAUSTED", refused, {"Retry-After": "5"})
+        try:
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+            await ws.prepare(request)
+            stream = self.tracker.StreamEvents(balance_tracker_pb2.StreamEventsRequest(owner=owner, since=since))
+
+            async def forward() -> None:
+                async for reply in stream:
+                    await ws.send_json({"type": "event", "event": _ws_event(reply.event)})
+
+            try:
+                await _until_either(forward(), _until_closed(ws))
+            except grpc.aio.AioRpcError as exc:
+                if not ws.closed:
+                    await ws.send_json({"type": "error", "code": exc.code().name, "message": exc.details() or ""})
+                    await ws.close(code=WS_CLOSE_CODES.get(exc.code(), 1011), message=exc.code().name.encode())
+            except ConnectionResetError:
+                pass  # the client went away while an event was being sent
+            finally:
+                stream.cancel()
+                if not ws.closed:
+                    await ws.close()
+            return ws
         finally:
-            await pubsub.aclose()
-            if not ws.closed:
-                await ws.close()
-        return ws
+            self.sockets.release(client)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -335,13 +386,24 @@ class Gateway:
         return app
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None)
+        config = self.config
+        # aiohttp's keep-alive timeout closes a connection that has not sent a whole request
+        # head within it (from connecting or from its last response): the header timeout;
+        # the rest of a body a request was answered without (a 408, a 413) is drained for at
+        # most LINGER_SECONDS before the connection closes
+        self.runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=config.header_timeout_seconds,
+                                    lingering_time=LINGER_SECONDS)
         await self.runner.setup()
-        await web.TCPSite(self.runner, self.config.host, self.config.port).start()
+        assert self.runner.server is not None
+        tls = tls_context(config.tls_cert, config.tls_key) if config.tls_cert else None
+        self.listener = await listen(self.runner.server, config.host, config.port,
+                                     max_connections=config.max_connections,
+                                     handshake_timeout=config.header_timeout_seconds, tls=tls)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         if self.runner:
             await self.runner.cleanup()
         for channel in self.channels.values():
             await channel.close()
-        await self.redis.aclose()

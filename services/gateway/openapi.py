@@ -23,6 +23,7 @@ def _ok(ref: str) -> dict[str, Any]:
 
 
 ERRORS = {"400": _error("invalid request"), "404": _error("not found"), "409": _error("refused by the vault's state"),
+          "403": _error("a browser origin that is not allowed"), "408": _error("the body arrived too slowly"),
           "413": _error("request too large"), "429": _error("rate limited"), "503": _error("a backend is unavailable")}
 
 OWNER = {"name": "owner", "in": "path", "required": True, "schema": KEY}
@@ -33,7 +34,10 @@ SPEC: dict[str, Any] = {
              "description": "REST over the collateral vault services. Live events: WebSocket GET /ws?owner=<key>"
                             "[&since=<event id>] (JSON messages {type: event|error, ...})."},
     "paths": {
-        "/healthz": {"get": {"operationId": "health", "responses": {"200": _ok("Health"), "503": _error("degraded")}}},
+        "/healthz": {"get": {"operationId": "health", "description": (
+            "Readiness: 200 while vault_manager and balance_tracker serve (status degraded when an optional "
+            "backend, the monitor or Redis, does not); 503 when one of those two does not."),
+            "responses": {"200": _ok("Health"), "503": {**_ok("Health"), "description": "not ready"}}}},
         "/tvl": {"get": {"operationId": "getTvl", "responses": {"200": _ok("Tvl"), **ERRORS}}},
         "/vaults/{owner}": {"get": {"operationId": "getVault", "parameters": [OWNER],
                                     "responses": {"200": _ok("Vault"), **ERRORS}}},
@@ -61,12 +65,19 @@ SPEC: dict[str, Any] = {
             "operationId": "submitTransaction",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/SubmitRequest"}}}},
-            "responses": {"200": _ok("TransactionStatus"), **ERRORS}}},
+            "responses": {"200": _ok("TransactionStatus"), **ERRORS, "503": _error(
+                "the status could not be learned: the transaction may have landed (error.signature names it; "
+                "submitting the same signed transaction again is safe and reports its status)")}}},
     },
     "components": {"schemas": {
-        "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
-        "Health": _object({"status": {"type": "string", "enum": ["ok", "degraded"]},
-                           "backends": {"type": "object", "additionalProperties": {"type": "string"}}}),
+        "Error": _object({"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False, "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "signature": {"type": "string", "description": "POST /transactions/submit only: the transaction that "
+                              "may have landed (submit the same signed transaction again to learn its status)"}}}}),
+        "Health": _object({"status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                           "backends": {"type": "object", "additionalProperties": {"type": "string"}},
+                           "optional": {"type": "array", "items": {"type": "string"}}}),
         "Tvl": _object({"total": U64, "locked": U64, "available": U64, "vault_count": {"type": "integer"},
                         "chain_matches": {"type": "boolean"}, "chain_total": U64}),
         "Vault": _object({"owner": KEY, "address": KEY, "token_account": KEY, "total_balance": U64,

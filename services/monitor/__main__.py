@@ -1,8 +1,7 @@
 """`python -m services.monitor`"""
 
-from services.common.runner import serve
+from services.common import runner
 from services.monitor.app import MonitorApp, settings
 
 if __name__ == "__main__":
-    config = settings()
-    serve(config, MonitorApp(config))
+    runner.main("monitor", settings, MonitorApp)

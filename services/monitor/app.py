@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from collateral_vault.v1 import vault_monitor_pb2, vault_monitor_pb2_grpc
 
-from services.common import pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -29,6 +29,7 @@ class MonitorApp(ServiceApp):
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool)
         self.watcher = Watcher(pool, chain, self.watcher_config)
         task = asyncio.create_task(self.watcher.run()) if self.run_watcher else None
         service = VaultMonitorService(pool, chain)

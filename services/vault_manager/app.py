@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from collateral_vault.v1 import (
     transaction_builder_pb2,
@@ -12,7 +13,9 @@ from collateral_vault.v1 import (
     vault_manager_pb2_grpc,
 )
 
-from services.common import pools
+from services.common import cluster, pools
+from services.common.audit import AuditLog
+from services.common.audit_outbox import AuditOutbox
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -35,9 +38,12 @@ class VaultManagerApp(ServiceApp):
         await migrate(pool)
         redis = pools.redis(s.redis_url)
         chain = ChainClient.for_settings(s)
+        await cluster.verify_or_close(s, chain, pool, redis)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         vaults = VaultManagerService(chain, cache, s.service)
-        builder = TransactionBuilderService(chain, redis, pool, {s.position_manager_id}, s.redis_prefix, s.service,
+        outbox = AuditOutbox(AuditLog(pool), Path(s.audit_spool_dir) / f"{s.service}-audit.log", s.service)
+        await outbox.open()  # delivers what an earlier process journaled and did not see stored
+        builder = TransactionBuilderService(chain, redis, outbox, {s.position_manager_id}, s.redis_prefix, s.service,
                                             on_landed=vaults.mirror.landed)
         ready = asyncio.Event()
         self.sync_task = asyncio.create_task(vault_changes.follow(s.solana_ws_url, s.program, vaults.mirror,
@@ -50,6 +56,7 @@ class VaultManagerApp(ServiceApp):
         async def close() -> None:
             if self.sync_task:
                 self.sync_task.cancel()
+            await outbox.close()
             await chain.close()
             await redis.aclose()
             await pool.close()

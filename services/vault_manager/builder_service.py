@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import asyncpg
 import grpc
 import redis.asyncio as aioredis
 from collateral_vault.v1 import common_pb2, transaction_builder_pb2, transaction_builder_pb2_grpc
@@ -18,13 +17,14 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from services.common import audit, spl_token, tx_building, validation
+from services.common.audit_outbox import AuditOutbox
 from services.common.chain import ChainClient, Status, VaultState
 from services.common.coalesce import Coalescer
 from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigned_message
-from services.common.errors import ServiceError, invalid, not_found, precondition, program_error
+from services.common.errors import ServiceError, invalid, not_found, precondition, program_error, unavailable
 from services.common.log import fields
 from services.common.metrics import TRANSACTIONS_SUBMITTED
-from services.common.submission import check, decode_signed
+from services.common.submission import CheckedTransaction, check, decode_signed
 
 logger = logging.getLogger("builder")
 U64_MAX = 2**64 - 1
@@ -32,15 +32,16 @@ _RANK = {"processed": 1, "confirmed": 2, "finalized": 3}
 SUBMIT_WAIT_SECONDS = 30.0
 CLAIM_SECONDS = 3600  # a signature's first submission is remembered this long (a blockhash lives ~80 s)
 MAX_CLAIMS = 256
+AUDIT_WAIT_SECONDS = 1.0  # how long an answer waits for PostgreSQL to store the audit entry (it is on disk)
 
 
 class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderServicer):
-    def __init__(self, chain: ChainClient, redis: aioredis.Redis, pool: asyncpg.Pool,
+    def __init__(self, chain: ChainClient, redis: aioredis.Redis, outbox: AuditOutbox,
                  position_managers: set[Pubkey], redis_prefix: str, service: str = "vault_manager",
                  on_landed: Callable[[Pubkey, int], None] | None = None) -> None:
         self.chain = chain
         self.redis = redis
-        self.audit = audit.AuditLog(pool)
+        self.outbox = outbox
         self._claims: Coalescer[str, bool] = Coalescer(self._claim_batch, MAX_CLAIMS)
         self.position_managers = position_managers
         self.prefix = redis_prefix
@@ -117,42 +118,61 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
     async def SubmitTransaction(self, request: transaction_builder_pb2.SubmitTransactionRequest,
                                 context: grpc.aio.ServicerContext
                                 ) -> transaction_builder_pb2.SubmitTransactionResponse:
+        """Sends a checked transaction once and answers with its signature and status.
+
+        The first submission of a signature (its Redis claim succeeds) journals the audit entry
+        to the outbox (on local disk) BEFORE the send, then sends. A repeated one reports the
+        chain's status, and sends again only if the chain does not know the signature (the
+        first caller may have died before its send; the same signature lands at most once).
+        Once the transaction may have gone out, the answer is never a bare failure: a node
+        that stops answering is UNAVAILABLE with a message that names the signature and says
+        it may have landed (`may_have_landed`)."""
         tx = decode_signed(request.signed_transaction_base64)
         checked = check(tx, self.chain.program, self.position_managers)
         wanted = COMMITMENT_NAMES.get(request.wait_for, "confirmed")
         signature = Signature.from_string(checked.signature)
-        # First submission (the Redis claim succeeds): send at once; the chain itself answers
-        # AlreadyProcessed if it has seen the signature (e.g. after Redis lost the claim).
-        # A repeated submission: only report the chain's status.
-        already = not await self._claim(checked.signature)
-        first: Status | None = None  # the status the node gave with the send
-        if not already:
+        remaining = context.time_remaining()
+        seconds = min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS)
+        first: Status | None = None  # a status already in hand (from the send or the lookup below)
+        send = await self._claim(checked.signature)
+        if not send:  # submitted before: what does the chain know of it?
+            first = await self._status(signature)
+            send = first is None
+        already = not send
+        if send:
+            entry = self._audit_entry(checked)
+            await self.outbox.journal(entry)
             try:
                 first = await self.chain.submit(tx)
             except ServiceError as exc:
-                if exc.code != grpc.StatusCode.ALREADY_EXISTS:
+                if exc.code == grpc.StatusCode.ALREADY_EXISTS:
+                    already = True  # the chain had it (e.g. Redis lost the claim): it did go out once
+                elif exc.code == grpc.StatusCode.UNAVAILABLE:  # no answer: it may have gone out
                     await self._release(checked.signature)
+                    self.outbox.deliver_later(entry)
+                    TRANSACTIONS_SUBMITTED.labels(self.service, "unknown").inc()
+                    raise may_have_landed(checked.signature, "the Solana node did not answer the send") from exc
+                else:  # refused (preflight, expired blockhash, ...): it did not go out
+                    await self._release(checked.signature)
+                    await self.outbox.discard(entry.entry_id or "")
                     TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
                     raise
-                already = True
-            except Exception:
+            except BaseException as exc:  # cancelled, or something unexpected, during the send
                 await self._release(checked.signature)
-                TRANSACTIONS_SUBMITTED.labels(self.service, "refused").inc()
+                self.outbox.deliver_later(entry)
+                if isinstance(exc, Exception):
+                    logger.exception("the send of %s failed unexpectedly", checked.signature)
+                    raise may_have_landed(checked.signature, "the send failed unexpectedly") from exc
                 raise
-        remaining = context.time_remaining()
-        waiting = self._wait(signature, wanted, min(SUBMIT_WAIT_SECONDS, remaining or SUBMIT_WAIT_SECONDS), first)
-        if not already:
-            TRANSACTIONS_SUBMITTED.labels(self.service, "sent").inc()
+            TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate" if already else "sent").inc()
             logger.info("submitted", extra=fields(signature=checked.signature, instructions=checked.instructions))
-            # the audit entry is written while the status is awaited (often already in hand from the send)
-            _, status = await asyncio.gather(
-                self.audit.record(owner=str(next(iter(checked.owners), "")),
-                                  actor=str(tx.message.account_keys[0]),
-                                  action="submit:" + ",".join(checked.instructions), signature=checked.signature),
-                waiting)
+            # the audit entry is on disk: PostgreSQL gets it while the status is awaited (often
+            # already in hand from the send), and later from the outbox if it cannot now
+            _, status = await asyncio.gather(self.outbox.deliver(entry, AUDIT_WAIT_SECONDS),
+                                             self._wait(signature, wanted, seconds, first))
         else:
             TRANSACTIONS_SUBMITTED.labels(self.service, "duplicate").inc()
-            status = await waiting
+            status = await self._wait(signature, wanted, seconds, first)
         slot, reached, err = status if status else (0, "", None)
         if status is not None and err is None and self.on_landed is not None:
             for owner in checked.owners:  # read-your-writes: no older answer from this process
@@ -162,6 +182,20 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
             slot=slot, already_submitted=already,
             error=program_error(err).message if err is not None else "")
         return transaction_builder_pb2.SubmitTransactionResponse(status=message)
+
+    def _audit_entry(self, checked: CheckedTransaction) -> audit.Entry:
+        """The submission's audit entry; its id makes it one row however often it is written."""
+        return audit.entry(owner=str(next(iter(checked.owners), "")), actor=str(checked.tx.message.account_keys[0]),
+                           action="submit:" + ",".join(checked.instructions), signature=checked.signature,
+                           entry_id=f"submit:{checked.signature}")
+
+    async def _status(self, signature: Signature) -> Status | None:
+        try:
+            return await self.chain.status(signature)
+        except ServiceError as exc:
+            if exc.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            raise may_have_landed(str(signature), "the Solana node did not answer the status lookup") from exc
 
     async def _claim(self, signature: str) -> bool:
         """Whether this is the first submission of `signature` (concurrent claims share one
@@ -186,12 +220,20 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
     async def _wait(self, signature: Signature, wanted: str, seconds: float,
                     first: Status | None = None) -> Status | None:
         """Until the signature reaches `wanted` or fails, or `seconds` pass; `first` is a status
-        already in hand (else the chain is asked at once)."""
+        already in hand (else the chain is asked at once). A node that stops answering is
+        UNAVAILABLE naming the signature (`may_have_landed`)."""
         deadline = time.monotonic() + max(seconds - 0.05, 0.0)
-        status = first if first is not None else await self.chain.status(signature)
+        status = first if first is not None else await self._status(signature)
         while time.monotonic() < deadline:
             if status is not None and (status[2] is not None or _RANK.get(status[1], 0) >= _RANK[wanted]):
                 return status
             await asyncio.sleep(0.05)
-            status = await self.chain.status(signature)
+            status = await self._status(signature)
         return status
+
+
+def may_have_landed(signature: str, reason: str) -> ServiceError:
+    """The answer when a transaction may have been sent but its status cannot be learned."""
+    return unavailable(f"{reason}: transaction {signature} may have landed. Submit the same signed transaction "
+                       f"again to learn its status (it lands at most once), or look it up with getSignatureStatuses "
+                       f"[\"{signature}\"]; do not sign a new one for the same intent until then")

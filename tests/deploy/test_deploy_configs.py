@@ -19,6 +19,9 @@ from localnet.svm import ROOT
 
 K8S_VERSION = "1.32.0"
 SERVICES = ("vault-manager", "balance-tracker", "cpi-manager", "monitor", "gateway")
+CHAIN_SERVICES = SERVICES[:4]
+CLUSTER_SETTINGS = ("VAULT_PROGRAM_ID", "POSITION_MANAGER_ID", "USDT_MINT", "GENESIS_HASH")
+PLACEHOLDER = re.compile(r"replace[-_ ]?me|change[-_ ]?me|changeit|placeholder|todo|fixme|xxx+|<[a-z -]+>", re.I)
 
 
 def compose() -> dict[str, Any]:
@@ -79,6 +82,9 @@ def test_kubernetes_objects_validate_against_the_schemas(overlay: str) -> None:
         assert "readinessProbe" in container and "livenessProbe" in container
         assert container["securityContext"]["runAsNonRoot"] is True
         assert container["resources"]["limits"]
+        volumes = {v["name"] for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+        mounts = [m["name"] for m in container.get("volumeMounts", [])]
+        assert set(mounts) <= volumes and len(mounts) == len(set(mounts)), deployment["metadata"]["name"]
     scaled = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     assert scaled == {"vault-manager", "cpi-manager", "gateway"}  # stateless services only
     indexer = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "balance-tracker")
@@ -89,11 +95,67 @@ def test_kubernetes_objects_validate_against_the_schemas(overlay: str) -> None:
     assert open_to_all == ["gateway-from-anywhere"]  # only the gateway is reachable from outside
 
 
+def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def _mounted(docs: list[dict[str, Any]], name: str, path: str) -> str:
+    """The Secret mounted where `path` lies in deployment `name`'s container."""
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+    spec = deployment["spec"]["template"]["spec"]
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    return volume["secret"]["secretName"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_no_committed_secret_and_no_placeholder(overlay: str) -> None:
+    """Secrets are referenced by name (created outside the repository), never committed."""
+    docs = render(overlay)
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == []
+    text = yaml.safe_dump_all(docs)
+    assert not PLACEHOLDER.findall(text), PLACEHOLDER.findall(text)
+
+
+def test_the_prod_overlay_names_the_cluster_and_runs_tls_and_authentication() -> None:
+    """Issue 21 finding 9: the prod overlay set no program ids or mint (every service fell back
+    to the development ids) and carried the base's REPLACE-ME database password."""
+    from services.common.config import DEVELOPMENT_KEYS
+
+    docs = render("prod")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "collateral-vault-config")
+    data = config["data"]
+    assert data["CV_PROFILE"] == "production"
+    assert {"GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_AUTH_FILE", "GRPC_HEALTH_PORT"} <= set(data)
+    rendered = {d["metadata"]["name"] for d in docs if d["kind"] in ("ConfigMap", "Secret")}
+    for name in CHAIN_SERVICES:
+        container = _container(docs, name)
+        env = {e["name"]: e for e in container["env"]}
+        for setting in CLUSTER_SETTINGS:  # each named, read from the operator's ConfigMap, required
+            source = env[setting]["valueFrom"]["configMapKeyRef"]
+            assert source["key"] == setting and not source.get("optional", False)
+            assert source["name"] == "collateral-vault-cluster" and source["name"] not in rendered
+            assert str(env[setting].get("value", "")) not in DEVELOPMENT_KEYS
+        assert {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e} == {
+            "collateral-vault-secrets"}
+        assert _mounted(docs, name, data["GRPC_TLS_CERT"]) == _mounted(docs, name, data["GRPC_TLS_KEY"]) \
+            == "collateral-vault-grpc-tls"
+        assert _mounted(docs, name, data["GRPC_AUTH_FILE"]) == "collateral-vault-grpc-auth"
+        health = int(data["GRPC_HEALTH_PORT"])  # probes speak plaintext gRPC to the health-only port
+        assert container["readinessProbe"]["grpc"]["port"] == container["livenessProbe"]["grpc"]["port"] == health
+    gateway = _container(docs, "gateway")
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert _mounted(docs, "gateway", env["GRPC_CA_FILE"]) == "collateral-vault-grpc-tls"
+    assert _mounted(docs, "gateway", env["GRPC_TOKEN_FILE"]) == "collateral-vault-gateway-token"
+
+
 def exported_metrics() -> set[str]:
     import prometheus_client
 
     import services.balance_tracker.indexer
     import services.balance_tracker.reconcile
+    import services.common.grpc_metrics
     import services.common.metrics
     import services.monitor.watcher  # noqa: F401
 

@@ -1,36 +1,71 @@
 """End to end: the system brought up as `make up` does (scripts/up.py: localnet and the five
-services as separate processes), the demo scenario run through gRPC only (`vaultctl demo`),
-then chain, PostgreSQL, Redis and the gateway checked against each other; Ctrl-C stops it."""
+services as separate processes, TLS and authentication on), the demo scenario run through
+gRPC only (`vaultctl demo`, with make up's credentials), then chain, PostgreSQL, Redis and
+the gateway (HTTPS) checked against each other; a killed service restarted by up.py; and a
+second `make up` (a new localnet genesis) against the same database and Redis prefix:
+reset, so nothing of the first chain is served. Ctrl-C stops it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import ssl
 import subprocess
 import sys
+import time
 
 import aiohttp
 import asyncpg
+import grpc
 import redis.asyncio as aioredis
+from collateral_vault.v1 import (
+    balance_tracker_pb2,
+    balance_tracker_pb2_grpc,
+    cpi_manager_pb2,
+    cpi_manager_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+)
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
 from localnet.svm import ROOT
+from services.common import grpc_tls
+from services.common.config import ClientSecurity
 from services.common.vault_cache import VaultCache
 from services.common.vault_program import Vault, vault_address
 from tests.conftest import redis_url
+from tests.support.grpc_calls import status_of
 from tests.support.system import start_system, system_env
 
 USDT = 10**6
+PKI = ROOT / ".local" / "pki"
 
 
-async def test_make_up_demo_and_agreement(pg_database: str) -> None:
+def _client(token: str | None = None) -> ClientSecurity:
+    return ClientSecurity(ca_file=str(PKI / "ca.crt"), token_file=str(PKI / f"{token}.token") if token else "",
+                          cert="", key="")
+
+
+def _stop(up: subprocess.Popen[str]) -> str:
+    up.send_signal(signal.SIGINT)
+    output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    return output
+
+
+async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) -> None:
     env = system_env(pg_database, redis_url())
     prefix = env["REDIS_PREFIX"]
-    up, _ = start_system(env)
+    gateway = f"https://127.0.0.1:{env['GATEWAY_PORT']}"
+    up, banner = start_system(env)
+    trust = ssl.create_default_context(cafile=str(PKI / "ca.crt"))  # the CA make up (re)made
+    redis = aioredis.from_url(redis_url())
     try:
+        assert any("gRPC over TLS" in line for line in banner)
         demo = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "vaultctl", "demo", "--json"],
                                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert demo.returncode == 0, demo.stderr + demo.stdout
@@ -38,16 +73,16 @@ async def test_make_up_demo_and_agreement(pg_database: str) -> None:
         assert {name: row["chain"] for name, row in rows.items()} == {
             "alice": [350 * USDT, 0, 350 * USDT], "bob": [550 * USDT, 0, 550 * USDT]}
         assert all(row["agree"] for row in rows.values())
+        owners = [row["owner"] for row in rows.values()]
 
         # chain, PostgreSQL, Redis and the gateway agree for both traders
-        redis = aioredis.from_url(redis_url())
         cache = VaultCache(redis, prefix, 60)
         conn = await asyncpg.connect(pg_database)
         try:
             async with AsyncClient(env["SOLANA_RPC_URL"], commitment=Confirmed) as rpc, \
                     aiohttp.ClientSession() as http:
-                for row in rows.values():
-                    owner = Pubkey.from_string(row["owner"])
+                for owner_text in owners:
+                    owner = Pubkey.from_string(owner_text)
                     info = (await rpc.get_account_info(vault_address(owner))).value
                     assert info is not None
                     chain = Vault.decode(bytes(info.data))
@@ -60,7 +95,7 @@ async def test_make_up_demo_and_agreement(pg_database: str) -> None:
                             break
                         await asyncio.sleep(0.1)
                     assert cached is not None and cached[0].total_balance == chain.total_balance
-                    async with http.get(f"http://127.0.0.1:{env['GATEWAY_PORT']}/vaults/{owner}") as response:
+                    async with http.get(f"{gateway}/vaults/{owner}", ssl=trust) as response:
                         body = await response.json()
                     assert response.status == 200 and body["total_balance"] == str(chain.total_balance)
                 events = await conn.fetchval("SELECT count(*) FROM transactions")
@@ -68,11 +103,64 @@ async def test_make_up_demo_and_agreement(pg_database: str) -> None:
                 assert events == 2 * 4 + 1 + 1
         finally:
             await conn.close()
-            keys = [k async for k in redis.scan_iter(match=prefix + "*")]
-            if keys:
-                await redis.delete(*keys)
-            await redis.aclose()
+
+        # TLS and authentication are on: plaintext is refused, so is an operator RPC without the role
+        tracker, cpi = env["BALANCE_TRACKER_ADDR"], env["CPI_MANAGER_ADDR"]
+        lock = cpi_manager_pb2.BuildLockCollateralRequest(owner=owners[0], amount=1, client_request_id="e2e-1")
+        async with grpc.aio.insecure_channel(tracker) as plaintext:
+            assert await status_of(balance_tracker_pb2_grpc.BalanceTrackerStub(plaintext).Reconcile(
+                balance_tracker_pb2.ReconcileRequest(), timeout=5)) == grpc.StatusCode.UNAVAILABLE
+        async with grpc_tls.channel(cpi, _client()) as anonymous, grpc_tls.channel(cpi, _client("gateway")) as gw:
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(anonymous).BuildLockCollateral(lock)) \
+                == grpc.StatusCode.UNAUTHENTICATED
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(gw).BuildLockCollateral(lock)) \
+                == grpc.StatusCode.PERMISSION_DENIED
+        async with grpc_tls.channel(cpi, _client("matching-engine")) as engine:
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(engine).BuildLockCollateral(lock)) \
+                == grpc.StatusCode.OK
+
+        # a service that dies is restarted, and says so; the others go on serving
+        pid = int(next(line for line in banner if "processes" in line).split("balance_tracker ")[1].split(",")[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while not any("balance_tracker is serving again" in line for line in seen):
+            assert time.monotonic() < deadline, "".join(seen)
+            assert up.stdout is not None
+            seen.append(await asyncio.wait_for(asyncio.to_thread(up.stdout.readline), deadline - time.monotonic()))
+        assert any("balance_tracker (pid" in line and "restarting it in" in line for line in seen), seen
+        async with grpc_tls.channel(tracker, _client()) as channel:
+            reply = await balance_tracker_pb2_grpc.BalanceTrackerStub(channel).GetBalance(
+                balance_tracker_pb2.GetBalanceRequest(owner=owners[0]))
+            assert reply.vault.total_balance == 350 * USDT
     finally:
-        up.send_signal(signal.SIGINT)
-        output, _ = up.communicate(timeout=60)
-    assert up.returncode == 0 and "stopped" in output
+        if up.poll() is None:
+            output = _stop(up)
+            assert "stopped" in output
+
+    # a second make up: a new chain. Its database and Redis prefix held the first chain's
+    # state: reset, and nothing of the first chain is served
+    up, banner = start_system(env)
+    try:
+        assert any("reset database" in line for line in banner), banner
+        assert any(f"reset Redis prefix {prefix!r}" in line for line in banner), banner
+        async with grpc_tls.channel(env["BALANCE_TRACKER_ADDR"], _client()) as tracker_channel, \
+                grpc_tls.channel(env["VAULT_MANAGER_ADDR"], _client()) as vault_channel, \
+                aiohttp.ClientSession() as http:
+            for owner in owners:
+                assert await status_of(balance_tracker_pb2_grpc.BalanceTrackerStub(tracker_channel).GetBalance(
+                    balance_tracker_pb2.GetBalanceRequest(owner=owner))) == grpc.StatusCode.NOT_FOUND
+                assert await status_of(vault_manager_pb2_grpc.VaultManagerStub(vault_channel).GetVault(
+                    vault_manager_pb2.GetVaultRequest(owner=owner))) == grpc.StatusCode.NOT_FOUND
+                async with http.get(f"{gateway}/vaults/{owner}", ssl=trust) as response:
+                    assert response.status == 404
+            async with http.get(f"{gateway}/tvl", ssl=trust) as response:
+                tvl = await response.json()
+            assert response.status == 200 and tvl["total"] == "0" and tvl["chain_matches"] is True
+    finally:
+        output = _stop(up)
+        keys = [k async for k in redis.scan_iter(match=prefix + "*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+    assert "stopped" in output

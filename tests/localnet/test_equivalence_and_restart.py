@@ -104,6 +104,7 @@ async def test_restart_with_ledger_keeps_balances_and_history(tmp_path: Path) ->
         token_account, fund_sig = await fund(url, wallet.pubkey(), 42 * USDT)
         async with AsyncClient(url, commitment=Confirmed) as client:
             slot_before = (await client.get_slot(Confirmed)).value
+            genesis_before = (await client.get_genesis_hash()).value
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
@@ -111,6 +112,7 @@ async def test_restart_with_ledger_keeps_balances_and_history(tmp_path: Path) ->
     try:
         await wait_healthy(url, proc)
         async with AsyncClient(url, commitment=Confirmed) as client:
+            assert (await client.get_genesis_hash()).value == genesis_before  # the same chain
             assert (await client.get_balance(wallet.pubkey())).value == 2 * 10**9
             assert (await client.get_token_account_balance(token_account)).value.amount == str(42 * USDT)
             from solders.signature import Signature

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import base58
 import pytest
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
@@ -24,6 +25,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from localnet.faucet import fund
+from localnet.ledger import Ledger
 from localnet.node import Node
 from services.common import spl_token
 from services.common.vault_program import PROGRAM_ID, VAULT_SIZE, Vault, VaultProgram
@@ -57,6 +59,9 @@ def program(node: Node) -> VaultProgram:
 async def test_cluster_methods(node: Node, client: AsyncClient) -> None:
     assert (await raw(node, {"jsonrpc": "2.0", "id": 1, "method": "getHealth"}))["result"] == "ok"
     assert "solana-core" in (await client.get_version()).value.to_json()
+    genesis = (await client.get_genesis_hash()).value  # stable for this chain, new for every fresh one
+    assert genesis == (await client.get_genesis_hash()).value and len(base58.b58decode(str(genesis))) == 32
+    assert Ledger().genesis_hash != genesis
     await asyncio.sleep(0.2)
     processed = (await client.get_slot(Processed)).value
     confirmed = (await client.get_slot(Confirmed)).value

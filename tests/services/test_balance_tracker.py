@@ -267,3 +267,37 @@ async def test_postgres_down_for_ten_seconds_then_redis_down(node: Node, pg_data
         await assert_agree(node, pg_database, VaultCache(redis_ns.client, redis_ns.prefix, 60), accounts)
     await pg_proxy.cut()
     await redis_proxy.cut()
+
+
+async def test_out_of_range_times_and_forged_page_tokens_are_invalid_argument(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """Each of these was INTERNAL (an OverflowError, or a value PostgreSQL refused)."""
+    import base64
+    import json
+
+    settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
+    owner = str(node.ledger.deployment.program.program_id)  # type: ignore[union-attr]
+
+    def token(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+    async with balance_tracker(settings, indexer_enabled=False), \
+            grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+        stub = balance_tracker_pb2_grpc.BalanceTrackerStub(channel)
+        history, snapshots = balance_tracker_pb2.GetHistoryRequest, balance_tracker_pb2.GetSnapshotsRequest
+        calls = [
+            stub.GetHistory(history(owner=owner, from_time=2**62)),
+            stub.GetHistory(history(owner=owner, to_time=-2**62)),
+            stub.GetSnapshots(snapshots(owner=owner, to_time=2**63 - 1)),
+            stub.GetSnapshots(snapshots(owner=owner, from_time=-1)),
+            stub.GetHistory(history(owner=owner, page_token=token([2**70, "abc", 0, 0]))),
+            stub.GetHistory(history(owner=owner, page_token=token([1, "a\u0000b", 0, 0]))),
+            stub.GetHistory(history(owner=owner, page_token=token([1, "abc", 2**40, 0]))),
+            stub.GetHistory(history(owner=owner, page_token=base64.urlsafe_b64encode(b'[1e999, "a", 0, 0]').decode())),
+            stub.GetHistory(history(owner=owner, page_token=token({"a": 1, "b": 2, "c": 3, "d": 4}))),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        assert (await stub.GetHistory(history(owner=owner, from_time=1, to_time=2**31))).events == []

@@ -145,6 +145,10 @@ async def test_idempotency_and_refusals(stack: Stack) -> None:
                   grpc.StatusCode.FAILED_PRECONDITION, "locked")
     await refused(stack.cpi.BuildLockCollateral(lock(owner=owner, amount=1)), grpc.StatusCode.INVALID_ARGUMENT,
                   "client_request_id")
+    # a NUL (PostgreSQL's text cannot hold it: INTERNAL before) or any control character
+    for bad in ("o\x00-1", "o-\n2", "\x7f"):
+        await refused(stack.cpi.BuildLockCollateral(lock(owner=owner, amount=1, client_request_id=bad)),
+                      grpc.StatusCode.INVALID_ARGUMENT, "control character")
     await refused(stack.cpi.BuildLockCollateral(lock(owner="x", amount=1, client_request_id="a")),
                   grpc.StatusCode.INVALID_ARGUMENT, "owner")
     await refused(stack.cpi.BuildLockCollateral(lock(owner=str(stack.node.ledger.deployment.pm_id),  # type: ignore[union-attr]

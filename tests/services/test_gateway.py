@@ -5,7 +5,6 @@ OpenAPI document the gateway serves."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
 from localnet.node import Node
+from services.balance_tracker.app import BalanceTrackerApp
 from services.common.config import Settings
 from services.gateway.app import Gateway, GatewayConfig
-from services.gateway.recent import RecentIds
+from services.gateway.ws_limits import SocketLimits
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import free_port, running_node
 from tests.support.services import balance_tracker, monitor, settings_for, sign, vault_manager
@@ -35,6 +35,7 @@ class Stack:
     url: str
     client: AsyncClient
     config: GatewayConfig
+    tracker: BalanceTrackerApp
 
 
 @pytest.fixture
@@ -46,14 +47,13 @@ async def stack(pg_database: str, redis_ns: RedisNamespace) -> AsyncIterator[Sta
         vm, bt, mon = conf("vault_manager"), conf("balance_tracker"), conf("monitor")
         config = GatewayConfig(host="127.0.0.1", port=free_port(), vault_manager=f"127.0.0.1:{vm.grpc_port}",
                                balance_tracker=f"127.0.0.1:{bt.grpc_port}", monitor=f"127.0.0.1:{mon.grpc_port}",
-                               redis_url=redis_ns.url, redis_prefix=redis_ns.prefix, rate_per_second=10_000,
-                               burst=10_000)
-        async with balance_tracker(bt), vault_manager(vm), monitor(mon), \
+                               rate_per_second=10_000, burst=10_000)
+        async with balance_tracker(bt) as tracker, vault_manager(vm), monitor(mon), \
                 AsyncClient(node.rpc_url, commitment=Confirmed) as client:
             gateway = Gateway(config)
             await gateway.start()
             try:
-                yield Stack(node, f"http://127.0.0.1:{config.port}", client, config)
+                yield Stack(node, f"http://127.0.0.1:{config.port}", client, config, tracker)  # type: ignore[arg-type]
             finally:
                 await gateway.stop()
 
@@ -105,6 +105,13 @@ async def test_wallet_flow_and_errors(stack: Stack) -> None:
             ("POST", "/transactions/deposit", {"data": b"{not json", "headers": {"content-type": "application/json"}},
              400, "INVALID_ARGUMENT"),
             ("POST", "/transactions/deposit", {"json": [1, 2]}, 400, "INVALID_ARGUMENT"),
+            # "²" passes str.isdigit() and int() refuses it; deep nesting overflows json's recursion (500s before)
+            ("POST", "/transactions/deposit", {"json": {"owner": owner, "amount": "\u00b2"}}, 400, "INVALID_ARGUMENT"),
+            ("POST", "/transactions/deposit", {"json": {"owner": owner, "amount": "1" * 5000}}, 400,
+             "INVALID_ARGUMENT"),
+            ("POST", "/transactions/deposit", {"data": b"[" * 30_000 + b"]" * 30_000,
+                                               "headers": {"content-type": "application/json"}}, 400,
+             "INVALID_ARGUMENT"),
             ("POST", "/transactions/submit", {"json": {"signed_transaction_base64": "AAAA"}}, 400, "INVALID_ARGUMENT"),
             ("POST", "/transactions/submit", {"json": {"signed_transaction_base64": "x", "wait_for": "soon"}}, 400,
              "INVALID_ARGUMENT"),
@@ -116,6 +123,10 @@ async def test_wallet_flow_and_errors(stack: Stack) -> None:
             status, body = await call(session, method, stack.url + path, **kwargs)
             assert (status, body["error"]["code"]) == (expected, code), (path, body)
             assert body["error"]["message"]
+        # a 60 KB owner is quoted by a short prefix only (it came back whole)
+        status, body = await call(session, "POST", f"{stack.url}/transactions/deposit",
+                                  json={"owner": "k" * 60_000, "amount": "1"})
+        assert status == 400 and len(body["error"]["message"]) < 200, body["error"]["message"][:300]
 
 
 async def test_rate_limit_per_client(stack: Stack) -> None:
@@ -165,45 +176,81 @@ async def test_websocket_events_and_resume(stack: Stack) -> None:
         ws = await session.ws_connect(f"{stack.url.replace('http', 'ws')}/ws?owner={owner}&since=nope:0:0")
         message = await ws.receive_json(timeout=10)
         assert message["type"] == "error" and "unknown event id" in message["message"]
-        await ws.close()
+        assert (await ws.receive()).type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4404
 
 
-async def test_websocket_sends_each_event_once_and_unsubscribes_when_the_client_leaves(
-        stack: Stack, redis_ns: RedisNamespace) -> None:
+async def test_websocket_limits_refuse_before_the_upgrade_and_a_closed_socket_frees_its_stream(
+        stack: Stack) -> None:
+    config = GatewayConfig(**{**stack.config.__dict__, "port": free_port(), "ws_max_connections": 3,
+                              "ws_max_per_client": 2})
+    gateway = Gateway(config)
+    await gateway.start()
+    url = f"ws://127.0.0.1:{config.port}/ws"
     owner = str(Pubkey.new_unique())
-    channel = f"{redis_ns.prefix}events:{owner}"
+    fanout = stack.tracker.fanout
+    assert fanout is not None
+    try:
+        async with aiohttp.ClientSession() as session:
+            for bad in ("not-a-key", "x" * 5_000):  # owner was not validated
+                async with session.get(f"{url}?owner={bad}") as response:
+                    body = await response.json()
+                    assert response.status == 400 and len(body["error"]["message"]) < 200, body
+            sockets = [await session.ws_connect(f"{url}?owner={owner}") for _ in range(2)]
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await session.ws_connect(f"{url}?owner={owner}")
+            assert info.value.status == 429  # per client, before the upgrade
+            async with session.get(f"{url}?owner={owner}") as response:
+                assert response.status == 429 and "at most 2" in (await response.json())["error"]["message"]
+            deadline = time.monotonic() + 5
+            while fanout.subscribers < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert fanout.subscribers == 2  # each WebSocket holds one StreamEvents stream
+            for ws in sockets:
+                await ws.close()
+            while fanout.subscribers and time.monotonic() < deadline + 5:
+                await asyncio.sleep(0.02)
+            assert fanout.subscribers == 0 and len(gateway.sockets) == 0
+            again = await session.ws_connect(f"{url}?owner={owner}")
+            await again.close()
+    finally:
+        await gateway.stop()
 
-    async def subscribers() -> int:
-        return int(dict(await redis_ns.client.pubsub_numsub(channel))[channel.encode()])
 
-    async def publish(event_id: str, amount: int) -> None:
-        await redis_ns.client.publish(channel, json.dumps(
-            {"id": event_id, "owner": owner, "kind": "EVENT_KIND_DEPOSIT", "amount": amount}))
+async def test_more_idle_websockets_than_a_redis_pool_holds_do_not_make_the_gateway_deaf(stack: Stack) -> None:
+    """Reproduces issue 21's second finding at the gateway: each WebSocket took a connection
+    from a Redis pool capped at 100, so the 101st client got nothing."""
+    config = GatewayConfig(**{**stack.config.__dict__, "port": free_port(), "ws_max_per_client": 200,
+                              "ws_max_connections": 200})
+    gateway = Gateway(config)
+    await gateway.start()
+    [alice] = await users_with_vaults(stack.node, stack.client, 1)
+    url = f"ws://127.0.0.1:{config.port}/ws"
+    try:  # (the client's own pool must hold them all too: aiohttp's holds 100 by default)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            idle = [await session.ws_connect(f"{url}?owner={Pubkey.new_unique()}") for _ in range(110)]
+            ws = await session.ws_connect(f"{url}?owner={alice.user.key}")
+            await asyncio.sleep(0.3)
+            await deposit(stack, session, alice, 3 * USDT)
+            message = await ws.receive_json(timeout=10)
+            assert message["type"] == "event", message
+            while message["event"]["kind"] != "deposit":
+                message = await ws.receive_json(timeout=10)
+            assert message["event"]["amount"] == str(3 * USDT)
+            for socket in [*idle, ws]:
+                await socket.close()
+    finally:
+        await gateway.stop()
 
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{stack.url.replace('http', 'ws')}/ws?owner={owner}")
-        deadline = time.monotonic() + 5
-        while await subscribers() != 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await publish("a:0:0", 1)
-        await publish("a:0:0", 1)  # published twice (a replay racing the live stream): sent once
-        await publish("b:0:0", 2)
-        received = [await ws.receive_json(timeout=5), await ws.receive_json(timeout=5)]
-        assert [(m["event"]["id"], m["event"]["kind"], m["event"]["amount"]) for m in received] == [
-            ("a:0:0", "deposit", "1"), ("b:0:0", "deposit", "2")]
-        await ws.close()
-        while await subscribers() and time.monotonic() < deadline + 5:
-            await asyncio.sleep(0.02)
-        assert await subscribers() == 0  # the connection's Redis subscription went with it
 
-
-def test_recent_ids_remember_a_bounded_window() -> None:
-    recent = RecentIds(3)
-    assert [recent.add(i) for i in ("a", "b", "a", "c", "d")] == [True, True, False, True, True]
-    assert len(recent) == 3 and recent.add("a")  # "a" was the oldest, and was forgotten
-    assert not recent.add("d")
+def test_socket_limits_count_per_client_and_in_total() -> None:
+    limits = SocketLimits(3, 2)
+    assert [limits.admit(c) for c in ("a", "a")] == [None, None]
+    assert "at most 2" in (limits.admit("a") or "")
+    assert limits.admit("b") is None and "at most 3" in (limits.admit("c") or "")
+    limits.release("a")
+    assert limits.admit("c") is None and len(limits) == 3
     with pytest.raises(ValueError):
-        RecentIds(0)
+        SocketLimits(0, 1)
 
 
 async def test_openapi_conformance_with_schemathesis(stack: Stack) -> None:

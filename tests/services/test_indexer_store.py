@@ -37,7 +37,7 @@ async def conn(migrated_pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]
 def deposit(owner: str, n: int, amount: int, total: int) -> EventRow:
     return EventRow(owner=owner, signature=f"sig{n}", instruction_index=0, event_index=0, kind="deposit",
                     amount=amount, slot=10 + n, block_time=datetime.now(UTC), commitment="confirmed",
-                    balances=Balances(total, 0, total))
+                    balances=Balances(total, 0, total), seq=n + 1)
 
 
 async def vault(conn: asyncpg.Connection, owner: str) -> tuple[int, int]:
@@ -92,10 +92,10 @@ async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) 
     # history cannot be rewritten: every column but the commitment is fixed once indexed
     columns = [r["column_name"] for r in await conn.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'transactions'")]
-    assert len(columns) == 15 and "commitment" in columns
+    assert len(columns) == 16 and "commitment" in columns and "seq" in columns
     await conn.execute("INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
                        "counterparty, caller_program, total_balance, locked_balance, available_balance, slot, "
-                       "block_time) VALUES ('o', 'full', 0, 0, 'transfer', 1, 'c', 'p', 1, 0, 1, 5, now())")
+                       "block_time, seq) VALUES ('o', 'full', 0, 0, 'transfer', 1, 'c', 'p', 1, 0, 1, 5, now(), 999)")
     for column in columns:
         if column != "commitment":  # NULL differs from every stored value of the full row
             with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
@@ -105,6 +105,7 @@ async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) 
     for statement in ("UPDATE transactions SET amount = amount + 1",
                       "UPDATE transactions SET owner = 'someone else'",
                       "UPDATE transactions SET total_balance = 0, commitment = 'finalized'",
+                      "UPDATE transactions SET seq = seq + 1000",
                       "DELETE FROM transactions WHERE signature = 'sig1'"):
         with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
             await conn.execute(statement)
@@ -132,7 +133,7 @@ async def test_admin_actions_go_to_the_audit_log_once(conn: asyncpg.Connection) 
 def event(owner: str, n: int, kind: str, amount: int, total: int) -> EventRow:
     return EventRow(owner=owner, signature=f"sig{n}", instruction_index=0, event_index=0, kind=kind,
                     amount=amount, slot=10 + n, block_time=datetime.now(UTC), commitment="confirmed",
-                    balances=Balances(total, 0, total))
+                    balances=Balances(total, 0, total), seq=n + 1)
 
 
 async def counters(conn: asyncpg.Connection, owner: str) -> tuple[int, int, int, bool]:
@@ -166,7 +167,7 @@ async def test_the_copy_path_stores_every_field_exactly(conn: asyncpg.Connection
     batch.append(EventRow(owner=owner, signature="sigT", instruction_index=2, event_index=3, kind="transfer",
                           amount=top, slot=99, block_time=None, commitment="processed",
                           balances=Balances(top, 1, top - 1), counterparty=other, caller_program=caller,
-                          counterparty_balances=Balances(5, 0, 5)))
+                          counterparty_balances=Balances(5, 0, 5), seq=1_000))
     new, _ = await write_batch(conn, PROGRAM, "t", batch, [], None)
     assert len(new) == len(batch)
     stored = {r["signature"]: r for r in await conn.fetch(f"SELECT {', '.join(EVENT_COLUMNS)} FROM transactions")}
@@ -211,7 +212,7 @@ def batches_for(owners: list[str], tag: str) -> list[list[EventRow]]:
     def ev(owner: str, n: int, kind: str, amount: int, total: int, **extra: object) -> EventRow:
         row = EventRow(owner=owner, signature=f"{tag}{n}", instruction_index=0, event_index=0, kind=kind,
                        amount=amount, slot=100 + n, block_time=datetime(2026, 1, 1, tzinfo=UTC),
-                       commitment="confirmed", balances=Balances(total, 0, total))
+                       commitment="confirmed", balances=Balances(total, 0, total), seq=100 * ord(tag[0]) + n)
         for name, value in extra.items():
             setattr(row, name, value)
         return row
@@ -234,8 +235,9 @@ async def stored_state(conn: asyncpg.Connection, owners: list[str], tag: str, cu
             text = text.replace(owner, name)
         return text.replace(tag, "sig")
 
-    events = await conn.fetch(f"SELECT {', '.join(EVENT_COLUMNS)} FROM transactions WHERE owner = ANY($1) "
-                              "ORDER BY slot, signature", owners)
+    columns = ", ".join(c for c in EVENT_COLUMNS if c != "seq")  # the two histories are numbered apart
+    events = await conn.fetch(f"SELECT {columns} FROM transactions WHERE owner = ANY($1) ORDER BY slot, signature",
+                              owners)
     vaults = await conn.fetch("SELECT owner, total_balance, locked_balance, available_balance, total_deposited, "
                               "total_withdrawn, created_at, closed_at, last_slot, last_event_id FROM vaults "
                               "WHERE owner = ANY($1) ORDER BY owner", owners)
@@ -279,9 +281,35 @@ async def test_a_batch_with_any_stored_event_writes_nothing_in_one_statement(con
     owner = str(Keypair().pubkey())
     await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"))
     mixed = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12)]
-    assert await _write_at_once(conn, PROGRAM, "t", mixed, (12, "sig2")) is None
+    assert await _write_at_once(conn, PROGRAM, "t", mixed, (12, "sig2"), None) is None
     assert await conn.fetchval("SELECT count(*) FROM transactions WHERE owner = $1", owner) == 1
     assert await vault(conn, owner) == (5, 5)
     assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 11
     new, _ = await write_batch(conn, PROGRAM, "t", mixed, [], (12, "sig2"))  # the transaction takes the new one
     assert [e.signature for e in new] == ["sig2"] and await vault(conn, owner) == (12, 12)
+
+
+async def test_a_batch_of_a_term_that_is_over_writes_nothing(conn: asyncpg.Connection) -> None:
+    """Fencing (migration 007): each write path checks the term inside its own statements."""
+    from services.balance_tracker.events import AdminEvent
+    from services.balance_tracker.store import Fenced
+
+    owner = str(Keypair().pubkey())
+    with pytest.raises(Fenced):  # no lease at all
+        await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"), fence=("t", 1))
+    await conn.execute("INSERT INTO indexer_lease (name, holder, term, expires_at) VALUES ('t', 'me', 1, now())")
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"), fence=("t", 1))
+    await conn.execute("UPDATE indexer_lease SET term = 2")  # another replica took over
+    admin = AdminEvent("PauseFlagsSet", "admin", "sig9", 0, 0, {"flags": "1"})
+    large = [deposit(owner, n, 1, 5 + n) for n in range(2, COPY_MIN_EVENTS + 3)]
+    for events, extra in (([deposit(owner, 2, 1, 6)], []),  # one statement
+                          (large, []),  # COPY in a transaction
+                          ([], [admin])):  # only the cursor and an audit row
+        with pytest.raises(Fenced):
+            await write_batch(conn, PROGRAM, "t", events, extra, (50, "sigX"), fence=("t", 1))
+    assert await conn.fetchval("SELECT count(*) FROM transactions") == 1
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+    assert await conn.fetchval("SELECT slot FROM indexer_cursor WHERE name = 't'") == 11
+    assert await vault(conn, owner) == (5, 5)
+    new, _ = await write_batch(conn, PROGRAM, "t", large, [], (60, "sigY"), fence=("t", 2))  # the new term writes
+    assert len(new) == len(large)

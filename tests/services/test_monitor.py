@@ -90,8 +90,9 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                 try:
                     await conn.execute(
                         "INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
-                        "caller_program, total_balance, locked_balance, available_balance, slot, block_time) "
-                        "VALUES ($1, $2, 0, 0, 'lock', 1, $3, 10, 1, 9, 1, $4)", str(bob.user.key),
+                        "caller_program, total_balance, locked_balance, available_balance, slot, block_time, seq) "
+                        "VALUES ($1, $2, 0, 0, 'lock', 1, $3, 10, 1, 9, 1, $4, "
+                        "(SELECT max(seq) + 1000000 FROM transactions))", str(bob.user.key),
                         str(Signature.new_unique()), str(deployment.rogue_pm_id), datetime.now(UTC))
                     assert "unauthorized_caller" in await kinds()
 

@@ -308,3 +308,49 @@ async def test_health_reflection_and_metrics(env: Env) -> None:
     assert count(after, "OK") == count(before, "OK") + 1
     assert "grpc_server_handling_seconds_bucket" in after
     assert 'code="INVALID_ARGUMENT"' in after
+
+
+def _signed_raw(message: Message, *signers: Keypair) -> str:
+    """A legacy transaction's wire form signed by `signers`, built by hand (solders would
+    refuse to build some of these)."""
+    payload = bytes(message)
+    signatures = b"".join(bytes(k.sign_message(payload)) for k in signers)
+    return base64.b64encode(bytes([len(signers)]) + signatures + payload).decode()
+
+
+async def test_signed_but_malformed_transactions_are_invalid_argument(env: Env) -> None:
+    """Each of these was INTERNAL with a traceback (an IndexError in the checks)."""
+    from solders.hash import Hash
+    from solders.instruction import CompiledInstruction
+
+    program = env.node.ledger.deployment.program  # type: ignore[union-attr]
+    signer = Keypair()
+    deposit = program.deposit(signer.pubkey(), Pubkey.new_unique(), 1)
+    keys = [signer.pubkey(), program.program_id]
+    data = bytes(deposit.data)
+
+    def message(required: int, instruction: CompiledInstruction, count: int = 2) -> Message:
+        return Message.new_with_compiled_instructions(required, 0, 1, keys[:count], Hash.default(), [instruction])
+
+    cases = {
+        "no signature": _signed_raw(message(0, CompiledInstruction(1, data, bytes([0])))),
+        "too few accounts": _signed_raw(message(1, CompiledInstruction(1, data, bytes([0, 0]))), signer),
+        "program index out of range": _signed_raw(message(1, CompiledInstruction(7, data, bytes([0]))), signer),
+        "account index out of range": _signed_raw(message(1, CompiledInstruction(1, data, bytes([0, 1, 9, 0, 0]))),
+                                                  signer),
+    }
+    expected = {"no signature": "no signature", "too few accounts": "names 2 accounts; it takes 5",
+                "program index out of range": "program index 7", "account index out of range": "account index 9"}
+    for case, raw in cases.items():
+        await expect(env.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+            signed_transaction_base64=raw)), grpc.StatusCode.INVALID_ARGUMENT, expected[case])
+
+
+async def test_errors_quote_only_a_prefix_of_the_input(env: Env) -> None:
+    """A 1 MiB owner came back whole in the status message."""
+    huge = "x" * (1 << 20)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await env.vaults.GetVault(vault_manager_pb2.GetVaultRequest(owner=huge))
+    details = info.value.details() or ""
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(details) < 200 and f"({len(huge)} characters)" in details, details[:300]

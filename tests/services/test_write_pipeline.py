@@ -29,7 +29,7 @@ def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
 def deposit(owner: str, n: int, amount: int, total: int, *, available: int | None = None) -> EventRow:
     return EventRow(owner=owner, signature=f"sig{n}", instruction_index=0, event_index=0, kind="deposit",
                     amount=amount, slot=100 + n, block_time=datetime.now(UTC), commitment="confirmed",
-                    balances=Balances(total, 0, total if available is None else available))
+                    balances=Balances(total, 0, total if available is None else available), seq=n + 1)
 
 
 def batches_for(owners: list[str], count: int, size: int) -> list[list[EventRow]]:

@@ -1,6 +1,14 @@
-"""A loopback TCP proxy whose link can be cut and restored: the service under test
-connects through it, so a test can make PostgreSQL or Redis unreachable for that service
-alone (connections reset, new ones refused) without touching the real server."""
+"""A loopback TCP proxy whose link can be cut, stalled and restored: the service under test
+connects through it, so a test can make PostgreSQL, Redis or the Solana node unreachable for
+that service alone without touching the real server.
+
+* `cut()`: new connections are refused and the open ones reset (a peer that went away).
+* `stall()`: nothing is forwarded in either direction and nothing is closed; new
+  connections are accepted and stall too (a peer that vanished without closing: power
+  loss, a partition). `resume()` forwards again what was held back.
+* `drop_answers()`: requests are forwarded, and the first byte of an answer resets the
+  client's connection instead of reaching it (the request took effect, its answer was lost).
+* `restore()` undoes any of them."""
 
 from __future__ import annotations
 
@@ -16,6 +24,14 @@ class TcpProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._dropping = False
+
+    def url(self, url: str) -> str:
+        """`url` with its host:port replaced by the proxy's."""
+        host, port = self.target
+        return url.replace(f"{host}:{port}", f"127.0.0.1:{self.port}", 1)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -30,11 +46,29 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
         self._writers.clear()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Stop forwarding in both directions, closing nothing."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def drop_answers(self, drop: bool = True) -> None:
+        self._dropping = drop
 
     async def restore(self) -> None:
-        await self.start()
+        self._dropping = False
+        self._flowing.set()
+        if self._server is None:
+            await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -42,16 +76,21 @@ class TcpProxy:
             return
         self._writers |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, answers: bool) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
+                    if answers and self._dropping:
+                        dst.transport.abort()
+                        return
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.IncompleteReadError):
                 pass
             finally:
+                await self._flowing.wait()  # a stalled link closes nothing either
                 with contextlib.suppress(Exception):
                     dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
         self._writers -= {writer, up_writer}

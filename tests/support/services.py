@@ -3,6 +3,9 @@ localnet, a private PostgreSQL database and a private Redis key prefix."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +26,18 @@ def settings_for(service: str, node: Node, database_url: str, redis_url: str, re
     return Settings(service=service, grpc_host="127.0.0.1", grpc_port=free_port(), metrics_port=free_port(),
                     solana_rpc_url=node.rpc_url, solana_ws_url=node.ws_url, database_url=database_url,
                     redis_url=redis_url, redis_prefix=redis_prefix, usdt_mint=Pubkey.from_string(DEFAULT_USDT_MINT),
-                    shutdown_grace_seconds=1.0)
+                    shutdown_grace_seconds=1.0, audit_spool_dir=spool_dir())
+
+
+_SPOOLS: list[str] = []
+
+
+def spool_dir() -> str:
+    """A private audit spool directory (each service instance its own), removed at exit."""
+    if not _SPOOLS:
+        _SPOOLS.append(tempfile.mkdtemp(prefix="cvspool-"))
+        atexit.register(shutil.rmtree, _SPOOLS[0], True)
+    return tempfile.mkdtemp(dir=_SPOOLS[0])
 
 
 @dataclass

@@ -11,11 +11,13 @@ import uuid
 
 from localnet.svm import ROOT
 from tests.support.localnet_node import free_port
+from tests.support.services import spool_dir
 
 
 def system_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "REDIS_PREFIX": f"cvtest:{uuid.uuid4().hex[:12]}:", "LOG_LEVEL": "WARNING", **extra}
+           "REDIS_PREFIX": f"cvtest:{uuid.uuid4().hex[:12]}:", "LOG_LEVEL": "WARNING",
+           "AUDIT_SPOOL_DIR": spool_dir(), **extra}
     for name in ("LOCALNET_RPC_PORT", "LOCALNET_WS_PORT", "GATEWAY_PORT"):
         env[name] = str(free_port())
     for service in ("VAULT_MANAGER", "BALANCE_TRACKER", "CPI_MANAGER", "MONITOR"):
