@@ -140,6 +140,31 @@ class ChainClient:
     async def slot(self) -> int:
         return int((await self._call("getSlot", self.client.get_slot(self.commitment))).value)
 
+    async def block_height(self) -> int:
+        return int((await self._call("getBlockHeight", self.client.get_block_height(self.commitment))).value)
+
+    async def statuses_in_history(self, signatures: list[Signature]) -> list[Status | None]:
+        """Like `status`, for signatures that may be older than the node's recent status
+        cache (searchTransactionHistory)."""
+        response = await self._call("getSignatureStatuses", self.client.get_signature_statuses(
+            signatures, search_transaction_history=True))
+        out: list[Status | None] = []
+        for value in response.value:
+            if value is None:
+                out.append(None)
+                continue
+            status = (str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status
+                      else "processed")
+            out.append((value.slot, status, value.err))
+        return out
+
+    async def transaction_logs(self, signature: Signature) -> list[str]:
+        """The log of a transaction that landed ([] when the node has none)."""
+        response = await self._call("getTransaction", self.client.get_transaction(
+            signature, max_supported_transaction_version=0))
+        meta = response.value.transaction.meta if response.value is not None else None
+        return list(meta.log_messages or []) if meta is not None else []
+
     async def latest_blockhash(self) -> tuple[Hash, int]:
         value = (await self._call("getLatestBlockhash", self.client.get_latest_blockhash(self.commitment))).value
         return value.blockhash, value.last_valid_block_height
@@ -244,5 +269,6 @@ def _rpc_failure(error: RPCError | str) -> ServiceError:
     """A JSON-RPC error as the services' status: a failed preflight by its program error."""
     data = getattr(error, "data", None)
     err = getattr(data, "err", None)
+    logs = getattr(data, "logs", None)
     message = getattr(error, "message", str(error))
-    return program_error(err if err is not None else message)
+    return program_error(err if err is not None else message, logs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from collateral_vault.v1 import cpi_manager_pb2, cpi_manager_pb2_grpc
@@ -11,9 +12,14 @@ from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
+from services.common.vault_program import ExchangeProgram
+from services.cpi_manager.executor import OperatorExecutor
+from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.service import CpiManagerService
+from services.cpi_manager.signer import signer_for
 
 GRPC_PORT, METRICS_PORT = 50053, 9103
+logger = logging.getLogger("cpi_manager")
 
 
 @dataclass
@@ -25,11 +31,29 @@ class CpiManagerApp(ServiceApp):
         await migrate(pool)
         chain = ChainClient.for_settings(s)
         await cluster.verify_or_close(s, chain, pool)
-        service = CpiManagerService(chain, pool, s.position_manager_id)
+        try:
+            signer = await signer_for(s.operator_signer)
+        except BaseException:
+            await chain.close()
+            await pool.close()
+            raise
+        # the per-trader locks' own connections (request_store.py)
+        lock_pool = await pools.postgres(s.database_url, max_size=s.operator_concurrency)
+        executor = OperatorExecutor(chain, RequestStore(pool, lock_pool), ExchangeProgram(s.program,
+                                                                                        s.position_manager_id), signer)
+        if signer is None:
+            logger.warning("no operator signer configured: Lock, Release, Settle and Liquidate answer "
+                           "FAILED_PRECONDITION")
+        else:
+            logger.info("operator operations are signed by %s", signer.public_key)
+        service = CpiManagerService(chain, s, executor)
         self.grpc = GrpcService(s, [registration(service, cpi_manager_pb2, cpi_manager_pb2_grpc, "CpiManager")])
 
         async def close() -> None:
+            if signer is not None:
+                await signer.close()
             await chain.close()
+            await lock_pool.close()
             await pool.close()
 
         self.grpc.on_stop.append(close)
