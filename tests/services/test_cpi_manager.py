@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,13 +33,15 @@ from solders.transaction import VersionedTransaction
 
 from localnet.genesis import DEV_EXIT_DELAY_SLOTS, dev_keypair
 from localnet.node import Node
-from services.common.config import Settings
+from services.common.config import OperatorSignerSettings, Settings
 from services.common.vault_program import Grant, Vault
+from services.cpi_manager.signer import write_key_file
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import free_port, running_node
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import cpi_manager, fund_operator, settings_for, sign, spool_dir, vault_manager
 from tests.support.traffic import Account, users_with_vaults
+from tests.support.transit_standin import TransitStandIn
 
 USDT = 10**6
 pb = cpi_manager_pb2
@@ -372,3 +375,34 @@ async def test_an_op_id_taken_by_another_operator_client_is_surfaced(stack: Stac
     # a new request gets an id above the chain's
     result = (await stack.cpi.Lock(lock(alice, 2 * USDT, "next"))).result
     assert result.balances[0].op_id == 8
+
+
+async def test_operations_signed_by_the_transit_signer(stack: Stack, tmp_path: Path) -> None:
+    """cpi_manager with OPERATOR_SIGNER=transit: the operator key stays in the signer (a
+    stand-in speaking the transit API: OpenBao cannot be installed here)."""
+    [account] = await users_with_vaults(stack.node, stack.client, 1)
+    alice = await trader(stack, account, 100 * USDT, 100 * USDT)
+    token = tmp_path / "transit.token"
+    token.write_text("s.test-token")
+    async with TransitStandIn({"exchange-operator": dev_keypair("operator")}).running() as standin:
+        signer = OperatorSignerSettings(kind="transit", key_file="", transit_url=standin.url,
+                                        transit_key="exchange-operator", transit_token_file=str(token),
+                                        transit_ca_file="")
+        async with cpi_manager(stack.conf(operator_signer=signer)) as cm, \
+                grpc.aio.insecure_channel(cm.target) as channel:
+            result = (await cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 9 * USDT, "t-1"))).result
+    assert standin.signed == 1 and balance(result, alice)[0] == 9 * USDT
+
+
+async def test_a_signer_that_is_not_the_exchange_operator_is_refused_before_sending(stack: Stack,
+                                                                                   tmp_path: Path) -> None:
+    [account] = await users_with_vaults(stack.node, stack.client, 1)
+    alice = await trader(stack, account, 100 * USDT, 100 * USDT)
+    path = tmp_path / "not-the-operator.json"
+    write_key_file(path)
+    signer = OperatorSignerSettings(kind="key_file", key_file=str(path), transit_url="", transit_key="",
+                                    transit_token_file="", transit_ca_file="")
+    async with cpi_manager(stack.conf(operator_signer=signer)) as cm, grpc.aio.insecure_channel(cm.target) as channel:
+        await refused(cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 1, "w-1")),
+                      grpc.StatusCode.FAILED_PRECONDITION, "not the exchange's operator")
+    assert (await chain_vault(stack, alice)).locked_balance == 0
