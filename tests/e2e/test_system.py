@@ -75,10 +75,10 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
         rows = result["traders"]
         # alice: +60 PnL, -1 fee, exit, 400 withdrawn; bob: -60, -1 fee, 39 liquidated
         assert {name: row["chain"] for name, row in rows.items()} == {
-            "alice": [59 * USDT, 0, 59 * USDT], "bob": [400 * USDT, 0, 400 * USDT]}
+            "alice": [159 * USDT, 0, 159 * USDT], "bob": [400 * USDT, 0, 400 * USDT]}
         assert all(row["agree"] for row in rows.values())
         outcomes = [step["outcome"] for step in result["steps"]]
-        assert len(outcomes) == 8 and outcomes.count("ok") == 7, result["steps"]
+        assert len(outcomes) == 9 and outcomes.count("ok") == 8, result["steps"]
         assert [step["name"] for step in result["steps"] if step["outcome"] != "ok"] == [
             "alice tries to unlock her collateral herself"] and "NotOperator" in outcomes
         owners = [row["owner"] for row in rows.values()]
@@ -142,7 +142,7 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
         async with grpc_tls.channel(tracker, _client()) as channel:
             reply = await balance_tracker_pb2_grpc.BalanceTrackerStub(channel).GetBalance(
                 balance_tracker_pb2.GetBalanceRequest(owner=owners[0]))
-            assert reply.vault.total_balance == 59 * USDT
+            assert reply.vault.total_balance == 159 * USDT
     finally:
         if up.poll() is None:
             output = _stop(up)
