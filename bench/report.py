@@ -188,6 +188,14 @@ def render() -> str:
             lines.append(f"| CPU per deposit over those rounds, every PostgreSQL and Redis server process on this "
                          f"machine | {stores['total']:g} ms ({parts}) | – |")
         lines.append("")
+    operator = _load("operator")
+    if operator:
+        op, sub = operator["operator"], operator["submit_transaction"]
+        lines += [f"Matching-engine path (`operator.json`, {operator['callers']} callers, one trader each, at "
+                  f"{operator['commitment']}): cpi_manager's Lock + Settle signed with the operator key "
+                  f"{_n(op['calls_per_second'])} calls/s (Lock p99 {op['lock']['p99_ms']} ms, Settle p99 "
+                  f"{op['settle']['p99_ms']} ms); SubmitTransaction of trader-signed deposits "
+                  f"{_n(sub['calls_per_second'])}/s (p99 {sub['all']['p99_ms']} ms) in the same run.", ""]
     wrapper = _load("grpc_wrapper")
     if wrapper:
         bare, wrapped = wrapper["bare"], wrapper["wrapped"]

@@ -102,13 +102,24 @@ class ChainClient:
         detail = redact.scrub(str(exc), self.rpc_url)
         return unavailable(f"the Solana RPC at {self.shown_url} did not answer {method}: {detail}")
 
-    async def vault(self, owner: Pubkey) -> VaultState | None:
+    async def vault(self, owner: Pubkey, commitment: str | None = None) -> VaultState | None:
+        """A vault as the node holds it at the client's commitment (or `commitment`)."""
         address = self.program.vault(owner)
-        response = await self._call("getAccountInfo", self.client.get_account_info(address))
+        response = await self._call("getAccountInfo", self.client.get_account_info(
+            address, commitment=Commitment(commitment) if commitment else None))
         account = response.value
         if account is None or account.owner != self.program.program_id:
             return None
         return VaultState(address, Vault.decode(bytes(account.data)), response.context.slot)
+
+    async def vaults_of(self, owners: list[Pubkey], commitment: str | None = None) -> list[VaultState | None]:
+        """Several owners' vaults in one getMultipleAccounts, read at one slot."""
+        response = await self._call("getMultipleAccounts", self.client.get_multiple_accounts(
+            [self.program.vault(owner) for owner in owners], commitment=Commitment(commitment) if commitment else None))
+        slot = response.context.slot
+        return [VaultState(self.program.vault(owner), Vault.decode(bytes(account.data)), slot)
+                if account is not None and account.owner == self.program.program_id else None
+                for owner, account in zip(owners, response.value, strict=True)]
 
     async def vaults(self) -> list[VaultState]:
         response = await self._call("getProgramAccounts", self.client.get_program_accounts(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,10 @@ RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 COMMITMENT_VALUES = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common_pb2.COMMITMENT_CONFIRMED,
                      "finalized": common_pb2.COMMITMENT_FINALIZED}
 POLL_SECONDS = 0.05
+CONFIG_TTL_SECONDS = 2.0
+# program errors about this deployment, not the request (the signer is no longer the
+# operator, ...): the request stays pending, a retry after the fix takes it up
+NOT_THE_REQUESTS = {"NotOperator", "WrongProgramId", "InvalidAccount", "NotTopLevel", "OperatorInstructionNotAlone"}
 MAX_TRANSACTION_BYTES = 1232
 
 
@@ -63,6 +68,7 @@ class OperatorExecutor:
     #: vault owners of the fee and insurance-fund vaults (fixed at the exchange's initialization)
     _owners: dict[Pubkey, Pubkey] = field(default_factory=dict)
     _config: ExchangeConfig | None = None
+    _operator: tuple[Pubkey, float] | None = None
 
     # --- the exchange and the traders ----------------------------------------------------
 
@@ -71,6 +77,14 @@ class OperatorExecutor:
         if account is None or account.owner != self.exchange.program_id:
             raise unavailable(f"the exchange program {self.exchange.program_id} has no configuration on this cluster")
         return ExchangeConfig.decode(bytes(account.data))
+
+    async def current_operator(self) -> Pubkey:
+        """The exchange's operator, read again at most every CONFIG_TTL_SECONDS (an operator
+        change waits out the configuration delay; a stale read costs one refused send)."""
+        now = time.monotonic()
+        if self._operator is None or now - self._operator[1] > CONFIG_TTL_SECONDS:
+            self._operator = ((await self.config()).operator, now)
+        return self._operator[0]
 
     async def fee_vault_owner(self) -> Pubkey:
         return await self.vault_owner((await self._fixed_config()).fee_vault)
@@ -198,7 +212,9 @@ class OperatorExecutor:
                     row.last_valid_block_height = -1
                     await asyncio.sleep(POLL_SECONDS)
                     continue
-                if exc.program_error is not None:  # the program's refusal: the request's outcome
+                if exc.program_error in NOT_THE_REQUESTS:
+                    self._operator = None
+                elif exc.program_error is not None:  # the program's refusal: the request's outcome
                     await self._refuse(row, exc)
                 raise exc from None  # anything else (no SOL for the fee, ...): pending, a retry resumes
             status = await self._wait(signature, status, commitment, row.last_valid_block_height or 0)
@@ -208,10 +224,11 @@ class OperatorExecutor:
 
     async def _sign(self, row: RequestRow, op: Operation) -> VersionedTransaction:
         assert self.signer is not None
-        config = await self.config()
-        if config.operator != self.signer.public_key:
+        operator = await self.current_operator()
+        if operator != self.signer.public_key:
+            self._operator = None  # read again next time
             raise precondition(f"cpi_manager signs with {self.signer.public_key}, which is not the exchange's "
-                               f"operator {config.operator}: configure the operator key (OPERATOR_KEY_FILE or the "
+                               f"operator {operator}: configure the operator key (OPERATOR_KEY_FILE or the "
                                "transit key), or change the operator (a configuration change)")
         instruction = op.instruction(self.exchange, self.signer.public_key, row.op_ids)
         blockhash, last_valid = await self.chain.latest_blockhash()
@@ -269,20 +286,24 @@ class OperatorExecutor:
             return await self._finish(row, op, (signature, final), commitment)
         result = cpi_manager_pb2.OperationResult(
             signature=str(signature), slot=final[0], commitment=COMMITMENT_VALUES[final[1]],
-            balances=await self._balances(op, row, final[0]), signatures_tried=row.signatures)
+            balances=await self._balances(op, row, final[0], commitment), signatures_tried=row.signatures)
         await self.store.landed(row.request_id, str(signature), final[0], result.SerializeToString())
         return result
 
-    async def _balances(self, op: Operation, row: RequestRow, slot: int) -> list[cpi_manager_pb2.TraderBalance]:
+    async def _balances(self, op: Operation, row: RequestRow, slot: int,
+                        commitment: str) -> list[cpi_manager_pb2.TraderBalance]:
+        """Each affected vault read at the commitment the caller asked for, at or after the
+        slot the operation landed in."""
         op_ids: dict[str, int] = {}
         for trader, op_id in zip(row.traders, row.op_ids, strict=True):
             op_ids[trader] = max(op_ids.get(trader, 0), op_id)
+        owners = op.affected
+        states = await self.chain.vaults_of(owners, commitment)
+        while any(state is not None and state.slot < slot for state in states):  # a node behind the one that landed it
+            await asyncio.sleep(POLL_SECONDS)
+            states = await self.chain.vaults_of(owners, commitment)
         out = []
-        for owner in op.affected:
-            state = await self.chain.vault(owner)
-            while state is not None and state.slot < slot:  # a node behind the one that answered the status
-                await asyncio.sleep(POLL_SECONDS)
-                state = await self.chain.vault(owner)
+        for owner, state in zip(owners, states, strict=True):
             if state is None:
                 continue
             vault = state.vault
