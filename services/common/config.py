@@ -267,6 +267,9 @@ class Settings:
     # longest one operation may take when its caller set no deadline.
     operator_concurrency: int = field(default_factory=lambda: _int("OPERATOR_CONCURRENCY", 32))
     operator_timeout_seconds: float = field(default_factory=lambda: _float("OPERATOR_TIMEOUT_SECONDS", 60))
+    # how long a finished operator request (its client_request_id and answer) is remembered
+    operator_request_retention_days: float = field(default_factory=lambda: _float("OPERATOR_REQUEST_RETENTION_DAYS",
+                                                                                  30))
 
     def __post_init__(self) -> None:
         problems = []
@@ -276,8 +279,10 @@ class Settings:
             problems.append(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         problems += self.security.problems()
         problems += self.operator_signer.problems(self.profile)
-        if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0:
-            problems.append("OPERATOR_CONCURRENCY must be at least 1 and OPERATOR_TIMEOUT_SECONDS positive")
+        if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0 \
+                or self.operator_request_retention_days <= 0:
+            problems.append("OPERATOR_CONCURRENCY must be at least 1, OPERATOR_TIMEOUT_SECONDS and "
+                            "OPERATOR_REQUEST_RETENTION_DAYS positive")
         if self.profile == PRODUCTION:
             problems += _refuse_development_keys({"VAULT_PROGRAM_ID": self.vault_program_id,
                                                   "POSITION_MANAGER_ID": self.position_manager_id,

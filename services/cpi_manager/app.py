@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
+import asyncpg
 from collateral_vault.v1 import cpi_manager_pb2, cpi_manager_pb2_grpc
 
 from services.common import cluster, pools
@@ -19,7 +21,19 @@ from services.cpi_manager.service import CpiManagerService
 from services.cpi_manager.signer import signer_for
 
 GRPC_PORT, METRICS_PORT = 50053, 9103
+PRUNE_SECONDS = 3600.0
 logger = logging.getLogger("cpi_manager")
+
+
+async def prune_every(store: RequestStore, retention_days: float, seconds: float = PRUNE_SECONDS) -> None:
+    """Finished requests are kept for the retention, then forgotten (the table stays bounded)."""
+    while True:
+        try:
+            while await store.prune(retention_days) > 0:
+                pass
+        except (OSError, asyncpg.PostgresError) as exc:
+            logger.warning("pruning finished operator requests failed: %s", exc)
+        await asyncio.sleep(seconds)
 
 
 @dataclass
@@ -46,10 +60,13 @@ class CpiManagerApp(ServiceApp):
                            "FAILED_PRECONDITION")
         else:
             logger.info("operator operations are signed by %s", signer.public_key)
+        store = executor.store
+        pruning = asyncio.create_task(prune_every(store, s.operator_request_retention_days))
         service = CpiManagerService(chain, s, executor)
         self.grpc = GrpcService(s, [registration(service, cpi_manager_pb2, cpi_manager_pb2_grpc, "CpiManager")])
 
         async def close() -> None:
+            pruning.cancel()
             if signer is not None:
                 await signer.close()
             await chain.close()

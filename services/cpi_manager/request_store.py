@@ -134,3 +134,13 @@ class RequestStore:
             "UPDATE operator_requests SET state = 'refused', error_status = $2, error_name = $3, error_message = $4, "
             "signature = $5, updated_at = now(), finished_at = now() WHERE request_id = $1 AND state = 'pending'",
             request_id, status, name, message, signature)
+
+    async def prune(self, retention_days: float, batch: int = 10_000) -> int:
+        """Forgets finished requests older than the retention (a batch at a time, oldest
+        first): after that long a client_request_id is no longer remembered. Pending ones
+        are kept whatever their age."""
+        status = await self.pool.execute(
+            "DELETE FROM operator_requests WHERE request_id IN (SELECT request_id FROM operator_requests "
+            "WHERE state <> 'pending' AND finished_at < now() - make_interval(secs => $1) "
+            "ORDER BY finished_at LIMIT $2)", retention_days * 86_400, batch)
+        return int(status.split()[-1])

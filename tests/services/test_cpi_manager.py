@@ -35,6 +35,8 @@ from localnet.genesis import DEV_EXIT_DELAY_SLOTS, dev_keypair
 from localnet.node import Node
 from services.common.config import OperatorSignerSettings, Settings
 from services.common.vault_program import Grant, Vault
+from services.cpi_manager.operations import LOCK, Leg, Operation
+from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.signer import write_key_file
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import free_port, running_node
@@ -406,3 +408,19 @@ async def test_a_signer_that_is_not_the_exchange_operator_is_refused_before_send
         await refused(cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 1, "w-1")),
                       grpc.StatusCode.FAILED_PRECONDITION, "not the exchange's operator")
     assert (await chain_vault(stack, alice)).locked_balance == 0
+
+
+async def test_finished_requests_are_forgotten_after_the_retention_pending_ones_never(
+        migrated_pool: asyncpg.Pool) -> None:
+    store = RequestStore(migrated_pool, migrated_pool)
+    op = Operation(LOCK, (Leg(Pubkey.new_unique(), 1),))
+    for name in ("old-landed", "old-refused", "old-pending", "new-landed"):
+        assert await store.create(name, op, op.fingerprint(), {}) is not None
+    await store.landed("old-landed", "sig", 1, b"x")
+    await store.refused("old-refused", "FAILED_PRECONDITION", "GrantExceeded", "refused")
+    await store.landed("new-landed", "sig2", 2, b"y")
+    await migrated_pool.execute("UPDATE operator_requests SET finished_at = now() - interval '31 days', "
+                                "created_at = now() - interval '31 days' WHERE request_id LIKE 'old-%'")
+    assert await store.prune(30) == 2
+    assert sorted(r["request_id"] for r in await migrated_pool.fetch("SELECT request_id FROM operator_requests")) \
+        == ["new-landed", "old-pending"]
