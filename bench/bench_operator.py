@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,14 +37,14 @@ from solders.message import Message
 from solders.transaction import VersionedTransaction
 
 from bench.stats import pct
+from bench.system_run import on_temporary_database
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
-from services.common import event_loop, spl_token
+from services.common import spl_token
 from services.common.heap import freeze_startup_heap
 from services.common.vault_program import ExchangeProgram, VaultProgram
 from tests.conftest import redis_url
-from tests.support.databases import temporary_database
-from tests.support.system import start_system, system_env
+from tests.support.system import start_system, stop_system, system_env
 
 TRADERS = 16
 ROUNDS = 10
@@ -175,13 +174,8 @@ async def system(database_url: str) -> dict[str, Any]:
                          "operator key (key file); submit: trader-signed deposits through SubmitTransaction; "
                          "load generator, localnet, services, PostgreSQL and Redis share the machine's cores")}
     finally:
-        up.send_signal(signal.SIGINT)
-        up.communicate(timeout=60)
+        stop_system(up)
 
 
 def run() -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        async with temporary_database("cvbench") as db:
-            return await system(db)
-
-    return event_loop.run(main())
+    return on_temporary_database(system)

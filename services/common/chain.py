@@ -159,15 +159,7 @@ class ChainClient:
         cache (searchTransactionHistory)."""
         response = await self._call("getSignatureStatuses", self.client.get_signature_statuses(
             signatures, search_transaction_history=True))
-        out: list[Status | None] = []
-        for value in response.value:
-            if value is None:
-                out.append(None)
-                continue
-            status = (str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status
-                      else "processed")
-            out.append((value.slot, status, value.err))
-        return out
+        return [_status(value) for value in response.value]
 
     async def transaction_logs(self, signature: Signature) -> list[str]:
         """The log of a transaction that landed ([] when the node has none)."""
@@ -261,15 +253,15 @@ class ChainClient:
         if len(answer.value) != count:
             raise unavailable(f"the Solana RPC at {self.shown_url} answered {len(answer.value)} statuses "
                               f"for {count} signatures")
-        out: list[Status | BaseException | None] = []
-        for value in answer.value:
-            if value is None:
-                out.append(None)
-                continue
-            status = (str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status
-                      else "processed")
-            out.append((value.slot, status, value.err))
-        return out
+        return [_status(value) for value in answer.value]
+
+
+def _status(value: Any) -> Status | None:
+    """One entry of a getSignatureStatuses answer as (slot, confirmation status, error)."""
+    if value is None:
+        return None
+    status = str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status else "processed"
+    return value.slot, status, value.err
 
 
 def _b58(data: bytes) -> str:
