@@ -105,6 +105,14 @@ def _expected(program: VaultProgram, name: str, accounts: list[Pubkey], args: di
             return ExchangeProgram(program, pm_id).request_exit(signer)
         case "exit":
             return ExchangeProgram(program, pm_id).exit(signer)
+        # position_manager: what the exchange's admin signs (a change applies after its delay)
+        case "propose_config_change":
+            return ExchangeProgram(program, pm_id).propose_config_change(signer, args["kind"], key=args["key"],
+                                                                         value=args["value"])
+        case "apply_config_change":
+            return ExchangeProgram(program, pm_id).apply_config_change(args["kind"])
+        case "cancel_config_change":
+            return ExchangeProgram(program, pm_id).cancel_config_change(signer, args["kind"])
     raise invalid(f"{name} cannot be submitted")
 
 

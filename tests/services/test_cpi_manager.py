@@ -34,7 +34,7 @@ from solders.transaction import VersionedTransaction
 from localnet.genesis import DEV_EXIT_DELAY_SLOTS, dev_keypair
 from localnet.node import Node
 from services.common.config import OperatorSignerSettings, Settings
-from services.common.vault_program import Grant, Vault
+from services.common.vault_program import ExchangeConfig, Grant, Vault
 from services.cpi_manager.operations import LOCK, Leg, Operation
 from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.signer import write_key_file
@@ -424,3 +424,36 @@ async def test_finished_requests_are_forgotten_after_the_retention_pending_ones_
     assert await store.prune(30) == 2
     assert sorted(r["request_id"] for r in await migrated_pool.fetch("SELECT request_id FROM operator_requests")) \
         == ["new-landed", "old-pending"]
+
+
+async def test_the_exchange_admin_proposes_and_cancels_a_configuration_change(stack: Stack) -> None:
+    """position_manager's delayed configuration changes, built here, signed by the exchange's
+    admin and submitted through vault_manager; a malformed one is refused before building."""
+    assert stack.node.ledger is not None
+    admin = dev_keypair("admin")
+    new_operator = str(Pubkey.new_unique())
+    proposed = await stack.cpi.BuildProposeConfigChange(pb.BuildProposeConfigChangeRequest(
+        admin=str(admin.pubkey()), kind=pb.CONFIG_CHANGE_KIND_OPERATOR, key=new_operator))
+    await submit(stack, proposed.transaction, admin)
+    exchange = stack.node.ledger.deployment.exchange
+    info = (await stack.client.get_account_info(exchange.config)).value
+    assert info is not None
+    pending = ExchangeConfig.decode(bytes(info.data)).pending[1]  # the operator's slot
+    assert str(pending.key) == new_operator and pending.eta_slot > 0
+    # not due yet: applying is refused by the program (ChangeNotDue), anyone may try
+    await refused(stack.cpi.BuildApplyConfigChange(pb.BuildApplyConfigChangeRequest(
+        payer=str(admin.pubkey()), kind=pb.CONFIG_CHANGE_KIND_OPERATOR)), grpc.StatusCode.FAILED_PRECONDITION,
+        "ChangeNotDue")
+    cancelled = await stack.cpi.BuildCancelConfigChange(pb.BuildCancelConfigChangeRequest(
+        admin=str(admin.pubkey()), kind=pb.CONFIG_CHANGE_KIND_OPERATOR))
+    await submit(stack, cancelled.transaction, admin)
+    info = (await stack.client.get_account_info(exchange.config)).value
+    assert info is not None and ExchangeConfig.decode(bytes(info.data)).pending[1].eta_slot == 0
+    await refused(stack.cpi.BuildProposeConfigChange(pb.BuildProposeConfigChangeRequest(
+        admin=str(admin.pubkey()), kind=pb.CONFIG_CHANGE_KIND_EXIT_DELAY, key=new_operator)),
+        grpc.StatusCode.INVALID_ARGUMENT, "delay change gives its value")
+    await refused(stack.cpi.BuildProposeConfigChange(pb.BuildProposeConfigChangeRequest(admin=str(admin.pubkey()))),
+                  grpc.StatusCode.INVALID_ARGUMENT, "kind is required")
+    await refused(stack.cpi.BuildProposeConfigChange(pb.BuildProposeConfigChangeRequest(
+        admin=str(dev_keypair("operator").pubkey()), kind=pb.CONFIG_CHANGE_KIND_EXIT_DELAY, value=5)),
+        grpc.StatusCode.PERMISSION_DENIED, "NotAdmin")  # a key with SOL that is not the admin
