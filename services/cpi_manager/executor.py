@@ -49,6 +49,7 @@ COMMITMENT_VALUES = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": 
                      "finalized": common_pb2.COMMITMENT_FINALIZED}
 POLL_SECONDS = 0.05
 CONFIG_TTL_SECONDS = 2.0
+RESEND_SECONDS = 1.0
 # program errors about this deployment, not the request (the signer is no longer the
 # operator, ...): the request stays pending, a retry after the fix takes it up
 NOT_THE_REQUESTS = {"NotOperator", "WrongProgramId", "InvalidAccount", "NotTopLevel", "OperatorInstructionNotAlone"}
@@ -217,7 +218,7 @@ class OperatorExecutor:
                 elif exc.program_error is not None:  # the program's refusal: the request's outcome
                     await self._refuse(row, exc)
                 raise exc from None  # anything else (no SOL for the fee, ...): pending, a retry resumes
-            status = await self._wait(signature, status, commitment, row.last_valid_block_height or 0)
+            status = await self._wait(signature, status, commitment, row.last_valid_block_height or 0, tx)
             if status is not None:
                 return await self._finish(row, op, (signature, status), commitment)
             row = await self.store.get(row.request_id) or row  # expired: sign again (same op ids)
@@ -260,16 +261,24 @@ class OperatorExecutor:
                 return signature, status
         return None
 
-    async def _wait(self, signature: Signature, status: Status | None, commitment: str,
-                    last_valid: int) -> Status | None:
+    async def _wait(self, signature: Signature, status: Status | None, commitment: str, last_valid: int,
+                    tx: VersionedTransaction | None = None) -> Status | None:
         """The signature's status once it is known at `commitment`, or None once its
-        blockhash expired without it landing."""
+        blockhash expired without it landing. Until the chain knows it, `tx` is sent again
+        every RESEND_SECONDS (a node may drop a transaction; the same bytes land once)."""
+        resend_at = time.monotonic() + RESEND_SECONDS
         while True:
             if status is not None and (status[2] is not None or reached(status, commitment)):
                 return status
             if status is None and await self.chain.block_height() > last_valid:
                 status = await self.chain.status(signature)  # a last look: it may have landed at the end
                 return status if status is not None else None
+            if status is None and tx is not None and time.monotonic() >= resend_at:
+                resend_at = time.monotonic() + RESEND_SECONDS
+                try:
+                    await self.chain.send(tx)
+                except ServiceError:
+                    pass  # landed meanwhile (AlreadyProcessed) or refused now: the statuses tell
             await asyncio.sleep(POLL_SECONDS)
             status = await self.chain.status(signature)
 

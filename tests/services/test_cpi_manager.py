@@ -314,11 +314,12 @@ async def test_an_expired_blockhash_is_signed_again_with_the_same_op_id(stack: S
     signature without forwarding it, as a node whose leader never got it)."""
     [account] = await users_with_vaults(stack.node, stack.client, 1)
     alice = await trader(stack, account, 100 * USDT, 100 * USDT)
-    async with RpcProxy(stack.node.rpc_url, drop_sends=1).running() as proxy, \
+    async with RpcProxy(stack.node.rpc_url, drop_signatures=1).running() as proxy, \
             cpi_manager(stack.conf(solana_rpc_url=proxy.url)) as cm, \
             grpc.aio.insecure_channel(cm.target) as channel:
         result = (await cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 25 * USDT, "stale"))).result
     assert len(proxy.dropped) == 1 and list(result.signatures_tried) == [proxy.dropped[0], result.signature]
+    assert proxy.drops > 1  # the first was sent again while its blockhash could land, and dropped again
     assert (await chain_vault(stack, alice)).locked_balance == 25 * USDT
     assert (await chain_grant(stack, alice)).last_op_id == 1  # the one op id, landed once
     [row] = await requests(stack.database_url)
@@ -326,6 +327,18 @@ async def test_an_expired_blockhash_is_signed_again_with_the_same_op_id(stack: S
     dropped = (await stack.client.get_signature_statuses([Signature.from_string(proxy.dropped[0])],
                                                          search_transaction_history=True)).value
     assert dropped == [None]  # never landed, and never can (its blockhash expired)
+
+
+async def test_a_dropped_transaction_is_sent_again_while_it_can_land(stack: Stack) -> None:
+    """A node dropped the first send; the same transaction (same signature) is sent again
+    before its blockhash expires, and lands: no second signature was needed."""
+    [account] = await users_with_vaults(stack.node, stack.client, 1)
+    alice = await trader(stack, account, 100 * USDT, 100 * USDT)
+    async with RpcProxy(stack.node.rpc_url, drop_sends=1).running() as proxy, \
+            cpi_manager(stack.conf(solana_rpc_url=proxy.url)) as cm, grpc.aio.insecure_channel(cm.target) as channel:
+        result = (await cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 7 * USDT, "resent"))).result
+    assert proxy.drops == 1 and list(result.signatures_tried) == [result.signature]
+    assert (await chain_vault(stack, alice)).locked_balance == 7 * USDT
 
 
 async def test_a_landed_operation_whose_answer_was_lost_is_not_applied_again(stack: Stack) -> None:
@@ -357,7 +370,7 @@ async def test_an_op_id_taken_by_another_operator_client_is_surfaced(stack: Stac
     assert stack.node.ledger is not None
     [account] = await users_with_vaults(stack.node, stack.client, 1)
     alice = await trader(stack, account, 100 * USDT, 100 * USDT)
-    async with RpcProxy(stack.node.rpc_url, drop_sends=100).running() as proxy, \
+    async with RpcProxy(stack.node.rpc_url, drop_signatures=100).running() as proxy, \
             cpi_manager(stack.conf(solana_rpc_url=proxy.url)) as cm, \
             grpc.aio.insecure_channel(cm.target) as channel:
         await refused(cpi_manager_pb2_grpc.CpiManagerStub(channel).Lock(lock(alice, 5 * USDT, "pending"),

@@ -1,9 +1,12 @@
 """A JSON-RPC proxy in front of a localnet node that misbehaves on purpose, the way a
 cluster can:
 
-* `drop_sends`: that many sendTransaction requests are answered with the transaction's
-  signature (a node accepted it) but never forwarded (the leader never got it: it cannot
-  land, and its blockhash expires);
+* `drop_signatures`: every sendTransaction of the first that many transactions (by
+  signature, however often each is sent again) is answered with its signature (a node
+  accepted it) but never forwarded (the leader never got it: it cannot land, and its
+  blockhash expires);
+* `drop_sends`: the first that many sendTransaction requests are answered the same way and
+  not forwarded (a later send of the same transaction goes through);
 * `lose_answers`: that many requests that contain a sendTransaction are forwarded (the
   transaction lands) but their answer is lost (HTTP 503 to the client).
 
@@ -36,9 +39,11 @@ def _signature_of(request: dict[str, Any]) -> str:
 @dataclass
 class RpcProxy:
     target: str
+    drop_signatures: int = 0
     drop_sends: int = 0
     lose_answers: int = 0
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # the signatures dropped, in order
+    drops: int = 0  # sends dropped
     lost: int = 0
     port: int = field(default_factory=free_port)
 
@@ -52,10 +57,11 @@ class RpcProxy:
         answers: dict[int, Any] = {}
         forward = []
         for i, item in enumerate(batch):
-            if item.get("method") == "sendTransaction" and self.drop_sends > 0:
-                self.drop_sends -= 1
-                signature = _signature_of(item)
+            signature = _signature_of(item) if item.get("method") == "sendTransaction" else None
+            if signature is not None and signature not in self.dropped and len(self.dropped) < self.drop_signatures:
                 self.dropped.append(signature)
+            if signature is not None and (signature in self.dropped or self.drops < self.drop_sends):
+                self.drops += 1
                 answers[i] = {"jsonrpc": "2.0", "id": item.get("id"), "result": signature}
             else:
                 forward.append((i, item))
