@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 
 import grpc
 from collateral_vault.v1 import common_pb2, cpi_manager_pb2
+from solders.hash import Hash
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from services.common.chain import ChainClient, Status
-from services.common.errors import ServiceError, precondition, program_error, unavailable
+from services.common.errors import ServiceError, invalid, precondition, program_error, unavailable
 from services.common.quoting import quoted
 from services.common.vault_program import ExchangeConfig, ExchangeProgram, Grant, Vault
 from services.cpi_manager.operations import Operation
@@ -165,7 +166,21 @@ class OperatorExecutor:
         raise ServiceError(grpc.StatusCode[row.error_status or "FAILED_PRECONDITION"], row.error_message,
                            row.error_name)
 
+    def _fits(self, op: Operation) -> None:
+        """Refuses (before anything is recorded) an operation whose transaction would not fit
+        in one packet: its size does not depend on the op ids or the blockhash."""
+        assert self.signer is not None
+        payer = self.signer.public_key
+        message = Message.new_with_blockhash([op.instruction(self.exchange, payer, [1] * len(op.legs))], payer,
+                                             Hash.default())
+        size = len(bytes(VersionedTransaction.populate(message, [Signature.default()])))
+        if size > MAX_TRANSACTION_BYTES:
+            raise invalid(f"the {op.kind} names too many distinct accounts for one transaction ({size} bytes of "
+                          f"{MAX_TRANSACTION_BYTES}): a settlement holds 4 pairs of distinct traders, or 6 paying "
+                          "one receiver; split it")
+
     async def _record(self, request_id: str, op: Operation, fingerprint: str) -> RequestRow:
+        self._fits(op)
         last: dict[Pubkey, int] = {}
         for trader in dict.fromkeys(op.traders):
             grant = await self.grant(trader)
@@ -236,13 +251,6 @@ class OperatorExecutor:
         message = Message.new_with_blockhash([instruction], self.signer.public_key, blockhash)
         signature = await self.signer.sign(bytes(message))
         tx = VersionedTransaction.populate(message, [signature])
-        if len(bytes(tx)) > MAX_TRANSACTION_BYTES:
-            error = ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
-                                 f"the {op.kind} names too many distinct accounts for one transaction "
-                                 f"({len(bytes(tx))} bytes of {MAX_TRANSACTION_BYTES}): a settlement holds 4 pairs of "
-                                 "distinct traders, or 6 paying one receiver; split it")
-            await self._refuse(row, error)
-            raise error
         await self.store.signed(row.request_id, str(signature), bytes(tx), last_valid)
         row.signatures.append(str(signature))
         row.last_transaction, row.last_valid_block_height = bytes(tx), last_valid

@@ -252,6 +252,16 @@ async def test_every_refusal_is_a_status_and_changes_nothing(stack: Stack) -> No
     assert "a-5" not in states and "c-1" not in states  # refused before anything was recorded or signed
 
 
+async def test_a_settlement_too_large_for_one_transaction_is_refused_before_anything_is_recorded(
+        stack: Stack) -> None:
+    accounts = await users_with_vaults(stack.node, stack.client, 12)
+    owners = [str(a.user.key) for a in accounts]
+    pairs = [pb.SettlementPair(payer=owners[i], receiver=owners[6 + i], amount=1) for i in range(6)]
+    await refused(stack.cpi.Settle(pb.SettleRequest(client_request_id="big", pairs=pairs)),
+                  grpc.StatusCode.INVALID_ARGUMENT, "too many distinct accounts")
+    assert await requests(stack.database_url) == []
+
+
 async def test_exit_after_the_delay_with_the_operator_offline(stack: Stack) -> None:
     [account] = await users_with_vaults(stack.node, stack.client, 1)
     alice = await trader(stack, account, 100 * USDT, 100 * USDT)
@@ -382,7 +392,8 @@ async def test_an_op_id_taken_by_another_operator_client_is_surfaced(stack: Stac
     blockhash = (await stack.client.get_latest_blockhash()).value.blockhash
     message = Message.new_with_blockhash([exchange.lock(operator.pubkey(), account.user.key, 1 * USDT, 7)],
                                          operator.pubkey(), blockhash)
-    await stack.client.send_transaction(VersionedTransaction(message, [operator]))
+    taken = (await stack.client.send_transaction(VersionedTransaction(message, [operator]))).value
+    await stack.client.confirm_transaction(taken, Confirmed, sleep_seconds=0.02)
     details = await refused(stack.cpi.Lock(lock(alice, 5 * USDT, "pending")), grpc.StatusCode.FAILED_PRECONDITION,
                             "OperationReplayed")
     assert "had no effect" in details
