@@ -53,8 +53,11 @@ class CpiManagerApp(ServiceApp):
             raise
         # the per-trader locks' own connections (request_store.py)
         lock_pool = await pools.postgres(s.database_url, max_size=s.operator_concurrency)
-        executor = OperatorExecutor(chain, RequestStore(pool, lock_pool), ExchangeProgram(s.program,
-                                                                                        s.position_manager_id), signer)
+        # the operator's transactions are checked (preflight) and its reads made at `processed`:
+        # each operation sees the trader's previous ones, even those not yet confirmed
+        operator_chain = ChainClient(s.solana_rpc_url, s.program, s.service, "processed", s.rpc_max_batch)
+        executor = OperatorExecutor(operator_chain, RequestStore(pool, lock_pool),
+                                    ExchangeProgram(s.program, s.position_manager_id), signer)
         if signer is None:
             logger.warning("no operator signer configured: Lock, Release, Settle and Liquidate answer "
                            "FAILED_PRECONDITION")
@@ -70,6 +73,7 @@ class CpiManagerApp(ServiceApp):
             if signer is not None:
                 await signer.close()
             await chain.close()
+            await operator_chain.close()
             await lock_pool.close()
             await pool.close()
 
