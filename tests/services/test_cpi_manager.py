@@ -278,6 +278,9 @@ async def test_exit_after_the_delay_with_the_operator_offline(stack: Stack) -> N
     # the operator stays silent (no operator call from here on); the delay passes
     while (await stack.client.get_slot()).value <= grant.exit_deadline_slot:
         await asyncio.sleep(0.05)
+    # past the deadline the operator can no longer take collateral away (a late attempt, refused)
+    await refused(stack.cpi.Settle(pb.SettleRequest(client_request_id="e-3", pairs=[
+        pb.SettlementPair(payer=alice, to_fee_vault=True, amount=1)])), grpc.StatusCode.FAILED_PRECONDITION, "ExitDue")
     built = await stack.cpi.BuildExit(pb.BuildExitRequest(trader=alice, withdraw_amount=100 * USDT))
     await submit(stack, built.transaction, wallet)
     vault = await chain_vault(stack, alice)
