@@ -49,7 +49,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -76,15 +75,15 @@ from bench.echo_server import METHOD
 from bench.h2_unary import H2Unary
 from bench.stats import cpu_seconds as process_cpu_seconds
 from bench.stats import machine_busy_seconds, pct, processes_cpu_seconds
+from bench.system_run import on_temporary_database
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
-from services.common import event_loop, spl_token
+from services.common import spl_token
 from services.common.heap import freeze_startup_heap
 from services.common.vault_program import VaultProgram
 from tests.conftest import redis_url
-from tests.support.databases import temporary_database
 from tests.support.localnet_node import free_port
-from tests.support.system import start_system, system_env
+from tests.support.system import start_system, stop_system, system_env
 
 CALLS = 6_000
 CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32)
@@ -470,13 +469,8 @@ async def system(database_url: str) -> dict[str, Any]:
                 "deposits_end_to_end": await deposits_end_to_end(env, system_processes(up.pid)),
                 "note": "services at SOLANA_COMMITMENT=processed; client, services and localnet share the cores"}
     finally:
-        up.send_signal(signal.SIGINT)
-        up.communicate(timeout=60)
+        stop_system(up)
 
 
 def run() -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        async with temporary_database("cvbench") as db:
-            return await system(db)
-
-    return event_loop.run(main())  # the load generator on the services' loop too
+    return on_temporary_database(system)

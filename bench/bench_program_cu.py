@@ -1,10 +1,15 @@
-"""Compute units of every collateral_vault instruction in the real SVM, with a bare SPL
-Token `Transfer` sent directly, in the same run, as the baseline.
+"""Compute units of every collateral_vault and position_manager instruction in the real
+SVM, with a bare SPL Token `Transfer` sent directly, in the same run, as the baseline.
 
-For each instruction: the transaction's total CU and the vault program's own CU (its
-`consumed` log line minus the CU of the programs it invoked). Lock/unlock/transfer can
-only run by CPI, so they are measured through position_manager: the vault's own CU is
-what the instruction costs, the transaction total is the CPI path.
+For each instruction: the transaction's total CU, the vault program's own CU and
+position_manager's own CU (each program's `consumed` log line minus the CU of the programs
+it invoked). Lock/unlock/transfer can only run by CPI: they are measured through
+position_manager's operator instructions (lock, release, settle), whose rows give both
+programs' shares. The largest settle batch (MAX_SETTLE_PAIRS pairs, the worst case for its
+log: every vault absorbing a surplus, every pair serving an exit) is measured for its CU and
+its log bytes against the 10,000-byte limit. `previous` holds the numbers of the code before
+issues 22/23 (128-byte vault, trader-signed position_manager; bench/results/program_cu.json
+of that code, classic SPL Token) for comparison.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from typing import Any
 from solders.transaction_metadata import TransactionMetadata
 
 from services.common import spl_token
-from services.common.vault_program import Pause
-from tests.support.vault_env import USDT, VaultEnv
+from services.common.vault_program import MAX_SETTLE_PAIRS, ConfigChange, ExchangeProgram, Pause, SettlePair
+from tests.support.vault_env import DAY, USDT, VaultEnv
 
 _CONSUMED = re.compile(r"^Program (\w+) consumed (\d+) of \d+ compute units$")
 _INVOKE = re.compile(r"^Program (\w+) invoke \[(\d+)\]$")
@@ -27,6 +32,21 @@ _EXIT = re.compile(r"^Program (\w+) (success|failed)")
 KEY_SEED = b"bench_program_cu"
 TARGET_DEPOSIT_RATIO = 1.6
 TARGET_LOCK_CU = 1_500
+LOG_LIMIT = 10_000
+
+#: Before issues 22/23, classic SPL Token (transaction CU, vault program CU).
+PREVIOUS = {
+    "bare_token_transfer_cu": 4644,
+    "instructions": {
+        "initialize_vault": [25834, 5551], "deposit": [7052, 2407], "withdraw": [7164, 2519],
+        "lock_collateral (via position_manager)": [2613, 1048],
+        "transfer_collateral (via position_manager)": [9221, 2771],
+        "unlock_collateral (via position_manager)": [2607, 1044], "close_vault": [5298, 2283],
+        "set_paused": [842, 842], "add_authorized_program": [7104, 7104], "remove_authorized_program": [981, 981],
+    },
+    "deposit_ratio_to_bare_transfer": 1.52,
+    "note": "128-byte vault, one locked pool per vault; lock/unlock/settle signed by the trader",
+}
 
 
 def own_cu(logs: list[str], program: str) -> int:
@@ -54,13 +74,15 @@ def own_cu(logs: list[str], program: str) -> int:
 
 def measure_all(token: str) -> dict[str, Any]:
     env = VaultEnv(token, seed=KEY_SEED)
-    vault = str(env.vault_id)
+    vault, pm = str(env.vault_id), str(env.pm_id)
+    ex, admin, operator = env.exchange, env.admin, env.operator.pubkey()
     alice, bob = env.user(10_000 * USDT), env.user(10_000 * USDT)
     rows: dict[str, dict[str, int]] = {}
 
     def measure(name: str, result: TransactionMetadata) -> None:
         logs = list(result.logs())
-        rows[name] = {"transaction_cu": result.compute_units_consumed(), "vault_program_cu": own_cu(logs, vault)}
+        rows[name] = {"transaction_cu": result.compute_units_consumed(), "vault_program_cu": own_cu(logs, vault),
+                      "position_manager_cu": own_cu(logs, pm)}
 
     # Baseline: a bare token transfer of the same kind a deposit makes.
     baseline = env.ok([spl_token.transfer(alice.token_account, bob.token_account, alice.key, 1 * USDT)], alice.wallet)
@@ -71,19 +93,45 @@ def measure_all(token: str) -> dict[str, Any]:
     measure("deposit", env.deposit(alice, 1_000 * USDT))
     env.deposit(bob, 1_000 * USDT)
     measure("withdraw", env.ok([env.program.withdraw(alice.key, alice.token_account, 100 * USDT)], alice.wallet))
-    measure("lock_collateral (via position_manager)",
-            env.ok([env.program.open_position(alice.key, 300 * USDT, env.pm_id)], alice.wallet))
-    measure("transfer_collateral (via position_manager)",
-            env.ok([env.program.settle(alice.key, bob.key, 50 * USDT, env.pm_id)], alice.wallet))
-    measure("unlock_collateral (via position_manager)",
-            env.ok([env.program.close_position(alice.key, 250 * USDT, env.pm_id)], alice.wallet))
+    measure("grant (creates the Grant)", env.ok([ex.grant(alice.key, 500 * USDT, env.now() + DAY)], alice.wallet))
+    measure("grant (update)", env.ok([ex.grant(alice.key, 600 * USDT, env.now() + DAY)], alice.wallet))
+    env.ok([ex.grant(bob.key, 600 * USDT, env.now() + DAY)], bob.wallet)
+    measure("lock_collateral (via position_manager)", env.lock(alice, 300 * USDT))
+    pair = SettlePair(alice.key, bob.key, 50 * USDT, env.next_op(alice.key))
+    measure("transfer_collateral (via position_manager)", env.operate(ex.settle(operator, [pair])))
+    measure("unlock_collateral (via position_manager)", env.release(alice, 50 * USDT))
+    measure("liquidate", env.operate(ex.liquidate(operator, alice.key, env.insurance_owner, 50 * USDT,
+                                                  env.next_op(alice.key))))
+    measure("revoke", env.ok([ex.revoke(bob.key)], bob.wallet))
+    measure("request_exit", env.ok([ex.request_exit(alice.key)], alice.wallet))
+    env.warp_slots(env.exit_delay_slots)
+    measure("exit", env.ok([ex.exit(alice.key)], alice.wallet))
+    measure("propose_config_change",
+            env.ok([ex.propose_config_change(admin.pubkey(), ConfigChange.EXIT_DELAY, value=10)], admin))
+    measure("cancel_config_change", env.ok([ex.cancel_config_change(admin.pubkey(), ConfigChange.EXIT_DELAY)], admin))
+    env.ok([ex.propose_config_change(admin.pubkey(), ConfigChange.EXIT_DELAY, value=10)], admin)
+    env.warp_slots(env.config_delay_slots)
+    measure("apply_config_change", env.ok([ex.apply_config_change(ConfigChange.EXIT_DELAY)], admin))
+    rogue = ExchangeProgram(env.program, env.rogue_pm_id)
+    result = env.ok([rogue.initialize_exchange(admin.pubkey(), operator, env.fee_owner, env.insurance_owner, 1, 1)],
+                    admin)
+    rows["initialize_exchange"] = {"transaction_cu": result.compute_units_consumed(), "vault_program_cu": 0,
+                                   "position_manager_cu": own_cu(list(result.logs()), str(env.rogue_pm_id))}
+    dave = env.trader(100 * USDT, 100 * USDT)
+    env.lock(dave, 40 * USDT)
+    env.ok([env.program.remove_authorized_program(admin.pubkey(), env.pm_id)], admin)
+    measure("release_orphaned_lock", env.ok([env.program.release_orphaned_lock(dave.key, env.pm_id)], dave.wallet))
+    env.ok([env.program.add_authorized_program(admin.pubkey(), env.pm_id)], admin)
     measure("close_vault", env.ok([env.program.close_vault(carol.key)], carol.wallet))
-    admin = env.admin.pubkey()
-    measure("set_paused", env.ok([env.program.set_paused(admin, Pause.ALL)], env.admin))
-    env.ok([env.program.set_paused(admin, 0)], env.admin)
-    measure("add_authorized_program", env.ok([env.program.add_authorized_program(admin, env.rogue_pm_id)], env.admin))
+    measure("set_paused", env.ok([env.program.set_paused(admin.pubkey(), Pause.ALL)], admin))
+    env.ok([env.program.set_paused(admin.pubkey(), 0)], admin)
+    measure("add_authorized_program", env.ok([env.program.add_authorized_program(admin.pubkey(), env.rogue_pm_id)],
+                                             admin))
     measure("remove_authorized_program",
-            env.ok([env.program.remove_authorized_program(admin, env.rogue_pm_id)], env.admin))
+            env.ok([env.program.remove_authorized_program(admin.pubkey(), env.rogue_pm_id)], admin))
+    batch = max_settle_batch(env)
+    rows[f"settle, {MAX_SETTLE_PAIRS} pairs, worst case (v0 transaction)"] = {
+        key: batch[key] for key in ("transaction_cu", "vault_program_cu", "position_manager_cu")}
 
     deposit = rows["deposit"]
     return {
@@ -91,6 +139,35 @@ def measure_all(token: str) -> dict[str, Any]:
         "instructions": rows,
         "deposit_ratio_to_bare_transfer": round(deposit["transaction_cu"] / bare, 2),
         "deposit_ratio_target_met": deposit["transaction_cu"] <= TARGET_DEPOSIT_RATIO * bare,
+        "max_settle_batch": {key: batch[key] for key in ("pairs", "log_bytes", "log_limit", "log_bytes_per_pair",
+                                                         "truncated", "events")},
+    }
+
+
+def max_settle_batch(env: VaultEnv) -> dict[str, Any]:
+    """The worst case for the log at MAX_SETTLE_PAIRS pairs (see tests/program/test_settle_batch.py)."""
+    donor = env.user(with_vault=False)
+    payers = [env.trader(100 * USDT, 100 * USDT) for _ in range(MAX_SETTLE_PAIRS)]
+    receivers = [env.user() for _ in range(MAX_SETTLE_PAIRS)]
+    pairs = []
+    for payer, receiver in zip(payers, receivers, strict=True):
+        env.lock(payer, 50 * USDT)
+        env.ok([env.exchange.request_exit(payer.key)], payer.wallet)
+        for owner in (payer.key, receiver.key):
+            env.ok([spl_token.transfer(donor.token_account, env.program.vault_token(owner), donor.key, 1)],
+                   donor.wallet)
+        pairs.append(SettlePair(payer.key, receiver.key, 50 * USDT, env.next_op(payer.key)))
+    result = env.send_v0([env.exchange.settle(env.operator.pubkey(), pairs)], env.operator)
+    assert isinstance(result, TransactionMetadata), result
+    logs = list(result.logs())
+    used = sum(len(line) for line in logs)
+    frame = sum(len(line) for line in logs if line.startswith(f"Program {env.pm_id} "))
+    return {
+        "pairs": MAX_SETTLE_PAIRS, "log_bytes": used, "log_limit": LOG_LIMIT,
+        "log_bytes_per_pair": round((used - frame) / MAX_SETTLE_PAIRS), "truncated": "Log truncated" in logs,
+        "events": len(env.events(result)) + len(env.pm_events(result)),
+        "transaction_cu": result.compute_units_consumed(), "vault_program_cu": own_cu(logs, str(env.vault_id)),
+        "position_manager_cu": own_cu(logs, str(env.pm_id)),
     }
 
 
@@ -109,5 +186,5 @@ def run() -> dict[str, Any]:
         "lock_unlock_target_met": max(lock, unlock) <= TARGET_LOCK_CU,
         "classic_spl_token": classic,
         "p_token": ptoken,
+        "previous": PREVIOUS,
     }
-

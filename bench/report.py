@@ -60,19 +60,35 @@ def render() -> str:
     cu = _load("program_cu")
     if cu:
         classic, ptoken = cu["classic_spl_token"], cu["p_token"]
-        lines += ["On-chain compute units (`program_cu.json`; vault CU = the vault program's own code):", "",
-                  "| instruction | tx CU, classic SPL Token | tx CU, p-token | vault CU |", "|---|---|---|---|",
+        before = (cu.get("previous") or {}).get("instructions", {})
+        lines += ["On-chain compute units (`program_cu.json`; vault / position_manager CU = that program's own "
+                  "code; before = the code before issues 22/23, classic SPL Token):", "",
+                  "| instruction | tx CU, classic SPL Token | before | tx CU, p-token | vault CU "
+                  "| position_manager CU |",
+                  "|---|---|---|---|---|---|",
                   f"| bare SPL Token `Transfer` (baseline) | {_n(classic['bare_token_transfer_cu'])} | "
-                  f"{_n(ptoken['bare_token_transfer_cu'])} | – |"]
+                  f"{_n(cu.get('previous', {}).get('bare_token_transfer_cu', 0)) if before else '–'} | "
+                  f"{_n(ptoken['bare_token_transfer_cu'])} | – | – |"]
         for name, row in classic["instructions"].items():
             p_cu = ptoken["instructions"][name]["transaction_cu"]
-            lines.append(f"| {name} | {_n(row['transaction_cu'])} | {_n(p_cu)} | {_n(row['vault_program_cu'])} |")
+            earlier = _n(before[name][0]) if name in before else "–"
+            pm_cu = row.get("position_manager_cu", 0)
+            lines.append(f"| {name} | {_n(row['transaction_cu'])} | {earlier} | {_n(p_cu)} | "
+                         f"{_n(row['vault_program_cu']) if row['vault_program_cu'] else '–'} | "
+                         f"{_n(pm_cu) if pm_cu else '–'} |")
         lines += ["", f"* deposit ÷ bare transfer: {classic['deposit_ratio_to_bare_transfer']} with the classic "
                   f"program (target ≤ {cu['deposit_ratio_target']}: {_met(classic['deposit_ratio_target_met'])}); "
                   f"{ptoken['deposit_ratio_to_bare_transfer']} against p-token, whose transfer is cheaper than the "
                   "1,000 CU base cost of any CPI.",
                   f"* lock/unlock, vault CU: {_n(cu['lock_unlock_vault_cu'])} (target ≤ "
-                  f"{_n(cu['lock_unlock_vault_cu_target'])}: {_met(cu['lock_unlock_target_met'])}).", ""]
+                  f"{_n(cu['lock_unlock_vault_cu_target'])}: {_met(cu['lock_unlock_target_met'])})."]
+        batch = classic.get("max_settle_batch")
+        if batch:
+            lines.append(f"* the largest settle batch ({batch['pairs']} pairs, every vault absorbing a surplus and "
+                         f"every pair serving an exit): {_n(batch['log_bytes'])} log bytes of the "
+                         f"{_n(batch['log_limit'])} a transaction keeps ({_n(batch['log_bytes_per_pair'])} per pair), "
+                         f"{batch['events']} events, truncated: {'yes' if batch['truncated'] else 'no'}.")
+        lines.append("")
     net = _load("localnet")
     if net:
         http, ceiling = net["http"], net["litesvm_in_process"]
@@ -172,6 +188,14 @@ def render() -> str:
             lines.append(f"| CPU per deposit over those rounds, every PostgreSQL and Redis server process on this "
                          f"machine | {stores['total']:g} ms ({parts}) | – |")
         lines.append("")
+    operator = _load("operator")
+    if operator:
+        op, sub = operator["operator"], operator["submit_transaction"]
+        lines += [f"Matching-engine path (`operator.json`, {operator['callers']} callers, one trader each, at "
+                  f"{operator['commitment']}): cpi_manager's Lock + Settle signed with the operator key "
+                  f"{_n(op['calls_per_second'])} calls/s (Lock p99 {op['lock']['p99_ms']} ms, Settle p99 "
+                  f"{op['settle']['p99_ms']} ms); SubmitTransaction of trader-signed deposits "
+                  f"{_n(sub['calls_per_second'])}/s (p99 {sub['all']['p99_ms']} ms) in the same run.", ""]
     wrapper = _load("grpc_wrapper")
     if wrapper:
         bare, wrapped = wrapper["bare"], wrapper["wrapped"]

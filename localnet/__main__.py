@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from localnet import genesis
 from localnet.node import Node, NodeConfig
 from services.common import event_loop
 from services.common.heap import freeze_startup_heap
@@ -31,9 +32,20 @@ def parse_node_args(argv: list[str]) -> NodeConfig:
                         help="keep accounts and history in this directory across restarts")
     parser.add_argument("--token", choices=["p-token", "classic"], default=os.environ.get("LOCALNET_TOKEN", "p-token"),
                         help="SPL Token implementation (default p-token, as LiteSVM ships)")
+    parser.add_argument("--operator", default=os.environ.get("LOCALNET_OPERATOR") or None,
+                        help="the exchange operator's public key for position_manager's ExchangeConfig "
+                             "(default: the development key in localnet/dev_keys)")
+    parser.add_argument("--exit-delay-slots", type=int,
+                        default=_env_int("LOCALNET_EXIT_DELAY_SLOTS", genesis.DEV_EXIT_DELAY_SLOTS),
+                        help="slots the operator has to answer an exit request "
+                             f"(default {genesis.DEV_EXIT_DELAY_SLOTS})")
+    parser.add_argument("--config-delay-slots", type=int,
+                        default=_env_int("LOCALNET_CONFIG_DELAY_SLOTS", genesis.DEV_CONFIG_DELAY_SLOTS),
+                        help="slots a configuration change waits before it applies "
+                             f"(default {genesis.DEV_CONFIG_DELAY_SLOTS})")
     args = parser.parse_args(argv)
     return NodeConfig(args.host, args.rpc_port, args.ws_port, args.slot_ms, args.finality_depth, args.ledger,
-                      args.token)
+                      args.token, args.operator, args.exit_delay_slots, args.config_delay_slots)
 
 
 async def run_node(config: NodeConfig) -> None:

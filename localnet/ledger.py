@@ -26,7 +26,7 @@ from typing import Any
 from solders.account import Account
 from solders.clock import Clock
 from solders.pubkey import Pubkey
-from solders.transaction import VersionedTransaction
+from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, SimulatedTransactionInfo, TransactionMetadata
 
 from localnet import genesis
@@ -128,7 +128,8 @@ class ChainEvent:
 
 class Ledger:
     def __init__(
-        self, *, finality_depth: int = 32, token: str = "p-token", store: LedgerStore | None = None
+        self, *, finality_depth: int = 32, token: str = "p-token", store: LedgerStore | None = None,
+        setup: genesis.ExchangeSetup | None = None,
     ) -> None:
         # The ledger checks blockhashes, signatures and duplicates itself (simulations skip
         # signatures; a transaction refused at preflight must not count as processed).
@@ -145,7 +146,11 @@ class Ledger:
         self.pending: dict[str, list[ChainEvent]] = {"confirmed": [], "finalized": []}
         self.airdrops: dict[tuple[str, int], str] = {}  # this block's airdrops: one transfer per (key, lamports)
         self.transaction_count = 0
-        self.deployment = genesis.create_dev(self.chain)
+        self.chain.journal = []
+        self.deployment = genesis.create_dev(self.chain, setup)
+        landed, self.chain.journal = self.chain.journal, None
+        if store is None or store.load_slot() is None:  # a new chain: genesis is its first history
+            self._record_genesis(landed)
         # what getGenesisHash answers: new for every fresh chain, kept with a --ledger
         # directory (a cluster's genesis hash names it; the services bind to it)
         self.genesis_hash = b58(os.urandom(32))
@@ -453,9 +458,27 @@ class Ledger:
         else:  # first start with this directory: keep what genesis created
             store.save_accounts({str(k): self.svm.get_account(k) for k in self._genesis_accounts()})
 
+    def _record_genesis(self, landed: list[tuple[Transaction, TransactionMetadata]]) -> None:
+        """Genesis' transactions that call the vault programs (the VaultAuthority, the
+        exchange and its fee and insurance-fund vaults), kept as slot 0's history, so an
+        indexer backfilling from the start sees those accounts created, as it would on a
+        cluster prepared by cluster_setup. They are recorded after the fact: their
+        pre-balances are their post-balances, and they cannot be rolled back."""
+        d = self.deployment
+        programs = {d.vault_id, d.pm_id}
+        for tx, meta in landed:
+            keys = list(tx.message.account_keys)
+            if not programs & set(keys):
+                continue
+            after = [account.lamports if account else 0 for account in self._current(keys)]
+            self._record(str(tx.signatures[0]), VersionedTransaction.from_legacy(tx), keys, {}, meta, None, after,
+                         self._token_accounts(self._current(keys)))
+
     def _genesis_accounts(self) -> list[Pubkey]:
         d = self.deployment
-        return [d.admin.pubkey(), d.faucet.pubkey(), d.mint, d.program.authority]
+        owners = [d.setup.fee_owner.pubkey(), d.setup.insurance_owner.pubkey()]
+        return [d.admin.pubkey(), d.faucet.pubkey(), d.mint, d.program.authority, d.exchange.config, *owners,
+                *(d.program.vault(o) for o in owners), *(d.program.vault_token(o) for o in owners)]
 
     def latest_blockhash_info(self) -> tuple[str, int]:
         return self.latest_blockhash, self.blockhashes[self.latest_blockhash]

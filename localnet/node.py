@@ -16,6 +16,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from websockets.asyncio.server import Server, serve
 
+from localnet import genesis
 from localnet.http_server import HttpServer, Request, Response
 from localnet.ledger import Ledger, RpcFailure
 from localnet.persistence import LedgerStore
@@ -37,6 +38,17 @@ class NodeConfig:
     finality_depth: int = 32
     ledger_dir: Path | None = None
     token: str = "p-token"
+    #: the exchange operator's public key (base58); the development key when None
+    operator: str | None = None
+    exit_delay_slots: int = genesis.DEV_EXIT_DELAY_SLOTS
+    config_delay_slots: int = genesis.DEV_CONFIG_DELAY_SLOTS
+
+    def exchange_setup(self) -> genesis.ExchangeSetup:
+        setup = genesis.ExchangeSetup(exit_delay_slots=self.exit_delay_slots,
+                                      config_delay_slots=self.config_delay_slots)
+        if self.operator:
+            setup.operator = Pubkey.from_string(self.operator)
+        return setup
 
 
 class Node:
@@ -133,7 +145,8 @@ class Node:
 
     async def start(self) -> None:
         store = LedgerStore(self.config.ledger_dir) if self.config.ledger_dir else None
-        self.ledger = Ledger(finality_depth=self.config.finality_depth, token=self.config.token, store=store)
+        self.ledger = Ledger(finality_depth=self.config.finality_depth, token=self.config.token, store=store,
+                             setup=self.config.exchange_setup())
         self._http_server = HttpServer(self._http, MAX_BODY)
         await self._http_server.start(self.config.host, self.config.rpc_port)
         # no per-message deflate: on loopback it costs CPU per notification and saves nothing

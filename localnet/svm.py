@@ -45,6 +45,8 @@ class Chain:
     def __init__(self, token: str = "p-token", *, blockhash_check: bool = True, sigverify: bool = True,
                  history: bool = True, seed: bytes | None = None) -> None:
         self._seed, self._made = seed, 0
+        #: when a list, every transaction that lands is appended to it (genesis' history)
+        self.journal: list[tuple[Transaction, TransactionMetadata]] | None = None
         if token not in TOKEN_IMPLEMENTATIONS:
             raise ValueError(f"token must be one of {TOKEN_IMPLEMENTATIONS}")
         svm = LiteSVM()
@@ -81,6 +83,8 @@ class Chain:
         tx = Transaction([payer, *signers], Message(instructions, payer.pubkey()), self.svm.latest_blockhash())
         result = self.svm.send_transaction(tx)
         self.svm.expire_blockhash()  # so an identical next transaction gets a new signature
+        if self.journal is not None and isinstance(result, TransactionMetadata):
+            self.journal.append((tx, result))
         return result
 
     def send_ok(self, instructions: list[Instruction], payer: Keypair, *signers: Keypair) -> TransactionMetadata:

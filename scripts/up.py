@@ -9,6 +9,11 @@ Security is on: a development CA and credentials are made under `.local/pki/` (k
 runs): the services serve gRPC over TLS and require a bearer token for the RPCs that change
 state (services/common/auth.py); the gateway serves HTTPS and reaches them with its own
 token; `vaultctl` finds its token there; `matching-engine.token` is the operator's.
+
+The exchange's operator key (what cpi_manager signs Lock/Release/Settle/Liquidate with) is
+`.local/operator-keypair.json`, made once, readable by its owner only: localnet's genesis
+makes its public key the exchange's operator (LOCALNET_OPERATOR), cpi_manager signs with it
+(OPERATOR_KEY_FILE), and it gets SOL for its transactions' fees.
 `UP_SECURITY=off` runs everything in plaintext without authentication (the mesh benchmark).
 
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL (set by scripts/devservices.py);
@@ -43,16 +48,20 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
 
 from scripts.dev_pki import DevPki, Principal
 from services.common import event_loop, grpc_tls, redact
 from services.common.cluster import IDENTITY_KEY
 from services.common.config import APPLICATION_DATABASE, ClientSecurity, application_database_url
+from services.cpi_manager.signer import KeyFileSigner, write_key_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 LOGS = LOCAL / "logs"
 PKI = LOCAL / "pki"
+OPERATOR_KEY = LOCAL / "operator-keypair.json"
 SERVICES = [("vault_manager", 50051, 9101), ("balance_tracker", 50052, 9102), ("cpi_manager", 50053, 9103),
             ("monitor", 50054, 9104)]
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # a process that keeps dying is restarted less often
@@ -124,9 +133,17 @@ def credentials() -> tuple[dict[str, str], dict[str, str]]:
     return services, gateway
 
 
+def operator_key() -> str:
+    """The exchange operator's public key, its key file made on first use (mode 0600)."""
+    if not OPERATOR_KEY.exists():
+        write_key_file(OPERATOR_KEY)
+    return str(KeyFileSigner(str(OPERATOR_KEY)).public_key)
+
+
 def environment(db: str, ledger: Path) -> dict[str, str]:
     rpc, ws = port("LOCALNET_RPC_PORT", 8899), port("LOCALNET_WS_PORT", 8900)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": db, "CV_PROFILE": "development",
+           "LOCALNET_OPERATOR": operator_key(), "OPERATOR_KEY_FILE": str(OPERATOR_KEY),
            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
            "REDIS_PREFIX": os.environ.get("REDIS_PREFIX", "cv:"),
            "SOLANA_RPC_URL": f"http://127.0.0.1:{rpc}", "SOLANA_WS_URL": f"ws://127.0.0.1:{ws}",
@@ -293,6 +310,8 @@ async def main() -> int:
         await localnet.ready(localnet)
         async with AsyncClient(env["SOLANA_RPC_URL"]) as rpc:
             genesis = str((await rpc.get_genesis_hash()).value)
+            funded = (await rpc.request_airdrop(Pubkey.from_string(env["LOCALNET_OPERATOR"]), 100 * 10**9)).value
+            await rpc.confirm_transaction(funded, Confirmed)  # the operator pays its transactions' fees
         for what in await reset_for_chain(db, env["REDIS_URL"], env["REDIS_PREFIX"], genesis):
             print(f"up: reset {what}: it held an earlier localnet's state", flush=True)
         for name, _, _ in SERVICES:
@@ -325,6 +344,8 @@ async def main() -> int:
                  ("credentials", f"{PKI}/{{gateway,vaultctl,matching-engine}}.token")]
     else:
         rows.append(("security", "OFF (UP_SECURITY=off): plaintext, no authentication"))
+    rows.append(("exchange operator", f"{env['LOCALNET_OPERATOR']} (key {OPERATOR_KEY}, signs cpi_manager's "
+                                      "operator RPCs)"))
     rows.append(("processes", ", ".join(f"{c.name} {c.pid}" for c in children)
                  + "; one that exits is restarted (with backoff)"))
     width = max(len(name) for name, _ in rows)

@@ -1,6 +1,6 @@
 """vaultctl — talk to the running system.
 
-  vaultctl demo [--json]        run the two-trader demo end to end, through gRPC
+  vaultctl demo [--json]        run the exchange's two-trader story end to end, through gRPC
   vaultctl faucet OWNER AMOUNT  mint test USDT (localnet only)
   vaultctl vault OWNER          a vault, from VaultManager
   vaultctl tvl                  total value locked, from VaultMonitor
@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         async def run_demo(clients: Clients) -> int:
             if not args.json:
                 print("vaultctl demo: two traders, every step through the gRPC services")
-            rows = await demo.run(clients, quiet=args.json)
+            result = await demo.run(clients, quiet=args.json)
             if args.json:
-                print(json.dumps(rows))
+                print(json.dumps(result))
             else:
-                demo.print_summary(rows)
-            return 0 if all(r["agree"] for r in rows.values()) else 2
+                demo.print_summary(result)
+            return 0 if all(r["agree"] for r in result["traders"].values()) else 2
         return asyncio.run(with_clients(run_demo))
     if args.command == "faucet":
         from localnet.faucet import fund

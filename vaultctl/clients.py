@@ -3,10 +3,12 @@
 Credentials: GRPC_CA_FILE, GRPC_TOKEN_FILE, GRPC_CLIENT_CERT/KEY as for any client. When
 none of them is set and `make up`'s development CA exists (.local/pki/), vaultctl uses it
 and its own token there (`vaultctl` holds the submitter, operator and admin roles in
-make up's principals file); set GRPC_CA_FILE= (empty) for a system without TLS."""
+make up's principals file); set GRPC_CA_FILE= (empty) for a system without TLS. The demo's
+operator calls go with make up's matching-engine token (or ENGINE_TOKEN_FILE)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +30,23 @@ MAKE_UP_PKI = Path(__file__).resolve().parent.parent / ".local" / "pki"
 _CLIENT_SETTINGS = ("GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY")
 
 
-def client_security() -> ClientSecurity:
-    """The environment's client credentials, else make up's (see the module docstring)."""
+def client_security(token: str = "vaultctl") -> ClientSecurity:
+    """The environment's client credentials, else make up's with its `token` (see the
+    module docstring)."""
     if not any(name in os.environ for name in _CLIENT_SETTINGS) and (MAKE_UP_PKI / "ca.crt").is_file():
-        return ClientSecurity(ca_file=str(MAKE_UP_PKI / "ca.crt"), token_file=str(MAKE_UP_PKI / "vaultctl.token"),
+        return ClientSecurity(ca_file=str(MAKE_UP_PKI / "ca.crt"), token_file=str(MAKE_UP_PKI / f"{token}.token"),
                               cert="", key="")
     return ClientSecurity()
+
+
+def engine_security() -> ClientSecurity:
+    """The matching engine's credentials (the operator role) for the demo's operator
+    calls: ENGINE_TOKEN_FILE with the environment's CA, else make up's matching-engine
+    token, else the environment's client credentials."""
+    token = os.environ.get("ENGINE_TOKEN_FILE", "")
+    if token:
+        return dataclasses.replace(ClientSecurity(), token_file=token)
+    return client_security("matching-engine")
 
 
 @dataclass
@@ -46,6 +59,7 @@ class Endpoints:
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")))
     gateway_url: str = field(default_factory=lambda: f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}")
     security: ClientSecurity = field(default_factory=client_security)
+    engine_security: ClientSecurity = field(default_factory=engine_security)
 
 
 class Clients:
@@ -53,10 +67,13 @@ class Clients:
         self.endpoints = endpoints
         self._channels = [grpc_tls.channel(address, endpoints.security) for address in (
             endpoints.vault_manager, endpoints.cpi_manager, endpoints.monitor)]
+        self._channels.append(grpc_tls.channel(endpoints.cpi_manager, endpoints.engine_security))
         self.vaults = vault_manager_pb2_grpc.VaultManagerStub(self._channels[0])
         self.builder = transaction_builder_pb2_grpc.TransactionBuilderStub(self._channels[0])
         self.cpi = cpi_manager_pb2_grpc.CpiManagerStub(self._channels[1])
         self.monitor = vault_monitor_pb2_grpc.VaultMonitorStub(self._channels[2])
+        #: cpi_manager as the matching engine calls it (the operator role)
+        self.engine = cpi_manager_pb2_grpc.CpiManagerStub(self._channels[3])
 
     async def close(self) -> None:
         for channel in self._channels:

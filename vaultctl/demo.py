@@ -1,13 +1,20 @@
-"""`vaultctl demo`: two traders through the whole lifecycle, every vault action through the
-gRPC services (built there, signed here, submitted there): vaults initialized, deposits,
-positions opened, settled and closed through position_manager, a withdrawal. Ends with
-each vault's balances from the chain, the database and gRPC side by side."""
+"""`vaultctl demo`: the exchange's story, every step through the gRPC services.
+
+Two traders deposit and grant the exchange once (their wallets sign what the services
+build). The matching-engine side (cpi_manager with the operator's credentials) then opens
+their positions (locks), settles PnL with a fee to the exchange's fee vault, liquidates bob
+to the insurance fund and closes part of alice's position (a release). Alice's own attempt
+to unlock what the exchange holds is refused by the chain. Then the operator stops: alice
+requests her exit, waits out the delay, exits and withdraws. Ends with each vault's
+balances from the chain, the database and gRPC side by side, and every step's outcome
+(`ok` or the refusal's program error name)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +22,20 @@ import asyncpg
 from collateral_vault.v1 import cpi_manager_pb2, transaction_builder_pb2, vault_manager_pb2
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solana.rpc.core import RPCException
 from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from localnet.faucet import fund
-from services.common.vault_program import Vault, vault_address
+from services.common.config import DEFAULT_USDT_MINT
+from services.common.errors import error_name
+from services.common.vault_program import POSITION_MANAGER_ID, ExchangeProgram, Vault, VaultProgram, vault_address
 from vaultctl.clients import Clients
 
 USDT = 10**6
+pb = cpi_manager_pb2
 
 
 @dataclass
@@ -39,49 +53,101 @@ def say(message: str, quiet: bool) -> None:
         print(message, flush=True)
 
 
+class Story:
+    """The steps taken, each with its outcome."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.steps: list[dict[str, str]] = []
+
+    async def step(self, name: str, action: Callable[[], Awaitable[str | None]]) -> None:
+        """Runs `action` (its result: a refusal's error name, or None for ok)."""
+        refusal = await action()
+        self.steps.append({"name": name, "outcome": refusal or "ok"})
+        say(f"  {name}: {'refused, ' + refusal if refusal else 'ok'}", self.quiet)
+
+
+async def own_unlock_attempt(rpc: AsyncClient, trader: Trader, amount: int) -> str:
+    """The trader signs position_manager's release himself and sends it to the chain
+    directly (no service in between): the program's refusal, by name."""
+    exchange = ExchangeProgram(VaultProgram(Pubkey.from_string(DEFAULT_USDT_MINT)), POSITION_MANAGER_ID)
+    key = trader.keypair.pubkey()
+    blockhash = (await rpc.get_latest_blockhash()).value.blockhash
+    release = exchange.release(key, key, amount, 2**63)  # the trader as the "operator"
+    try:
+        await rpc.send_transaction(VersionedTransaction(Message.new_with_blockhash([release], key, blockhash),
+                                                        [trader.keypair]))
+    except RPCException as exc:
+        data = getattr(exc.args[0], "data", None)
+        return error_name(getattr(data, "err", None), getattr(data, "logs", None)) or str(exc.args[0])
+    raise RuntimeError("the chain accepted a trader's own unlock of what the exchange holds")
+
+
 async def run(clients: Clients, quiet: bool = False) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    traders = [Trader("alice", Keypair()), Trader("bob", Keypair())]
-    b, cpi = clients.builder, clients.cpi
+    alice, bob = Trader("alice", Keypair()), Trader("bob", Keypair())
+    b, engine = clients.builder, clients.engine
+    story = Story(quiet)
+
+    async def wallet(trader: Trader, unsigned: Awaitable[Any]) -> None:
+        reply = await unsigned
+        await clients.sign_and_submit(reply.transaction.transaction_base64, trader.keypair)
+
     async with AsyncClient(clients.endpoints.rpc_url, commitment=Confirmed) as rpc:
-        for t in traders:
+        for t in (alice, bob):
             sig = (await rpc.request_airdrop(t.keypair.pubkey(), 2 * 10**9)).value
             await rpc.confirm_transaction(sig, Confirmed)
             await fund(clients.endpoints.rpc_url, t.keypair.pubkey(), 1_000 * USDT)
             say(f"  {t.name}: wallet {t.owner} funded with 2 SOL and 1,000 test USDT", quiet)
-            built = await b.BuildInitializeVault(transaction_builder_pb2.BuildInitializeVaultRequest(owner=t.owner))
-            await clients.sign_and_submit(built.transaction.transaction_base64, t.keypair)
-            built = await b.BuildDeposit(transaction_builder_pb2.BuildDepositRequest(owner=t.owner,
-                                                                                     amount=500 * USDT))
-            await clients.sign_and_submit(built.transaction.transaction_base64, t.keypair)
-            say(f"  {t.name}: vault initialized, 500 USDT deposited", quiet)
-        alice, bob = traders
 
-        async def cpi_step(text: str, call: Any, signer: Trader) -> None:
-            reply = await call
-            await clients.sign_and_submit(reply.transaction.transaction_base64, signer.keypair)
-            say(f"  {text}", quiet)
+            async def onboard(t: Trader = t) -> None:
+                await wallet(t, b.BuildInitializeVault(transaction_builder_pb2.BuildInitializeVaultRequest(
+                    owner=t.owner)))
+                await wallet(t, b.BuildDeposit(transaction_builder_pb2.BuildDepositRequest(owner=t.owner,
+                                                                                           amount=500 * USDT)))
+                await wallet(t, clients.cpi.BuildGrant(pb.BuildGrantRequest(
+                    trader=t.owner, max_locked=400 * USDT, expires_at=int(time.time()) + 86_400)))
 
-        await cpi_step("alice opens a position: 200 USDT locked", cpi.BuildLockCollateral(
-            cpi_manager_pb2.BuildLockCollateralRequest(owner=alice.owner, amount=200 * USDT,
-                                                       client_request_id=f"{tag}-alice-open")), alice)
-        await cpi_step("bob opens a position: 100 USDT locked", cpi.BuildLockCollateral(
-            cpi_manager_pb2.BuildLockCollateralRequest(owner=bob.owner, amount=100 * USDT,
-                                                       client_request_id=f"{tag}-bob-open")), bob)
-        await cpi_step("settlement: alice pays bob 50 USDT of PnL", cpi.BuildSettle(
-            cpi_manager_pb2.BuildSettleRequest(payer=alice.owner, receiver=bob.owner, amount=50 * USDT,
-                                               client_request_id=f"{tag}-settle")), alice)
-        await cpi_step("alice closes her position: 150 USDT unlocked", cpi.BuildUnlockCollateral(
-            cpi_manager_pb2.BuildUnlockCollateralRequest(owner=alice.owner, amount=150 * USDT,
-                                                         client_request_id=f"{tag}-alice-close")), alice)
-        await cpi_step("bob closes his position: 100 USDT unlocked", cpi.BuildUnlockCollateral(
-            cpi_manager_pb2.BuildUnlockCollateralRequest(owner=bob.owner, amount=100 * USDT,
-                                                         client_request_id=f"{tag}-bob-close")), bob)
-        built = await b.BuildWithdraw(transaction_builder_pb2.BuildWithdrawRequest(owner=alice.owner,
-                                                                                   amount=100 * USDT))
-        await clients.sign_and_submit(built.transaction.transaction_base64, alice.keypair)
-        say("  alice withdraws 100 USDT", quiet)
-        return await summary(clients, rpc, traders)
+            await story.step(f"{t.name} deposits 500 USDT and grants the exchange up to 400", onboard)
+
+        def operate(call: Callable[..., Awaitable[Any]], request: Any) -> Callable[[], Awaitable[None]]:
+            async def action() -> None:
+                await call(request, timeout=60)
+            return action
+
+        await story.step("the matching engine opens alice's position: 200 USDT locked", operate(
+            engine.Lock, pb.LockRequest(trader=alice.owner, amount=200 * USDT, client_request_id=f"{tag}-open-a")))
+        await story.step("the matching engine opens bob's position: 100 USDT locked", operate(
+            engine.Lock, pb.LockRequest(trader=bob.owner, amount=100 * USDT, client_request_id=f"{tag}-open-b")))
+        await story.step("settlement: bob pays alice 60 USDT of PnL, each pays the exchange a 1 USDT fee",
+                         operate(engine.Settle, pb.SettleRequest(client_request_id=f"{tag}-fill", pairs=[
+                             pb.SettlementPair(payer=bob.owner, receiver=alice.owner, amount=60 * USDT),
+                             pb.SettlementPair(payer=bob.owner, to_fee_vault=True, amount=1 * USDT),
+                             pb.SettlementPair(payer=alice.owner, to_fee_vault=True, amount=1 * USDT)])))
+        await story.step("bob is liquidated: his remaining 39 USDT go to the insurance fund", operate(
+            engine.Liquidate, pb.LiquidateRequest(trader=bob.owner, amount=39 * USDT,
+                                                  client_request_id=f"{tag}-liquidate-b")))
+        await story.step("alice tries to unlock her collateral herself",
+                         lambda: own_unlock_attempt(rpc, alice, 199 * USDT))
+        await story.step("alice closes half her position: 100 USDT released", operate(
+            engine.Release, pb.ReleaseRequest(trader=alice.owner, amount=100 * USDT,
+                                              client_request_id=f"{tag}-close-a")))
+        say("  the operator stops: no more operator calls", quiet)
+
+        async def exit_after_delay() -> None:
+            await wallet(alice, clients.cpi.BuildRequestExit(pb.BuildRequestExitRequest(trader=alice.owner)))
+            grant = await clients.cpi.GetGrant(pb.GetGrantRequest(trader=alice.owner))
+            say(f"  alice requested her exit at slot {grant.exit_requested_slot}; she may exit from slot "
+                f"{grant.exit_deadline_slot}", quiet)
+            while (await rpc.get_slot()).value <= grant.exit_deadline_slot:
+                await asyncio.sleep(0.2)
+            await wallet(alice, clients.cpi.BuildExit(pb.BuildExitRequest(trader=alice.owner,
+                                                                          withdraw_amount=400 * USDT)))
+
+        await story.step("alice requests her exit, waits out the delay, exits and withdraws 400 USDT",
+                         exit_after_delay)
+        traders = await summary(clients, rpc, [alice, bob])
+    return {"traders": traders, "steps": story.steps}
 
 
 async def summary(clients: Clients, rpc: AsyncClient, traders: list[Trader]) -> dict[str, Any]:
@@ -110,12 +176,12 @@ async def summary(clients: Clients, rpc: AsyncClient, traders: list[Trader]) -> 
     return rows
 
 
-def print_summary(rows: dict[str, Any]) -> None:
+def print_summary(result: dict[str, Any]) -> None:
     def usdt(values: tuple[int, int, int] | None) -> str:
         return "missing" if values is None else " / ".join(f"{v / USDT:,.2f}" for v in values)
 
     print("\n  balances (total / locked / available, USDT)")
     print(f"  {'trader':8} {'chain':28} {'database':28} {'gRPC':28} agree")
-    for name, row in rows.items():
+    for name, row in result["traders"].items():
         print(f"  {name:8} {usdt(row['chain']):28} {usdt(row['database']):28} {usdt(row['grpc']):28} "
               f"{'yes' if row['agree'] else 'NO'}")

@@ -16,7 +16,7 @@ from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_poo
 from services.balance_tracker.leadership import new_holder
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
-from services.common import cluster, pools
+from services.common import cluster, event_loop, pools
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
@@ -46,7 +46,7 @@ class BalanceTrackerApp(ServiceApp):
         await cluster.verify_or_close(s, chain, pool, redis)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
         config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment,
-                               lease_seconds=s.indexer_lease_seconds)
+                               exchange_program=s.position_manager_id, lease_seconds=s.indexer_lease_seconds)
         pools_to_close = [pool]
         if self.indexer_enabled:
             holder = new_holder()
@@ -70,9 +70,7 @@ class BalanceTrackerApp(ServiceApp):
 
         async def close() -> None:
             await fanout.stop()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await event_loop.cancel_and_wait(self.tasks)
             await chain.close()
             await redis.aclose()
             for each in pools_to_close:

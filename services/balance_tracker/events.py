@@ -1,4 +1,9 @@
-"""Program events of one transaction → the rows the indexer stores (pure functions)."""
+"""Program events of one transaction → the rows the indexer stores (pure functions).
+
+Both programs: the vault program's events (vault rows follow their balances) and
+position_manager's, the exchange program's (grants, exits, the operator's actions: rows of
+the trader's history without vault balances; its configuration changes go to the audit
+log like the vault's admin actions)."""
 
 from __future__ import annotations
 
@@ -8,15 +13,23 @@ from typing import Any
 
 from services.common.idl import CodecError
 from services.common.program_logs import data_lines
-from services.common.vault_program import IDL
+from services.common.vault_program import IDL, PM_IDL, Action
 
 KINDS = {
     "Deposited": "deposit", "Withdrawn": "withdraw", "CollateralLocked": "lock", "CollateralUnlocked": "unlock",
     "CollateralTransferred": "transfer", "VaultInitialized": "vault_initialized", "VaultClosed": "vault_closed",
-    "SurplusAbsorbed": "surplus",
+    "SurplusAbsorbed": "surplus", "OrphanedLockReleased": "orphaned_lock_released",
 }
 ADMIN_EVENTS = {"AuthorityInitialized", "ProgramAuthorized", "ProgramDeauthorized", "PauseFlagsSet",
                 "AdminTransferProposed", "AdminTransferAccepted"}
+# position_manager
+EXCHANGE_KINDS = {"GrantSet": "grant_set", "GrantRevoked": "grant_revoked", "ExitRequested": "exit_requested",
+                  "ExitServed": "exit_served"}
+OPERATOR_KINDS = tuple(f"operator_{name}" for name in Action.NAMES)  # by OperatorAction.action
+EXCHANGE_ADMIN_EVENTS = {"ExchangeInitialized", "ConfigChangeProposed", "ConfigChangeApplied",
+                         "ConfigChangeCancelled"}
+ALL_KINDS = frozenset(KINDS.values()) | frozenset(EXCHANGE_KINDS.values()) | frozenset(OPERATOR_KINDS)
+NO_KEY = "11111111111111111111111111111111"
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,12 @@ class EventRow:
     vault: str | None = None
     token_account: str | None = None
     seq: int = 0  # the global commit order number the indexer gives it before writing (migration 008)
+    # migration 021: what the acting program holds locked after, the vault's own event
+    # number, the operator's op id, and an exchange event's other fields
+    program_locked: int | None = None
+    vault_seq: int | None = None
+    op_id: int | None = None
+    details: dict[str, Any] | None = None
 
     @property
     def event_id(self) -> str:
@@ -70,20 +89,26 @@ def _balances(total: int, available: int) -> Balances:
 
 
 def decode(signature: str, logs: list[str], slot: int, block_time: datetime | None, commitment: str,
-           program_id: str) -> tuple[list[EventRow], list[AdminEvent]]:
+           program_id: str, exchange_id: str | None = None) -> tuple[list[EventRow], list[AdminEvent]]:
+    """The events of `program_id` (the vault program) and of `exchange_id`
+    (position_manager), when given, in one transaction's logs."""
     rows: list[EventRow] = []
     admin: list[AdminEvent] = []
     for line in data_lines(logs):
-        if line.program_id != program_id or not line.parts:
+        if not line.parts or line.program_id not in (program_id, exchange_id):
             continue
+        exchange = line.program_id == exchange_id
         try:
-            event = IDL.decode_event(line.parts[0])
+            event = (PM_IDL if exchange else IDL).decode_event(line.parts[0])
         except CodecError:
             continue
         f = event.fields
         base: dict[str, Any] = dict(signature=signature, instruction_index=line.instruction_index,
                                     event_index=line.event_index,
                     slot=slot, block_time=block_time, commitment=commitment)
+        if exchange:
+            _exchange_event(event.name, f, base, line.program_id, rows, admin)
+            continue
         if event.name in ADMIN_EVENTS:
             actor = f.get("admin") or f.get("new_admin") or ""
             admin.append(AdminEvent(event.name, str(actor), signature, line.instruction_index, line.event_index,
@@ -94,23 +119,58 @@ def decode(signature: str, logs: list[str], slot: int, block_time: datetime | No
             continue
         if kind in ("deposit", "withdraw", "surplus"):
             rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
-                                 balances=_balances(f["total_balance"], f["available_balance"]), **base))
-        elif kind in ("lock", "unlock"):
+                                 balances=_balances(f["total_balance"], f["available_balance"]), vault_seq=f["seq"],
+                                 **base))
+        elif kind in ("lock", "unlock", "orphaned_lock_released"):
             locked, available = f["locked_balance"], f["available_balance"]
             rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
                                  balances=Balances(locked + available, locked, available),
-                                 caller_program=str(f["caller_program"]), **base))
+                                 caller_program=str(f.get("caller_program") or f.get("program")),
+                                 program_locked=f["program_locked"], vault_seq=f["seq"], **base))
         elif kind == "transfer":
             from_total, from_locked = f["from_total_balance"], f["from_locked_balance"]
             rows.append(EventRow(
                 owner=str(f["from_owner"]), kind=kind, amount=f["amount"],
                 balances=Balances(from_total, from_locked, from_total - from_locked),
                 counterparty=str(f["to_owner"]), caller_program=str(f["caller_program"]),
-                counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]), **base))
+                counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]),
+                program_locked=f["from_program_locked"], vault_seq=f["from_seq"], details={"to_seq": f["to_seq"]},
+                **base))
         elif kind == "vault_initialized":
             rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                                 vault=str(f["vault"]), token_account=str(f["token_account"]), **base))
+                                 vault=str(f["vault"]), token_account=str(f["token_account"]), vault_seq=f["seq"],
+                                 **base))
         else:  # vault_closed
             rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                                 vault=str(f["vault"]), **base))
+                                 vault=str(f["vault"]), vault_seq=f["seq"], **base))
     return rows, admin
+
+
+def _exchange_event(name: str, f: dict[str, Any], base: dict[str, Any], program: str, rows: list[EventRow],
+                    admin: list[AdminEvent]) -> None:
+    """One of position_manager's events: a row of the trader's history (no vault balances:
+    the vault's own events of the same transaction carry them), or an admin action."""
+    if name in EXCHANGE_ADMIN_EVENTS:
+        admin.append(AdminEvent(name, str(f.get("admin") or ""), base["signature"], base["instruction_index"],
+                                base["event_index"], {k: str(v) for k, v in f.items()}))
+        return
+    common: dict[str, Any] = dict(owner=str(f.get("trader")), balances=None, caller_program=program, **base)
+    if name == "OperatorAction":
+        action = int(f["action"])
+        if not 0 <= action < len(OPERATOR_KINDS):
+            return
+        counterparty = str(f["counterparty"])
+        rows.append(EventRow(kind=OPERATOR_KINDS[action], amount=f["amount"], op_id=f["op_id"],
+                             program_locked=f["locked"], counterparty=None if counterparty == NO_KEY else counterparty,
+                             **common))
+    elif name == "GrantSet":
+        rows.append(EventRow(kind="grant_set", amount=f["max_locked"], details={"expires_at": f["expires_at"]},
+                             **common))
+    elif name == "GrantRevoked":
+        rows.append(EventRow(kind="grant_revoked", amount=0, **common))
+    elif name == "ExitRequested":
+        rows.append(EventRow(kind="exit_requested", amount=0, details={
+            "requested_slot": f["requested_slot"], "deadline_slot": f["deadline_slot"]}, **common))
+    elif name == "ExitServed":
+        rows.append(EventRow(kind="exit_served", amount=f["released"], details={"by_operator": bool(f["by_operator"])},
+                             **common))

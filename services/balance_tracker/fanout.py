@@ -39,6 +39,7 @@ from prometheus_client import Counter, Gauge
 from services.balance_tracker.event_messages import EVENT_ROW_COLUMNS, event_message, row_event
 from services.balance_tracker.publisher import events_channel
 from services.balance_tracker.store import last_seq
+from services.common import event_loop
 from services.common.errors import ServiceError, unavailable
 
 logger = logging.getLogger("fanout")
@@ -241,8 +242,7 @@ class EventFanout:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await event_loop.cancel_and_wait([self._task])
         self._cut_all(unavailable(resume_hint("this server is shutting down")))
 
     def _cut_all(self, error: ServiceError) -> None:

@@ -1,4 +1,5 @@
-"""The indexer: follows the vault program and writes its events to PostgreSQL.
+"""The indexer: follows the vault program and position_manager (the exchange program) and
+writes their events to PostgreSQL.
 
 * Exactly one active indexer per deployment: it holds a lease in PostgreSQL that expires
   unless renewed (`leadership.py`); another replica waits as hot standby and takes over
@@ -7,10 +8,12 @@
   losing the lease writes nothing, and a leader that cannot renew stops writing itself.
   The indexer's connections (its own pool) end idle transactions and statements on the
   server's side (`idle_in_transaction_session_timeout`, `statement_timeout`).
-* No gaps: it subscribes (logsSubscribe, mentions the program) first, buffering, then
-  backfills from its cursor with getSignaturesForAddress + getTransaction, then drains the
-  buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after the
-  events before it are committed (duplicates are dropped by the unique key).
+* No gaps: it subscribes (logsSubscribe, mentions each program, on one connection, so
+  the notifications keep the node's order) first, buffering, then backfills from its cursor
+  with getSignaturesForAddress (each program, from the cursor's slot) + getTransaction, then
+  drains the buffer. Any disconnect repeats subscribe + backfill. The cursor only moves after
+  the events before it are committed (duplicates are dropped by the unique key; a
+  transaction that mentions both programs arrives twice and is written once).
 * Batches go through a write pipeline (`pipeline.py`): several in flight, their effects
   (vault rows, cursor, cache, pub/sub) in batch order. Each event is numbered (`seq`, global
   and in commit order) before its batch is written, from the highest number stored.
@@ -24,8 +27,10 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +65,11 @@ ROLLBACKS = Counter("indexer_rolled_back_events_total", "Events deleted because 
 
 
 HISTORY_WAIT_SECONDS = 60.0
+SEEN_SIGNATURES = 10_000  # notifications remembered to drop a transaction's second (one per program followed)
+
+
+def _as_list(received: Any) -> list[Any]:
+    return received if isinstance(received, list) else [received]
 
 
 @dataclass
@@ -69,6 +79,8 @@ class IndexerConfig:
     database_url: str
     program: VaultProgram
     commitment: str = "confirmed"
+    # position_manager, the exchange program (None: the vault program only)
+    exchange_program: Pubkey | None = None
     cursor_name: str = "collateral_vault"
     # The most transactions one batch takes (a backlog: a backfill or a burst). Each batch
     # is one PostgreSQL transaction that also rewrites the vault rows it touches, so larger
@@ -186,20 +198,28 @@ class Indexer:
                 delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
-        program = self.config.program.program_id
         commitment = Commitment(self.config.commitment)
         queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._queue = queue
         async with SolanaWsClient(self.config.ws_url) as ws, rpc_client(self.config.rpc_url,
                                                                           commitment=commitment) as client:
-            await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(program), commitment=commitment)
+            for followed in self._programs():
+                await ws.logs_subscribe(filter_=RpcTransactionLogsFilterMentions(followed), commitment=commitment)
+            seen: OrderedDict[str, None] = OrderedDict()  # recent signatures: one notification per program
 
             async def listen() -> None:
                 while True:
-                    note = await ws.recv()
-                    if isinstance(note, LogsNotification) and note.result.value.err is None:
+                    for note in _as_list(await ws.recv()):
+                        if not isinstance(note, LogsNotification) or note.result.value.err is not None:
+                            continue
                         value = note.result.value
-                        await queue.put(_Item(str(value.signature), note.result.context.slot, list(value.logs),
+                        signature = str(value.signature)
+                        if signature in seen:
+                            continue
+                        seen[signature] = None
+                        if len(seen) > SEEN_SIGNATURES:
+                            seen.popitem(last=False)
+                        await queue.put(_Item(signature, note.result.context.slot, list(value.logs),
                                               datetime.now(UTC)))
 
             listener = asyncio.create_task(listen())
@@ -247,21 +267,23 @@ class Indexer:
 
     # --- backfill -------------------------------------------------------------------------
 
+    def _programs(self) -> list[Pubkey]:
+        programs = [self.config.program.program_id]
+        if self.config.exchange_program is not None:
+            programs.append(self.config.exchange_program)
+        return programs
+
     async def _backfill(self, client: AsyncClient) -> None:
         self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
-        until = Signature.from_string(self.cursor[1]) if self.cursor and self.cursor[1] else None
+        since = self.cursor[0] if self.cursor else 0
         history = await self._history_commitment(client)
+        lists = [await self._signatures_since(client, program, since, history) for program in self._programs()]
         signatures: list[Any] = []
-        before = None
-        while True:
-            page = (await client.get_signatures_for_address(
-                self.config.program.program_id, before=before, until=until, limit=1000,
-                commitment=history)).value
-            signatures.extend(s for s in page if s.err is None)
-            if len(page) < 1000:
-                break
-            before = page[-1].signature
-        signatures.reverse()  # oldest first
+        taken: set[str] = set()
+        for entry in heapq.merge(*lists, key=lambda s: s.slot):  # oldest first, each program's order kept
+            if str(entry.signature) not in taken:
+                taken.add(str(entry.signature))
+                signatures.append(entry)
         if not signatures:
             return
         logger.info("backfilling %d transactions from the cursor %s", len(signatures), self.cursor)
@@ -280,6 +302,23 @@ class Indexer:
             chunk = signatures[start:start + self.config.batch_size]
             items = [i for i in await asyncio.gather(*(fetch(s) for s in chunk)) if i is not None]
             await self._write(items)
+
+    async def _signatures_since(self, client: AsyncClient, program: Pubkey, since: int,
+                                history: Commitment) -> list[Any]:
+        """A program's successful transactions from slot `since` on (that slot's again: what
+        is stored already is skipped when written), oldest first. By slot, not by the
+        cursor's signature: that may be another program's transaction."""
+        signatures: list[Any] = []
+        before = None
+        while True:
+            page = (await client.get_signatures_for_address(program, before=before, limit=1000,
+                                                            commitment=history)).value
+            signatures.extend(s for s in page if s.err is None and s.slot >= since)
+            if len(page) < 1000 or page[-1].slot < since:
+                break
+            before = page[-1].signature
+        signatures.reverse()
+        return signatures
 
     async def _history_commitment(self, client: AsyncClient) -> Commitment:
         """The commitment the backfill reads history at. getSignaturesForAddress and
@@ -305,8 +344,10 @@ class Indexer:
         events: list[EventRow] = []
         admin: list[AdminEvent] = []
         program = str(self.config.program.program_id)
+        exchange = str(self.config.exchange_program) if self.config.exchange_program else None
         for item in items:
-            rows, admins = decode(item.signature, item.logs, item.slot, item.block_time, commitment, program)
+            rows, admins = decode(item.signature, item.logs, item.slot, item.block_time, commitment, program,
+                                  exchange)
             events += rows
             admin += admins
         events = unique(events)

@@ -23,14 +23,16 @@ logger = logging.getLogger("publisher")
 def event_json(event: EventRow, prev: int) -> dict[str, Any]:
     """An event as published: `prev` is the number of the event published before it, so a
     subscriber that did not see `prev` knows it missed events and fetches them."""
-    assert event.balances is not None
+    b = event.balances  # None for position_manager's events (the vault's own events carry them)
     return {
         "id": event.event_id, "seq": event.seq, "prev": prev, "kind": event.kind, "owner": event.owner,
         "counterparty": event.counterparty or "",
         "amount": event.amount, "slot": event.slot, "signature": event.signature,
         "block_time": int(event.block_time.timestamp()) if event.block_time else 0,
-        "total_balance": event.balances.total, "locked_balance": event.balances.locked,
-        "available_balance": event.balances.available, "caller_program": event.caller_program or "",
+        "total_balance": b.total if b else 0, "locked_balance": b.locked if b else 0,
+        "available_balance": b.available if b else 0, "caller_program": event.caller_program or "",
+        "program_locked": event.program_locked or 0, "vault_seq": event.vault_seq or 0, "op_id": event.op_id or 0,
+        "details": event.details or {},
     }
 
 

@@ -28,14 +28,15 @@ from typing import Any
 import asyncpg
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.events import KINDS, AdminEvent, Balances, EventRow
+from services.balance_tracker.events import ALL_KINDS, AdminEvent, Balances, EventRow
 from services.common.vault_program import VaultProgram
 
 _EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_index", "int"),
                        ("event_index", "int"), ("kind", "text"), ("amount", "numeric"), ("counterparty", "text"),
                        ("caller_program", "text"), ("total_balance", "numeric"), ("locked_balance", "numeric"),
                        ("available_balance", "numeric"), ("slot", "bigint"), ("block_time", "timestamptz"),
-                       ("commitment", "text"), ("seq", "bigint"))
+                       ("commitment", "text"), ("seq", "bigint"), ("program_locked", "numeric"),
+                       ("vault_seq", "bigint"), ("op_id", "bigint"), ("details", "jsonb"))
 
 
 def _event_rows(first: int) -> str:
@@ -164,7 +165,8 @@ def fold(events: list[EventRow]) -> dict[str, VaultFold]:
         return current
 
     for event in events:
-        assert event.balances is not None
+        if event.balances is None:  # position_manager's rows: the vault's own events carry the balances
+            continue
         state = touch(event.owner, event.balances, event)
         if event.kind in ("deposit", "surplus"):
             state.deposited += event.amount
@@ -184,10 +186,8 @@ def _column(events: list[EventRow], getter: Any) -> list[Any]:
     return [getter(e) for e in events]
 
 
-EVENT_COLUMNS = ["owner", "signature", "instruction_index", "event_index", "kind", "amount", "counterparty",
-                 "caller_program", "total_balance", "locked_balance", "available_balance", "slot", "block_time",
-                 "commitment", "seq"]
-EVENT_KINDS = frozenset(KINDS.values())
+EVENT_COLUMNS = [name for name, _ in _EVENT_COLUMN_TYPES]
+EVENT_KINDS = ALL_KINDS
 COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 # COPY pays off for backfills and bursts; a live batch of a few events is faster (fewer
 # round trips) through the single INSERT ... ON CONFLICT statement.
@@ -200,11 +200,23 @@ def unique(events: list[EventRow]) -> list[EventRow]:
     return events if len(by_key) == len(events) else list(by_key.values())
 
 
+def _details(event: EventRow) -> str | None:
+    """An event's details as JSON text: keys and numbers or booleans only, so no character
+    COPY's text format would have to escape."""
+    if event.details is None:
+        return None
+    text = json.dumps(event.details, separators=(",", ":"), sort_keys=True)
+    if any(c in text for c in "\t\n\r\\"):
+        raise ValueError(f"unexpected characters in the details of {event.event_id}")
+    return text
+
+
 def event_records(events: list[EventRow]) -> list[tuple[Any, ...]]:
     """The events as records in EVENT_COLUMNS order (for binary COPY or comparison)."""
     return [(e.owner, e.signature, e.instruction_index, e.event_index, e.kind, e.amount, e.counterparty,
              e.caller_program, e.balances.total if e.balances else None, e.balances.locked if e.balances else None,
-             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment, e.seq) for e in events]
+             e.balances.available if e.balances else None, e.slot, e.block_time, e.commitment, e.seq,
+             e.program_locked, e.vault_seq, e.op_id, _details(e)) for e in events]
 
 
 _NULL = "\\N"
@@ -220,6 +232,10 @@ def _plain(value: str | None) -> str:
     return value
 
 
+def _number(value: int | None) -> str:
+    return _NULL if value is None else str(int(value))
+
+
 def copy_text(events: list[EventRow]) -> bytes:
     """The events in COPY's text format, EVENT_COLUMNS order. The driver's binary encoding
     costs about four times the client CPU (its NUMERIC goes through Decimal); PostgreSQL
@@ -233,7 +249,8 @@ def copy_text(events: list[EventRow]) -> bytes:
             _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
             _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
             _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
-            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq))))
+            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq),
+            _number(e.program_locked), _number(e.vault_seq), _number(e.op_id), _details(e) or _NULL)))
     lines.append("")
     return "\n".join(lines).encode()
 
@@ -245,10 +262,12 @@ def _event_arrays(events: list[EventRow]) -> list[list[Any]]:
         _column(events, lambda e: e.instruction_index), _column(events, lambda e: e.event_index),
         _column(events, lambda e: e.kind), _column(events, lambda e: e.amount),
         _column(events, lambda e: e.counterparty), _column(events, lambda e: e.caller_program),
-        _column(events, lambda e: e.balances.total), _column(events, lambda e: e.balances.locked),
-        _column(events, lambda e: e.balances.available), _column(events, lambda e: e.slot),
+        _column(events, lambda e: e.balances.total if e.balances else None),
+        _column(events, lambda e: e.balances.locked if e.balances else None),
+        _column(events, lambda e: e.balances.available if e.balances else None), _column(events, lambda e: e.slot),
         _column(events, lambda e: e.block_time), _column(events, lambda e: e.commitment),
-        _column(events, lambda e: e.seq),
+        _column(events, lambda e: e.seq), _column(events, lambda e: e.program_locked),
+        _column(events, lambda e: e.vault_seq), _column(events, lambda e: e.op_id), _column(events, _details),
     ]
 
 

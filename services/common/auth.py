@@ -41,16 +41,17 @@ from services.common.method_handlers import stream_like, unary_like
 logger = logging.getLogger("auth")
 
 SUBMITTER = "submitter"  # submits signed transactions (the gateway, wallets' backends)
-OPERATOR = "operator"  # the matching engine: lock, unlock, settle (writes idempotency rows)
+OPERATOR = "operator"  # the matching engine: Lock, Release, Settle, Liquidate (signed with the operator key)
 ADMIN = "admin"  # starts reconciliations
 ROLES = frozenset({SUBMITTER, OPERATOR, ADMIN})
 
 _P = "collateral_vault.v1"
 POLICY: dict[str, str] = {
     f"{_P}.TransactionBuilder/SubmitTransaction": SUBMITTER,
-    f"{_P}.CpiManager/BuildLockCollateral": OPERATOR,
-    f"{_P}.CpiManager/BuildUnlockCollateral": OPERATOR,
-    f"{_P}.CpiManager/BuildSettle": OPERATOR,
+    f"{_P}.CpiManager/Lock": OPERATOR,
+    f"{_P}.CpiManager/Release": OPERATOR,
+    f"{_P}.CpiManager/Settle": OPERATOR,
+    f"{_P}.CpiManager/Liquidate": OPERATOR,
     f"{_P}.BalanceTracker/Reconcile": ADMIN,
 }
 # Read-only: they build unsigned transactions (the signer authorizes them) or read state.
@@ -63,7 +64,10 @@ OPEN = frozenset({
     f"{_P}.BalanceTracker/StreamEvents",
     f"{_P}.CpiManager/ListAuthorizedPrograms", f"{_P}.CpiManager/BuildAddAuthorizedProgram",
     f"{_P}.CpiManager/BuildRemoveAuthorizedProgram", f"{_P}.CpiManager/BuildSetPaused",
-    f"{_P}.CpiManager/GetLockedBreakdown",
+    f"{_P}.CpiManager/GetLockedBreakdown", f"{_P}.CpiManager/GetGrant",
+    f"{_P}.CpiManager/BuildGrant", f"{_P}.CpiManager/BuildRevoke", f"{_P}.CpiManager/BuildRequestExit",
+    f"{_P}.CpiManager/BuildExit", f"{_P}.CpiManager/BuildProposeConfigChange",
+    f"{_P}.CpiManager/BuildApplyConfigChange", f"{_P}.CpiManager/BuildCancelConfigChange",
     f"{_P}.VaultMonitor/GetTvl", f"{_P}.VaultMonitor/GetVaultHealth", f"{_P}.VaultMonitor/ListAlerts",
 })
 

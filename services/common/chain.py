@@ -29,9 +29,9 @@ from services.common.http_client import HttpClient
 from services.common.idl import discriminator
 from services.common.metrics import CHAIN_CALLS
 from services.common.rpc_http import call_batch, rpc_client
+from services.common.vault_program import VAULT_SIZE as VAULT_SIZE
 from services.common.vault_program import Authority, Vault, VaultProgram
 
-VAULT_SIZE = 128
 MAX_STATUSES = 256  # getSignatureStatuses' limit per call
 Status = tuple[int, str, Any]  # (slot, confirmation status, error)
 
@@ -102,13 +102,24 @@ class ChainClient:
         detail = redact.scrub(str(exc), self.rpc_url)
         return unavailable(f"the Solana RPC at {self.shown_url} did not answer {method}: {detail}")
 
-    async def vault(self, owner: Pubkey) -> VaultState | None:
+    async def vault(self, owner: Pubkey, commitment: str | None = None) -> VaultState | None:
+        """A vault as the node holds it at the client's commitment (or `commitment`)."""
         address = self.program.vault(owner)
-        response = await self._call("getAccountInfo", self.client.get_account_info(address))
+        response = await self._call("getAccountInfo", self.client.get_account_info(
+            address, commitment=Commitment(commitment) if commitment else None))
         account = response.value
         if account is None or account.owner != self.program.program_id:
             return None
         return VaultState(address, Vault.decode(bytes(account.data)), response.context.slot)
+
+    async def vaults_of(self, owners: list[Pubkey], commitment: str | None = None) -> list[VaultState | None]:
+        """Several owners' vaults in one getMultipleAccounts, read at one slot."""
+        response = await self._call("getMultipleAccounts", self.client.get_multiple_accounts(
+            [self.program.vault(owner) for owner in owners], commitment=Commitment(commitment) if commitment else None))
+        slot = response.context.slot
+        return [VaultState(self.program.vault(owner), Vault.decode(bytes(account.data)), slot)
+                if account is not None and account.owner == self.program.program_id else None
+                for owner, account in zip(owners, response.value, strict=True)]
 
     async def vaults(self) -> list[VaultState]:
         response = await self._call("getProgramAccounts", self.client.get_program_accounts(
@@ -139,6 +150,23 @@ class ChainClient:
 
     async def slot(self) -> int:
         return int((await self._call("getSlot", self.client.get_slot(self.commitment))).value)
+
+    async def block_height(self) -> int:
+        return int((await self._call("getBlockHeight", self.client.get_block_height(self.commitment))).value)
+
+    async def statuses_in_history(self, signatures: list[Signature]) -> list[Status | None]:
+        """Like `status`, for signatures that may be older than the node's recent status
+        cache (searchTransactionHistory)."""
+        response = await self._call("getSignatureStatuses", self.client.get_signature_statuses(
+            signatures, search_transaction_history=True))
+        return [_status(value) for value in response.value]
+
+    async def transaction_logs(self, signature: Signature) -> list[str]:
+        """The log of a transaction that landed ([] when the node has none)."""
+        response = await self._call("getTransaction", self.client.get_transaction(
+            signature, max_supported_transaction_version=0))
+        meta = response.value.transaction.meta if response.value is not None else None
+        return list(meta.log_messages or []) if meta is not None else []
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
         value = (await self._call("getLatestBlockhash", self.client.get_latest_blockhash(self.commitment))).value
@@ -225,15 +253,15 @@ class ChainClient:
         if len(answer.value) != count:
             raise unavailable(f"the Solana RPC at {self.shown_url} answered {len(answer.value)} statuses "
                               f"for {count} signatures")
-        out: list[Status | BaseException | None] = []
-        for value in answer.value:
-            if value is None:
-                out.append(None)
-                continue
-            status = (str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status
-                      else "processed")
-            out.append((value.slot, status, value.err))
-        return out
+        return [_status(value) for value in answer.value]
+
+
+def _status(value: Any) -> Status | None:
+    """One entry of a getSignatureStatuses answer as (slot, confirmation status, error)."""
+    if value is None:
+        return None
+    status = str(value.confirmation_status).rsplit(".", 1)[-1].lower() if value.confirmation_status else "processed"
+    return value.slot, status, value.err
 
 
 def _b58(data: bytes) -> str:
@@ -244,5 +272,6 @@ def _rpc_failure(error: RPCError | str) -> ServiceError:
     """A JSON-RPC error as the services' status: a failed preflight by its program error."""
     data = getattr(error, "data", None)
     err = getattr(data, "err", None)
+    logs = getattr(data, "logs", None)
     message = getattr(error, "message", str(error))
-    return program_error(err if err is not None else message)
+    return program_error(err if err is not None else message, logs)

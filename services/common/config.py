@@ -35,6 +35,9 @@ DEVELOPMENT_KEYS = {
     "AEUcvcYnF7grG2PvgCtgtXyVPxmpMUdu44DjTDTyfJa2": "localnet's development USDT mint",
     "5sti3ZVBDrn5utZuVnSvLazGtTATFCsAXMXgmErAV6Ns": "the development admin key",
     "2ybx5wHvwtKZ2w7ZWWEcYey3PMs8zpJJndzEPsDbceY8": "the development faucet key",
+    "5u9FrDu1mvmqVQfi8rU3nJohhK6LR6QiqJd4nmC5GCBY": "the development exchange operator key",
+    "41A1CdD8rmkyZwDAB6qGTRgZh8QwziELvLcHVyoCWTBN": "the development fee vault's owner",
+    "GHbRkMREgnFLvcKyfN4QaxSu9rM9Jgn7HyqUioEcYwuA": "the development insurance-fund vault's owner",
 }
 
 
@@ -146,6 +149,59 @@ class ClientSecurity:
                                       "GRPC_CLIENT_CERT": self.cert, "GRPC_CLIENT_KEY": self.key})
 
 
+KEY_FILE, TRANSIT = "key_file", "transit"
+SIGNER_KINDS = (KEY_FILE, TRANSIT)
+
+
+@dataclass(frozen=True)
+class OperatorSignerSettings:
+    """How cpi_manager signs the exchange's operator instructions (`OPERATOR_SIGNER`):
+
+    * `key_file`: a Solana keypair file (`OPERATOR_KEY_FILE`, mode 0600; `make up` creates
+      one under .local/). Development only: the key sits in the process's memory.
+    * `transit`: HashiCorp Vault / OpenBao transit signs (`OPERATOR_TRANSIT_URL`, the key's
+      name `OPERATOR_TRANSIT_KEY`, the token read from `OPERATOR_TRANSIT_TOKEN_FILE`,
+      optionally `OPERATOR_TRANSIT_CA_FILE`): the key never leaves the signer.
+
+    Unset with OPERATOR_KEY_FILE set means `key_file`; unset without it, no signer: the
+    operator RPCs answer FAILED_PRECONDITION."""
+
+    kind: str = field(default_factory=lambda: _env("OPERATOR_SIGNER", "").strip().lower())
+    key_file: str = field(default_factory=lambda: _env("OPERATOR_KEY_FILE", ""))
+    transit_url: str = field(default_factory=lambda: _env("OPERATOR_TRANSIT_URL", ""))
+    transit_key: str = field(default_factory=lambda: _env("OPERATOR_TRANSIT_KEY", ""))
+    transit_token_file: str = field(default_factory=lambda: _env("OPERATOR_TRANSIT_TOKEN_FILE", ""))
+    transit_ca_file: str = field(default_factory=lambda: _env("OPERATOR_TRANSIT_CA_FILE", ""))
+
+    @property
+    def effective_kind(self) -> str:
+        return self.kind or (KEY_FILE if self.key_file else "")
+
+    def problems(self, profile: str) -> list[str]:
+        kind = self.effective_kind
+        out = []
+        if kind and kind not in SIGNER_KINDS:
+            out.append(f"OPERATOR_SIGNER must be one of {', '.join(SIGNER_KINDS)}, got {self.kind!r}")
+        if kind == KEY_FILE:
+            if not self.key_file:
+                out.append("OPERATOR_SIGNER=key_file needs OPERATOR_KEY_FILE")
+            if profile == PRODUCTION:
+                out.append("OPERATOR_SIGNER=key_file is for development: in production the operator key stays in "
+                           "an external signer (OPERATOR_SIGNER=transit)")
+        if kind == TRANSIT:
+            missing = [name for name, value in (("OPERATOR_TRANSIT_URL", self.transit_url),
+                                                ("OPERATOR_TRANSIT_KEY", self.transit_key),
+                                                ("OPERATOR_TRANSIT_TOKEN_FILE", self.transit_token_file))
+                       if not value]
+            if missing:
+                out.append(f"OPERATOR_SIGNER=transit needs {', '.join(missing)}")
+            if profile == PRODUCTION and self.transit_url and not self.transit_url.startswith("https://"):
+                out.append("OPERATOR_TRANSIT_URL must be https:// in production (the token travels with each call)")
+        return out + _existing_files({"OPERATOR_KEY_FILE": self.key_file if kind == KEY_FILE else "",
+                                      "OPERATOR_TRANSIT_TOKEN_FILE": self.transit_token_file,
+                                      "OPERATOR_TRANSIT_CA_FILE": self.transit_ca_file})
+
+
 def _refuse_development_keys(values: dict[str, Pubkey]) -> list[str]:
     return [f"{name} must be set to this cluster's own id: {value} is {DEVELOPMENT_KEYS[str(value)]}, whose "
             "private key is public in this repository (CV_PROFILE=production refuses it)"
@@ -204,6 +260,16 @@ class Settings:
     grpc_keepalive_seconds: float = field(default_factory=lambda: _float("GRPC_KEEPALIVE_SECONDS", 20))
     grpc_keepalive_timeout_seconds: float = field(default_factory=lambda: float(_env("GRPC_KEEPALIVE_TIMEOUT_SECONDS",
                                                                                      "10")))
+    # --- added by issue 22 (cpi_manager's operator RPCs) ---
+    operator_signer: OperatorSignerSettings = field(default_factory=OperatorSignerSettings)
+    # Traders with an operator operation in flight per cpi_manager process (each holds one
+    # PostgreSQL connection for its per-trader lock while it waits for the chain), and the
+    # longest one operation may take when its caller set no deadline.
+    operator_concurrency: int = field(default_factory=lambda: _int("OPERATOR_CONCURRENCY", 32))
+    operator_timeout_seconds: float = field(default_factory=lambda: _float("OPERATOR_TIMEOUT_SECONDS", 60))
+    # how long a finished operator request (its client_request_id and answer) is remembered
+    operator_request_retention_days: float = field(default_factory=lambda: _float("OPERATOR_REQUEST_RETENTION_DAYS",
+                                                                                  30))
 
     def __post_init__(self) -> None:
         problems = []
@@ -212,6 +278,11 @@ class Settings:
         if self.profile not in PROFILES:
             problems.append(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         problems += self.security.problems()
+        problems += self.operator_signer.problems(self.profile)
+        if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0 \
+                or self.operator_request_retention_days <= 0:
+            problems.append("OPERATOR_CONCURRENCY must be at least 1, OPERATOR_TIMEOUT_SECONDS and "
+                            "OPERATOR_REQUEST_RETENTION_DAYS positive")
         if self.profile == PRODUCTION:
             problems += _refuse_development_keys({"VAULT_PROGRAM_ID": self.vault_program_id,
                                                   "POSITION_MANAGER_ID": self.position_manager_id,

@@ -5,24 +5,34 @@ turns it (and anything unexpected, as INTERNAL without internals) into a status.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 
+from services.common.idl import Idl
 from services.common.vault_program import IDL, PM_IDL
 
 # Program errors that mean "the request is malformed" rather than "the state forbids it".
 _INVALID_ARGUMENT_ERRORS = {"InvalidAmount", "InvalidInstruction", "InvalidMint", "InvalidTokenAccount",
-                            "InvalidPda", "SameVault", "MissingAccounts", "InvalidProgramAccount"}
-_PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority", "MissingSigner", "NotVaultOwner"}
-_NOT_FOUND_ERRORS = {"InvalidVault"}
+                            "InvalidPda", "SameVault", "MissingAccounts", "InvalidProgramAccount",
+                            "InvalidSettleBatch", "DuplicateAccount", "InvalidConfigChange", "InvalidExpiry"}
+_PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority", "MissingSigner", "NotVaultOwner",
+                      "NotAdmin"}
+# by program: the vault program's InvalidVault is "no such vault"; position_manager's is a
+# receiver that is not a vault (a malformed settlement)
+_NOT_FOUND_ERRORS = {("vault", "InvalidVault")}
+_PM_INVALID_ARGUMENT_ERRORS = {"InvalidVault", "GrantMismatch", "InvalidAccount"}
+_FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-fA-F]+)$")
 
 
 class ServiceError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, program_error: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: the program error's name when the chain refused (e.g. "GrantExceeded")
+        self.program_error = program_error
 
 
 def invalid(message: str) -> ServiceError:
@@ -59,23 +69,57 @@ def custom_error_code(err: Any) -> tuple[int, int] | None:
     return None
 
 
-def program_error(err: Any) -> ServiceError:
-    """A failed simulation or transaction as a status: program errors by their IDL name."""
+def failing_program(logs: Iterable[str] | None) -> str | None:
+    """The program whose custom error failed a transaction, from its logs: the first
+    `failed` line is the innermost frame (a CPI's callee fails before its caller)."""
+    for line in logs or ():
+        match = _FAILED.match(line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def program_idl(program: str | None, vault_program: str | None = None) -> Idl | None:
+    """The IDL of the program that failed: the vault program's, or position_manager's
+    (the only other program the services call). Both number their errors from 6000, so a
+    code alone does not say whose it is."""
+    if program is None:
+        return None
+    return IDL if program == (vault_program or str(IDL.address)) else PM_IDL
+
+
+def error_name(err: Any, logs: Iterable[str] | None = None, vault_program: str | None = None) -> str | None:
+    """The program error's name (e.g. "GrantExceeded"), None when it is not one."""
+    found = custom_error_code(err)
+    if found is None:
+        return None
+    idl = program_idl(failing_program(logs), vault_program)
+    named = idl.error(found[1]) if idl is not None else (IDL.error(found[1]) or PM_IDL.error(found[1]))
+    return named[0] if named else None
+
+
+def program_error(err: Any, logs: Iterable[str] | None = None, vault_program: str | None = None) -> ServiceError:
+    """A failed simulation or transaction as a status: program errors by their IDL name,
+    looked up in the IDL of the program that failed (from the logs; without logs, the vault
+    program's first)."""
     found = custom_error_code(err)
     if found is not None:
         _, code = found
-        named = IDL.error(code) or PM_IDL.error(code)
+        idl = program_idl(failing_program(logs), vault_program)
+        named = idl.error(code) if idl is not None else (IDL.error(code) or PM_IDL.error(code))
         if named:
             name, message = named
-            if name in _INVALID_ARGUMENT_ERRORS:
+            program = "position_manager" if idl is PM_IDL or (idl is None and not IDL.error(code)) else "vault"
+            if name in _INVALID_ARGUMENT_ERRORS or (program == "position_manager"
+                                                    and name in _PM_INVALID_ARGUMENT_ERRORS):
                 status = grpc.StatusCode.INVALID_ARGUMENT
             elif name in _PERMISSION_ERRORS:
                 status = grpc.StatusCode.PERMISSION_DENIED
-            elif name in _NOT_FOUND_ERRORS:
+            elif (program, name) in _NOT_FOUND_ERRORS:
                 status = grpc.StatusCode.NOT_FOUND
             else:
                 status = grpc.StatusCode.FAILED_PRECONDITION
-            return ServiceError(status, f"{name} ({code}): {message}")
+            return ServiceError(status, f"{name} ({code}): {message}", name)
         if code == 1:  # SPL Token: insufficient funds
             return precondition("the token account does not hold enough USDT (SPL Token error 1)")
         return precondition(f"program error {code}")

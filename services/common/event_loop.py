@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 import uvloop
@@ -42,3 +42,17 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     factory = uvloop.new_event_loop if selected() == "uvloop" else None
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], retry_seconds: float = 1.0) -> None:
+    """Cancels `tasks` and waits until each has ended. A task that swallowed its
+    cancellation (a client library may, when it arrives while it connects) is cancelled
+    again every `retry_seconds` instead of being waited for forever."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=retry_seconds)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: never "exception was never retrieved"

@@ -9,19 +9,20 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from solders.instruction import AccountMeta, Instruction
+from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from services.common import spl_token
 from services.common.errors import invalid
 from services.common.idl import Idl
 from services.common.quoting import quoted
 from services.common.tx_building import COMPUTE_BUDGET_PROGRAM
-from services.common.vault_program import IDL, PM_IDL, VaultProgram
+from services.common.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram
 
-# Instructions a wallet has no reason to send directly: they are CPI-only or deploy-time.
-_NOT_SUBMITTABLE = {"lock_collateral", "unlock_collateral", "transfer_collateral", "initialize_authority"}
+# Instructions a wallet has no reason to send directly: they are CPI-only, deploy-time, or
+# position_manager's operator instructions (signed by the exchange's operator key, not a wallet).
+_NOT_SUBMITTABLE = {"lock_collateral", "unlock_collateral", "transfer_collateral", "initialize_authority",
+                    "initialize_exchange", "lock", "release", "settle", "liquidate"}
 MAX_TRANSACTION_BYTES = 1232
 
 
@@ -67,7 +68,7 @@ def _indexes_in_range(index: int, program_id_index: int, accounts: bytes, count:
 def _decode_args(idl: Idl, name: str, data: bytes) -> dict[str, Any]:
     spec = idl.instructions[name]
     args = idl.decode_fields(spec.args, data, 8)
-    expected_len = 8 + sum({"u64": 8, "u8": 1, "publicKey": 32}[a["type"]] for a in spec.args)
+    expected_len = 8 + sum({"u64": 8, "i64": 8, "u8": 1, "publicKey": 32}[a["type"]] for a in spec.args)
     if len(data) != expected_len:
         raise ValueError("argument bytes")
     return args
@@ -95,17 +96,23 @@ def _expected(program: VaultProgram, name: str, accounts: list[Pubkey], args: di
             return program.transfer_admin(signer, args["new_admin"])
         case "accept_admin":
             return program.accept_admin(signer)
-        case "open_position":
-            return program.open_position(signer, args["amount"], pm_id)
-        case "close_position":
-            return program.close_position(signer, args["amount"], pm_id)
-        case "settle":
-            # the receiving vault is named by address: its token account must be that vault's ATA
-            expected = program.settle(signer, signer, args["amount"], pm_id)
-            metas = list(expected.accounts)
-            metas[2] = AccountMeta(accounts[2], False, True)
-            metas[4] = AccountMeta(spl_token.associated_token_address(accounts[2], program.mint), False, True)
-            return Instruction(expected.program_id, expected.data, metas)
+        # position_manager: what the trader's wallet signs (operator instructions are not submitted here)
+        case "grant":
+            return ExchangeProgram(program, pm_id).grant(signer, args["max_locked"], args["expires_at"])
+        case "revoke":
+            return ExchangeProgram(program, pm_id).revoke(signer)
+        case "request_exit":
+            return ExchangeProgram(program, pm_id).request_exit(signer)
+        case "exit":
+            return ExchangeProgram(program, pm_id).exit(signer)
+        # position_manager: what the exchange's admin signs (a change applies after its delay)
+        case "propose_config_change":
+            return ExchangeProgram(program, pm_id).propose_config_change(signer, args["kind"], key=args["key"],
+                                                                         value=args["value"])
+        case "apply_config_change":
+            return ExchangeProgram(program, pm_id).apply_config_change(args["kind"])
+        case "cancel_config_change":
+            return ExchangeProgram(program, pm_id).cancel_config_change(signer, args["kind"])
     raise invalid(f"{name} cannot be submitted")
 
 
@@ -149,8 +156,8 @@ def check(tx: VersionedTransaction, program: VaultProgram, position_managers: se
             raise invalid(f"instruction {index} ({name}): account #{position} is not the one expected for signer "
                           f"{accounts[0]} (expected {len(expected_keys)} accounts as built by this service)")
         checked.instructions.append(name)
-        if name in ("initialize_vault", "deposit", "withdraw", "close_vault", "open_position", "close_position",
-                    "settle"):
+        if name in ("initialize_vault", "deposit", "withdraw", "close_vault", "grant", "revoke", "request_exit",
+                    "exit"):
             checked.owners.add(accounts[0])
     if not checked.instructions:
         raise invalid("the transaction has no vault instruction")

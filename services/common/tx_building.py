@@ -54,7 +54,7 @@ async def build(chain: ChainClient, payer: Pubkey, instructions: list[Instructio
     probe = _unsigned(_budget(MAX_COMPUTE_UNITS, priority_fee_micro_lamports) + instructions, payer, blockhash)
     simulation = await chain.simulate(probe)
     if simulation.err is not None:
-        raise program_error(simulation.err)
+        raise program_error(simulation.err, simulation.logs)
     limit = min(MAX_COMPUTE_UNITS, max(int(simulation.units * CU_MARGIN_RATIO), simulation.units + CU_MARGIN_MIN))
     tx = _unsigned(_budget(limit, priority_fee_micro_lamports) + instructions, payer, blockhash)
     return UnsignedTx(base64.b64encode(bytes(tx)).decode(), payer, str(blockhash), last_valid, limit,

@@ -13,7 +13,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
-from services.common.vault_program import Vault
+from services.common.vault_program import ProgramLock, Vault
 
 logger = logging.getLogger("cache")
 
@@ -36,6 +36,7 @@ def encode(vault: Vault, slot: int) -> str:
     """The cached JSON of a vault at a slot (keys are public keys as base58 strings)."""
     values = {name: getattr(vault, name) for name in _FIELDS}
     values["owner"], values["token_account"] = str(vault.owner), str(vault.token_account)
+    values["locks"] = [[str(lock.program), lock.amount] for lock in vault.locks]
     return json.dumps({"vault": values, "slot": slot})
 
 
@@ -62,6 +63,8 @@ class VaultCache:
         fields: dict[str, Any] = data["vault"]
         fields["owner"] = Pubkey.from_string(fields["owner"])
         fields["token_account"] = Pubkey.from_string(fields["token_account"])
+        fields["locks"] = tuple(ProgramLock(Pubkey.from_string(program), amount)
+                                for program, amount in fields.get("locks", ()))
         return Vault(**fields), int(data["slot"])
 
     async def put(self, vault: Vault, slot: int) -> bool:

@@ -1,16 +1,23 @@
-"""Typed client for the collateral_vault program (instruction builders, PDAs, account
-decoding), on the IDL codec. The services and the tests build every instruction here."""
+"""Typed client for the two programs (instruction builders, PDAs, account decoding), on the
+IDL codec. The services and the tests build every instruction here.
+
+* `VaultProgram`: collateral_vault (one deployment: program id and USDT mint);
+* `ExchangeProgram`: position_manager, the reference exchange program (its id, and the
+  vault deployment it calls)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
+from solders.sysvar import INSTRUCTIONS
 
 from services.common import spl_token
-from services.common.idl import load_idl
+from services.common.idl import Idl, load_idl
 
 IDL = load_idl("collateral_vault")
 PM_IDL = load_idl("position_manager")
@@ -21,6 +28,10 @@ LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
 VAULT_SEED = b"vault"
 AUTHORITY_SEED = b"vault_authority"
 CALLER_SEED = b"vault_caller"
+EXCHANGE_SEED = b"exchange"
+GRANT_SEED = b"grant"
+VAULT_SIZE = 296  # CollateralVault account bytes
+MAX_SETTLE_PAIRS = 6  # position_manager's MAX_SETTLE_PAIRS
 
 
 class Pause:
@@ -30,6 +41,25 @@ class Pause:
     TRANSFER = 8
     LIFECYCLE = 16
     ALL = 31
+
+
+class ConfigChange:
+    """position_manager's delayed configuration changes (ExchangeConfig.pending index)."""
+
+    ADMIN = 0
+    OPERATOR = 1
+    EXIT_DELAY = 2
+    CONFIG_DELAY = 3
+
+
+class Action:
+    """OperatorAction.action."""
+
+    LOCK = 0
+    RELEASE = 1
+    SETTLE = 2
+    LIQUIDATE = 3
+    NAMES = ("lock", "release", "settle", "liquidate")
 
 
 @lru_cache(maxsize=262_144)
@@ -52,9 +82,37 @@ def caller_authority(caller_program: Pubkey) -> tuple[Pubkey, int]:
     return address, bump
 
 
+def program_data_address(program_id: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([bytes(program_id)], LOADER_V3)[0]
+
+
+def exchange_address(pm_id: Pubkey = POSITION_MANAGER_ID) -> Pubkey:
+    return Pubkey.find_program_address([EXCHANGE_SEED], pm_id)[0]
+
+
+@lru_cache(maxsize=262_144)
+def grant_address(trader: Pubkey, pm_id: Pubkey = POSITION_MANAGER_ID) -> Pubkey:
+    return Pubkey.find_program_address([GRANT_SEED, bytes(trader)], pm_id)[0]
+
+
 @lru_cache(maxsize=262_144)
 def vault_token_address(owner: Pubkey, mint: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
     return spl_token.associated_token_address(vault_address(owner, program_id), mint)
+
+
+def _account_fields(idl: Idl, name: str, data: bytes) -> dict[str, Any]:
+    """An account's fields without its explicit padding (``reserved``)."""
+    fields = idl.decode_account(name, data)
+    fields.pop("reserved", None)
+    return fields
+
+
+@dataclass(frozen=True)
+class ProgramLock:
+    """Collateral one authorized program holds locked in a vault."""
+
+    program: Pubkey
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -68,10 +126,20 @@ class Vault:
     total_withdrawn: int
     created_at: int
     bump: int
+    #: the sequence number of the vault's last event (0 where a source does not record it)
+    event_seq: int = 0
+    #: collateral locked per program (the occupied slots, in slot order)
+    locks: tuple[ProgramLock, ...] = ()
 
     @classmethod
     def decode(cls, data: bytes) -> Vault:
-        return cls(**IDL.decode_account("CollateralVault", data))
+        fields = _account_fields(IDL, "CollateralVault", data)
+        fields["locks"] = tuple(ProgramLock(lock["program"], lock["amount"]) for lock in fields["locks"]
+                                if lock["amount"])
+        return cls(**fields)
+
+    def locked_by(self, program: Pubkey) -> int:
+        return sum(lock.amount for lock in self.locks if lock.program == program)
 
 
 @dataclass(frozen=True)
@@ -84,14 +152,56 @@ class Authority:
     authorized_count: int
     pause_flags: int
     bump: int
+    event_seq: int = 0
 
     @classmethod
     def decode(cls, data: bytes) -> Authority:
-        return cls(**IDL.decode_account("VaultAuthority", data))
+        return cls(**_account_fields(IDL, "VaultAuthority", data))
 
     @property
     def programs(self) -> list[Pubkey]:
         return self.authorized_programs[: self.authorized_count]
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    key: Pubkey
+    value: int
+    eta_slot: int
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    admin: Pubkey
+    operator: Pubkey
+    fee_vault: Pubkey
+    insurance_vault: Pubkey
+    exit_delay_slots: int
+    config_delay_slots: int
+    pending: tuple[PendingChange, ...]
+    caller_bump: int
+    bump: int
+
+    @classmethod
+    def decode(cls, data: bytes) -> ExchangeConfig:
+        fields = _account_fields(PM_IDL, "ExchangeConfig", data)
+        fields["pending"] = tuple(PendingChange(**p) for p in fields["pending"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Grant:
+    trader: Pubkey
+    max_locked: int
+    expires_at: int
+    exit_requested_slot: int
+    last_op_id: int
+    revoked: bool
+    bump: int
+
+    @classmethod
+    def decode(cls, data: bytes) -> Grant:
+        return cls(**_account_fields(PM_IDL, "Grant", data))
 
 
 class VaultProgram:
@@ -108,14 +218,13 @@ class VaultProgram:
     def vault_token(self, owner: Pubkey) -> Pubkey:
         return vault_token_address(owner, self.mint, self.program_id)
 
-    def _ix(self, name: str, accounts: dict[str, Pubkey], **args: object) -> Instruction:
+    def _ix(self, name: str, accounts: dict[str, Pubkey], **args: Any) -> Instruction:
         return IDL.instruction(name, accounts, self.program_id, **args)
 
     def initialize_authority(self, admin: Pubkey) -> Instruction:
-        program_data = Pubkey.find_program_address([bytes(self.program_id)], LOADER_V3)[0]
         return self._ix("initialize_authority", {
             "admin": admin, "authority": self.authority, "usdt_mint": self.mint,
-            "program_data": program_data, "system_program": spl_token.SYSTEM_PROGRAM_ID,
+            "program_data": program_data_address(self.program_id), "system_program": spl_token.SYSTEM_PROGRAM_ID,
         })
 
     def add_authorized_program(self, admin: Pubkey, program: Pubkey) -> Instruction:
@@ -155,12 +264,16 @@ class VaultProgram:
         }, amount=amount)
 
     def lock_collateral(self, owner: Pubkey, caller: Pubkey, amount: int) -> Instruction:
+        """Only an authorized program can run this (by CPI): built here for refusal tests."""
         return self._ix("lock_collateral", {"vault": self.vault(owner), "authority": self.authority,
                                             "caller_authority": caller}, amount=amount)
 
-    def unlock_collateral(self, owner: Pubkey, caller: Pubkey, amount: int) -> Instruction:
-        return self._ix("unlock_collateral", {"vault": self.vault(owner), "authority": self.authority,
-                                              "caller_authority": caller}, amount=amount)
+    def unlock_collateral(self, owner: Pubkey, caller: Pubkey, amount: int, *,
+                          owner_signs: bool = False) -> Instruction:
+        accounts = {"vault": self.vault(owner), "authority": self.authority, "caller_authority": caller}
+        if owner_signs:
+            accounts["owner"] = owner
+        return self._ix("unlock_collateral", accounts, amount=amount)
 
     def transfer_collateral(self, from_owner: Pubkey, to_owner: Pubkey, caller: Pubkey, amount: int) -> Instruction:
         return self._ix("transfer_collateral", {
@@ -169,29 +282,123 @@ class VaultProgram:
             "authority": self.authority, "caller_authority": caller, "token_program": spl_token.TOKEN_PROGRAM_ID,
         }, amount=amount)
 
-    def close_vault(self, owner: Pubkey) -> Instruction:
+    def release_orphaned_lock(self, owner: Pubkey, program: Pubkey) -> Instruction:
+        return self._ix("release_orphaned_lock", {"owner": owner, "vault": self.vault(owner),
+                                                  "authority": self.authority}, program=program)
+
+    def close_vault(self, owner: Pubkey, destination: Pubkey | None = None) -> Instruction:
+        """``destination`` (the owner's USDT account, for a surplus sent to the vault
+        directly) defaults to the owner's associated token account."""
         return self._ix("close_vault", {
             "owner": owner, "vault": self.vault(owner), "vault_token_account": self.vault_token(owner),
+            "destination": destination or spl_token.associated_token_address(owner, self.mint),
             "authority": self.authority, "token_program": spl_token.TOKEN_PROGRAM_ID,
         })
 
-    # position_manager (the reference authorized program)
 
-    def _pm(self, name: str, accounts: dict[str, Pubkey], pm_id: Pubkey, amount: int) -> Instruction:
-        caller, bump = caller_authority(pm_id)
-        accounts = {**accounts, "vault_authority": self.authority, "caller_authority": caller,
-                    "vault_program": self.program_id}
-        return PM_IDL.instruction(name, accounts, pm_id, amount=amount, caller_bump=bump)
+@dataclass(frozen=True)
+class SettlePair:
+    """One settlement: ``amount`` from what the exchange holds locked for ``payer`` to
+    ``receiver``'s vault; ``op_id`` is the payer's next operation id."""
 
-    def open_position(self, trader: Pubkey, amount: int, pm_id: Pubkey = POSITION_MANAGER_ID) -> Instruction:
-        return self._pm("open_position", {"trader": trader, "vault": self.vault(trader)}, pm_id, amount)
+    payer: Pubkey
+    receiver: Pubkey
+    amount: int
+    op_id: int
 
-    def close_position(self, trader: Pubkey, amount: int, pm_id: Pubkey = POSITION_MANAGER_ID) -> Instruction:
-        return self._pm("close_position", {"trader": trader, "vault": self.vault(trader)}, pm_id, amount)
 
-    def settle(self, payer: Pubkey, receiver: Pubkey, amount: int, pm_id: Pubkey = POSITION_MANAGER_ID) -> Instruction:
-        return self._pm("settle", {
-            "payer": payer, "from_vault": self.vault(payer), "to_vault": self.vault(receiver),
-            "from_token_account": self.vault_token(payer), "to_token_account": self.vault_token(receiver),
+@dataclass
+class ExchangeProgram:
+    """position_manager's instruction builders for one deployment."""
+
+    vaults: VaultProgram
+    program_id: Pubkey = POSITION_MANAGER_ID
+    config: Pubkey = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = exchange_address(self.program_id)
+
+    def grant_account(self, trader: Pubkey) -> Pubkey:
+        return grant_address(trader, self.program_id)
+
+    def _ix(self, name: str, accounts: dict[str, Pubkey], remaining: list[AccountMeta] | None = None,
+            **args: Any) -> Instruction:
+        return PM_IDL.instruction(name, accounts, self.program_id, remaining=remaining, **args)
+
+    def _vault_cpi(self) -> dict[str, Pubkey]:
+        return {"vault_authority": self.vaults.authority, "caller_authority": caller_authority(self.program_id)[0],
+                "vault_program": self.vaults.program_id}
+
+    # admin
+
+    def initialize_exchange(self, admin: Pubkey, operator: Pubkey, fee_vault_owner: Pubkey,
+                            insurance_vault_owner: Pubkey, exit_delay_slots: int,
+                            config_delay_slots: int) -> Instruction:
+        return self._ix("initialize_exchange", {
+            "admin": admin, "config": self.config, "fee_vault": self.vaults.vault(fee_vault_owner),
+            "insurance_vault": self.vaults.vault(insurance_vault_owner),
+            "program_data": program_data_address(self.program_id), "system_program": spl_token.SYSTEM_PROGRAM_ID,
+        }, operator=operator, exit_delay_slots=exit_delay_slots, config_delay_slots=config_delay_slots)
+
+    def propose_config_change(self, admin: Pubkey, kind: int, *, key: Pubkey | None = None,
+                              value: int = 0) -> Instruction:
+        return self._ix("propose_config_change", {"admin": admin, "config": self.config},
+                        kind=kind, key=key or Pubkey.default(), value=value)
+
+    def apply_config_change(self, kind: int) -> Instruction:
+        return self._ix("apply_config_change", {"config": self.config}, kind=kind)
+
+    def cancel_config_change(self, admin: Pubkey, kind: int) -> Instruction:
+        return self._ix("cancel_config_change", {"admin": admin, "config": self.config}, kind=kind)
+
+    # trader (signed by the trader's wallet)
+
+    def grant(self, trader: Pubkey, max_locked: int, expires_at: int) -> Instruction:
+        return self._ix("grant", {"trader": trader, "grant": self.grant_account(trader),
+                                  "system_program": spl_token.SYSTEM_PROGRAM_ID},
+                        max_locked=max_locked, expires_at=expires_at)
+
+    def revoke(self, trader: Pubkey) -> Instruction:
+        return self._ix("revoke", {"trader": trader, "grant": self.grant_account(trader)})
+
+    def request_exit(self, trader: Pubkey) -> Instruction:
+        return self._ix("request_exit", {"trader": trader, "grant": self.grant_account(trader), "config": self.config})
+
+    def exit(self, trader: Pubkey) -> Instruction:
+        return self._ix("exit", {"trader": trader, "grant": self.grant_account(trader), "config": self.config,
+                                 "vault": self.vaults.vault(trader), **self._vault_cpi()})
+
+    # operator (signed by the operator key alone)
+
+    def _operator(self, operator: Pubkey) -> dict[str, Pubkey]:
+        return {"operator": operator, "config": self.config, "instructions": INSTRUCTIONS, **self._vault_cpi()}
+
+    def lock(self, operator: Pubkey, trader: Pubkey, amount: int, op_id: int) -> Instruction:
+        return self._ix("lock", {**self._operator(operator), "grant": self.grant_account(trader),
+                                 "vault": self.vaults.vault(trader)}, amount=amount, op_id=op_id)
+
+    def release(self, operator: Pubkey, trader: Pubkey, amount: int, op_id: int) -> Instruction:
+        return self._ix("release", {**self._operator(operator), "grant": self.grant_account(trader),
+                                    "vault": self.vaults.vault(trader)}, amount=amount, op_id=op_id)
+
+    def settle_accounts(self, pair: SettlePair) -> list[AccountMeta]:
+        """The 5 accounts of one pair (remaining accounts of `settle`)."""
+        v = self.vaults
+        return [AccountMeta(key, False, True) for key in (
+            self.grant_account(pair.payer), v.vault(pair.payer), v.vault_token(pair.payer),
+            v.vault(pair.receiver), v.vault_token(pair.receiver))]
+
+    def settle(self, operator: Pubkey, pairs: Sequence[SettlePair]) -> Instruction:
+        remaining = [meta for pair in pairs for meta in self.settle_accounts(pair)]
+        return self._ix("settle", {**self._operator(operator), "token_program": spl_token.TOKEN_PROGRAM_ID},
+                        remaining, pairs=[(p.amount, p.op_id) for p in pairs])
+
+    def liquidate(self, operator: Pubkey, trader: Pubkey, insurance_owner: Pubkey, amount: int,
+                  op_id: int) -> Instruction:
+        v = self.vaults
+        return self._ix("liquidate", {
+            **self._operator(operator), "grant": self.grant_account(trader), "vault": v.vault(trader),
+            "vault_token_account": v.vault_token(trader), "insurance_vault": v.vault(insurance_owner),
+            "insurance_vault_token_account": v.vault_token(insurance_owner),
             "token_program": spl_token.TOKEN_PROGRAM_ID,
-        }, pm_id, amount)
+        }, amount=amount, op_id=op_id)

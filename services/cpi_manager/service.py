@@ -1,78 +1,209 @@
-"""CpiManager. Position flows are checked against the chain before anything is built
-(above available / above locked: FAILED_PRECONDITION) and are idempotent by the caller's
-client request id: the same id returns the same transaction; reused with other
-parameters, it is refused."""
+"""CpiManager: the exchange's side of the vaults.
+
+* Operator RPCs (Lock, Release, Settle, Liquidate, `operator` role): validated here, run
+  by `executor.py` (signed with the operator key, idempotent by client_request_id).
+* Build* RPCs: unsigned transactions for the trader's wallet (grant, revoke, request_exit,
+  exit), the exchange's admin (configuration changes) and the vault's admin.
+* Reads from the chain: authorized programs, a vault's locks per program, a trader's grant."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-import asyncpg
 import grpc
 from collateral_vault.v1 import common_pb2, cpi_manager_pb2, cpi_manager_pb2_grpc
-from google.protobuf.message import Message as ProtoMessage
+from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from services.common import tx_building, validation
-from services.common.chain import ChainClient, VaultState
+from services.common import spl_token, tx_building, validation
+from services.common.chain import ChainClient
+from services.common.config import Settings
 from services.common.convert import unsigned_message
-from services.common.errors import ServiceError, invalid, not_found, precondition, unavailable
-from services.common.quoting import quoted
+from services.common.errors import invalid, not_found, unavailable
+from services.common.vault_program import MAX_SETTLE_PAIRS, ConfigChange, ExchangeProgram
+from services.cpi_manager.executor import OperatorExecutor
+from services.cpi_manager.operations import LIQUIDATE, LOCK, RELEASE, SETTLE, Leg, Operation
 
-R = TypeVar("R", bound=ProtoMessage)
 MAX_REQUEST_ID = 128
+COMMITMENTS = {common_pb2.COMMITMENT_PROCESSED: "processed", common_pb2.COMMITMENT_CONFIRMED: "confirmed",
+               common_pb2.COMMITMENT_FINALIZED: "finalized"}
+CONFIG_KINDS = {cpi_manager_pb2.CONFIG_CHANGE_KIND_ADMIN: ConfigChange.ADMIN,
+                cpi_manager_pb2.CONFIG_CHANGE_KIND_OPERATOR: ConfigChange.OPERATOR,
+                cpi_manager_pb2.CONFIG_CHANGE_KIND_EXIT_DELAY: ConfigChange.EXIT_DELAY,
+                cpi_manager_pb2.CONFIG_CHANGE_KIND_CONFIG_DELAY: ConfigChange.CONFIG_DELAY}
+KEY_KINDS = {ConfigChange.ADMIN, ConfigChange.OPERATOR}
+
+
+def request_id(value: str) -> str:
+    if not value:
+        raise invalid("client_request_id is required (the matching engine's idempotency key)")
+    if len(value) > MAX_REQUEST_ID:
+        raise invalid(f"client_request_id is longer than {MAX_REQUEST_ID} characters")
+    return validation.printable(value, "client_request_id")
 
 
 class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
-    def __init__(self, chain: ChainClient, pool: asyncpg.Pool, position_manager: Pubkey) -> None:
+    def __init__(self, chain: ChainClient, settings: Settings, executor: OperatorExecutor) -> None:
         self.chain = chain
-        self.pool = pool
-        self.position_manager = position_manager
+        self.settings = settings
+        self.executor = executor
+        self.exchange: ExchangeProgram = executor.exchange
 
     # --- helpers ----------------------------------------------------------------------
 
-    async def _vault(self, owner: Pubkey, role: str = "owner") -> VaultState:
-        state = await self.chain.vault(owner)
-        if state is None:
-            raise not_found(f"{role} {owner} has no vault")
-        return state
-
-    async def _idempotent(self, owner: Pubkey, request_id: str, operation: str, fingerprint: str,
-                          response_type: type[R], build: Callable[[], Awaitable[R]]) -> R:
-        if not request_id:
-            raise invalid("client_request_id is required (the matching engine's idempotency key)")
-        if len(request_id) > MAX_REQUEST_ID:
-            raise invalid(f"client_request_id is longer than {MAX_REQUEST_ID} characters")
-        validation.printable(request_id, "client_request_id")
-        digest = hashlib.sha256(f"{operation}|{fingerprint}".encode()).hexdigest()
-        row = await self.pool.fetchrow("SELECT operation, fingerprint, response FROM cpi_requests "
-                                       "WHERE owner = $1 AND request_id = $2", str(owner), request_id)
-        if row is not None:
-            if row["fingerprint"] != digest:
-                raise ServiceError(grpc.StatusCode.ALREADY_EXISTS,
-                                   f"client_request_id {quoted(request_id)} was already used for a different request "
-                                   f"({row['operation']})")
-            return response_type.FromString(row["response"])
-        response = await build()
-        stored = await self.pool.fetchrow(
-            "INSERT INTO cpi_requests (owner, request_id, operation, fingerprint, response) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, request_id) DO NOTHING RETURNING response",
-            str(owner), request_id, operation, digest, response.SerializeToString())
-        if stored is None:  # a concurrent twin won: return what it stored
-            row = await self.pool.fetchrow("SELECT fingerprint, response FROM cpi_requests "
-                                           "WHERE owner = $1 AND request_id = $2", str(owner), request_id)
-            if row is None or row["fingerprint"] != digest:
-                raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"client_request_id {quoted(request_id)} is in use")
-            return response_type.FromString(row["response"])
-        return response
-
-    async def _build(self, payer: Pubkey, instruction: object, vault: Pubkey | None) -> common_pb2.UnsignedTransaction:
-        tx = await tx_building.build(self.chain, payer, [instruction])  # type: ignore[list-item]
+    async def _build(self, payer: Pubkey, instructions: list[Instruction], vault: Pubkey | None = None,
+                     priority_fee: int = 0) -> common_pb2.UnsignedTransaction:
+        tx = await tx_building.build(self.chain, payer, instructions, priority_fee)
         return unsigned_message(tx, vault)
 
-    # --- authority --------------------------------------------------------------------
+    def _commitment(self, value: int) -> str:
+        return COMMITMENTS.get(value, self.settings.commitment)  # type: ignore[call-overload]
+
+    def _seconds(self, context: grpc.aio.ServicerContext) -> float:
+        """How long an operation may take: the caller's deadline (less a margin to answer
+        in), at most OPERATOR_TIMEOUT_SECONDS."""
+        remaining = context.time_remaining()
+        bound = self.settings.operator_timeout_seconds
+        return bound if remaining is None else max(0.05, min(bound, remaining - 0.1))
+
+    async def _has_vault(self, owner: Pubkey, role: str, status: grpc.StatusCode = grpc.StatusCode.NOT_FOUND) -> None:
+        if await self.chain.vault(owner) is None:
+            if status == grpc.StatusCode.INVALID_ARGUMENT:
+                raise invalid(f"{role} {owner} has no vault: settlements move collateral only between vaults")
+            raise not_found(f"{role} {owner} has no vault")
+
+    async def _operate(self, context: grpc.aio.ServicerContext, client_request_id: str, op: Operation,
+                       commitment: int) -> cpi_manager_pb2.OperationResult:
+        async def check() -> None:
+            for leg in op.legs:
+                await self._has_vault(leg.trader, "payer" if op.kind == SETTLE else "trader")
+                if leg.receiver is not None:
+                    await self._has_vault(leg.receiver, "receiver", grpc.StatusCode.INVALID_ARGUMENT)
+
+        return await self.executor.run(client_request_id, op, self._commitment(commitment), self._seconds(context),
+                                       check)
+
+    # --- operator ---------------------------------------------------------------------
+
+    async def Lock(self, request: cpi_manager_pb2.LockRequest,
+                   context: grpc.aio.ServicerContext) -> cpi_manager_pb2.LockResponse:
+        op = Operation(LOCK, (Leg(validation.pubkey(request.trader, "trader"), validation.amount(request.amount)),))
+        return cpi_manager_pb2.LockResponse(
+            result=await self._operate(context, request_id(request.client_request_id), op, request.commitment))
+
+    async def Release(self, request: cpi_manager_pb2.ReleaseRequest,
+                      context: grpc.aio.ServicerContext) -> cpi_manager_pb2.ReleaseResponse:
+        op = Operation(RELEASE, (Leg(validation.pubkey(request.trader, "trader"),
+                                     validation.amount(request.amount)),))
+        return cpi_manager_pb2.ReleaseResponse(
+            result=await self._operate(context, request_id(request.client_request_id), op, request.commitment))
+
+    async def Liquidate(self, request: cpi_manager_pb2.LiquidateRequest,
+                        context: grpc.aio.ServicerContext) -> cpi_manager_pb2.LiquidateResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        amount = validation.amount(request.amount)
+        op = Operation(LIQUIDATE, (Leg(trader, amount, await self.executor.insurance_vault_owner()),),
+                       ((str(trader), str(amount), "insurance vault"),))
+        return cpi_manager_pb2.LiquidateResponse(
+            result=await self._operate(context, request_id(request.client_request_id), op, request.commitment))
+
+    async def Settle(self, request: cpi_manager_pb2.SettleRequest,
+                     context: grpc.aio.ServicerContext) -> cpi_manager_pb2.SettleResponse:
+        client_request_id = request_id(request.client_request_id)
+        if not 1 <= len(request.pairs) <= MAX_SETTLE_PAIRS:
+            raise invalid(f"a settlement takes 1 to {MAX_SETTLE_PAIRS} pairs, got {len(request.pairs)}")
+        legs, requested = [], []
+        for i, pair in enumerate(request.pairs):
+            payer = validation.pubkey(pair.payer, f"pairs[{i}].payer")
+            amount = validation.amount(pair.amount, f"pairs[{i}].amount")
+            if pair.to_fee_vault:
+                if pair.receiver:
+                    raise invalid(f"pairs[{i}]: give a receiver or to_fee_vault, not both")
+                receiver = await self.executor.fee_vault_owner()
+            else:
+                receiver = validation.pubkey(pair.receiver, f"pairs[{i}].receiver (or to_fee_vault)")
+            if receiver == payer:
+                raise invalid(f"pairs[{i}]: payer and receiver are the same vault")
+            legs.append(Leg(payer, amount, receiver))
+            requested.append((str(payer), str(amount), "fee vault" if pair.to_fee_vault else str(receiver)))
+        op = Operation(SETTLE, tuple(legs), tuple(requested))
+        return cpi_manager_pb2.SettleResponse(
+            result=await self._operate(context, client_request_id, op, request.commitment))
+
+    # --- the trader's wallet ------------------------------------------------------------
+
+    async def BuildGrant(self, request: cpi_manager_pb2.BuildGrantRequest,
+                         context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildGrantResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        max_locked = validation.amount(request.max_locked, "max_locked")
+        if validation.unix_time(request.expires_at, "expires_at") is None:
+            raise invalid("expires_at is required (Unix seconds: no new lock after it)")
+        ix = self.exchange.grant(trader, max_locked, request.expires_at)
+        return cpi_manager_pb2.BuildGrantResponse(
+            transaction=await self._build(trader, [ix], None, request.priority_fee_micro_lamports))
+
+    async def BuildRevoke(self, request: cpi_manager_pb2.BuildRevokeRequest,
+                          context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildRevokeResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        return cpi_manager_pb2.BuildRevokeResponse(transaction=await self._build(
+            trader, [self.exchange.revoke(trader)], None, request.priority_fee_micro_lamports))
+
+    async def BuildRequestExit(self, request: cpi_manager_pb2.BuildRequestExitRequest,
+                               context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildRequestExitResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        return cpi_manager_pb2.BuildRequestExitResponse(transaction=await self._build(
+            trader, [self.exchange.request_exit(trader)], None, request.priority_fee_micro_lamports))
+
+    async def BuildExit(self, request: cpi_manager_pb2.BuildExitRequest,
+                        context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildExitResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        instructions = [self.exchange.exit(trader)]
+        vaults = self.chain.program
+        if request.withdraw_amount:
+            amount = validation.amount(request.withdraw_amount, "withdraw_amount")
+            destination = validation.optional_pubkey(request.destination_token_account, "destination_token_account") \
+                or spl_token.associated_token_address(trader, vaults.mint)
+            instructions.append(vaults.withdraw(trader, destination, amount))
+        elif request.destination_token_account:
+            raise invalid("destination_token_account is only used with withdraw_amount")
+        return cpi_manager_pb2.BuildExitResponse(transaction=await self._build(
+            trader, instructions, vaults.vault(trader), request.priority_fee_micro_lamports))
+
+    # --- the exchange's admin ------------------------------------------------------------
+
+    def _config_kind(self, value: int) -> int:
+        if value not in CONFIG_KINDS:
+            raise invalid("kind is required: ADMIN, OPERATOR, EXIT_DELAY or CONFIG_DELAY")
+        return CONFIG_KINDS[value]  # type: ignore[index]
+
+    async def BuildProposeConfigChange(self, request: cpi_manager_pb2.BuildProposeConfigChangeRequest,
+                                       context: grpc.aio.ServicerContext
+                                       ) -> cpi_manager_pb2.BuildProposeConfigChangeResponse:
+        admin = validation.pubkey(request.admin, "admin")
+        kind = self._config_kind(request.kind)
+        if kind in KEY_KINDS:
+            if request.value:
+                raise invalid("value is for the delays; an admin or operator change names its key")
+            ix = self.exchange.propose_config_change(admin, kind, key=validation.pubkey(request.key, "key"))
+        else:
+            if request.key:
+                raise invalid("key is for an admin or operator change; a delay change gives its value in slots")
+            ix = self.exchange.propose_config_change(admin, kind, value=validation.amount(request.value, "value"))
+        return cpi_manager_pb2.BuildProposeConfigChangeResponse(transaction=await self._build(admin, [ix]))
+
+    async def BuildApplyConfigChange(self, request: cpi_manager_pb2.BuildApplyConfigChangeRequest,
+                                     context: grpc.aio.ServicerContext
+                                     ) -> cpi_manager_pb2.BuildApplyConfigChangeResponse:
+        payer = validation.pubkey(request.payer, "payer")
+        ix = self.exchange.apply_config_change(self._config_kind(request.kind))
+        return cpi_manager_pb2.BuildApplyConfigChangeResponse(transaction=await self._build(payer, [ix]))
+
+    async def BuildCancelConfigChange(self, request: cpi_manager_pb2.BuildCancelConfigChangeRequest,
+                                      context: grpc.aio.ServicerContext
+                                      ) -> cpi_manager_pb2.BuildCancelConfigChangeResponse:
+        admin = validation.pubkey(request.admin, "admin")
+        ix = self.exchange.cancel_config_change(admin, self._config_kind(request.kind))
+        return cpi_manager_pb2.BuildCancelConfigChangeResponse(transaction=await self._build(admin, [ix]))
+
+    # --- the vault's admin ----------------------------------------------------------------
 
     async def ListAuthorizedPrograms(self, request: cpi_manager_pb2.ListAuthorizedProgramsRequest,
                                      context: grpc.aio.ServicerContext
@@ -90,7 +221,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
         admin = validation.pubkey(request.admin, "admin")
         program = validation.pubkey(request.program_id, "program_id")
         ix = self.chain.program.add_authorized_program(admin, program)
-        return cpi_manager_pb2.BuildAddAuthorizedProgramResponse(transaction=await self._build(admin, ix, None))
+        return cpi_manager_pb2.BuildAddAuthorizedProgramResponse(transaction=await self._build(admin, [ix]))
 
     async def BuildRemoveAuthorizedProgram(self, request: cpi_manager_pb2.BuildRemoveAuthorizedProgramRequest,
                                            context: grpc.aio.ServicerContext
@@ -98,7 +229,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
         admin = validation.pubkey(request.admin, "admin")
         program = validation.pubkey(request.program_id, "program_id")
         ix = self.chain.program.remove_authorized_program(admin, program)
-        return cpi_manager_pb2.BuildRemoveAuthorizedProgramResponse(transaction=await self._build(admin, ix, None))
+        return cpi_manager_pb2.BuildRemoveAuthorizedProgramResponse(transaction=await self._build(admin, [ix]))
 
     async def BuildSetPaused(self, request: cpi_manager_pb2.BuildSetPausedRequest,
                              context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildSetPausedResponse:
@@ -106,72 +237,33 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
         if request.pause_flags > 31:
             raise invalid("pause_flags must combine 1 withdraw, 2 lock, 4 unlock, 8 transfer, 16 initialize/close")
         ix = self.chain.program.set_paused(admin, request.pause_flags)
-        return cpi_manager_pb2.BuildSetPausedResponse(transaction=await self._build(admin, ix, None))
+        return cpi_manager_pb2.BuildSetPausedResponse(transaction=await self._build(admin, [ix]))
 
-    # --- positions --------------------------------------------------------------------
-
-    async def BuildLockCollateral(self, request: cpi_manager_pb2.BuildLockCollateralRequest,
-                                  context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildLockCollateralResponse:
-        owner = validation.pubkey(request.owner, "owner")
-        amount = validation.amount(request.amount)
-
-        async def build() -> cpi_manager_pb2.BuildLockCollateralResponse:
-            state = await self._vault(owner)
-            if amount > state.vault.available_balance:
-                raise precondition(f"cannot lock {amount}: the vault has {state.vault.available_balance} available")
-            ix = self.chain.program.open_position(owner, amount, self.position_manager)
-            return cpi_manager_pb2.BuildLockCollateralResponse(transaction=await self._build(owner, ix, state.address))
-
-        return await self._idempotent(owner, request.client_request_id, "lock", f"{amount}",
-                                      cpi_manager_pb2.BuildLockCollateralResponse, build)
-
-    async def BuildUnlockCollateral(self, request: cpi_manager_pb2.BuildUnlockCollateralRequest,
-                                    context: grpc.aio.ServicerContext
-                                    ) -> cpi_manager_pb2.BuildUnlockCollateralResponse:
-        owner = validation.pubkey(request.owner, "owner")
-        amount = validation.amount(request.amount)
-
-        async def build() -> cpi_manager_pb2.BuildUnlockCollateralResponse:
-            state = await self._vault(owner)
-            if amount > state.vault.locked_balance:
-                raise precondition(f"cannot unlock {amount}: the vault has {state.vault.locked_balance} locked")
-            ix = self.chain.program.close_position(owner, amount, self.position_manager)
-            return cpi_manager_pb2.BuildUnlockCollateralResponse(
-                transaction=await self._build(owner, ix, state.address))
-
-        return await self._idempotent(owner, request.client_request_id, "unlock", f"{amount}",
-                                      cpi_manager_pb2.BuildUnlockCollateralResponse, build)
-
-    async def BuildSettle(self, request: cpi_manager_pb2.BuildSettleRequest,
-                          context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildSettleResponse:
-        payer = validation.pubkey(request.payer, "payer")
-        receiver = validation.pubkey(request.receiver, "receiver")
-        amount = validation.amount(request.amount)
-        if payer == receiver:
-            raise invalid("payer and receiver are the same vault")
-
-        async def build() -> cpi_manager_pb2.BuildSettleResponse:
-            state = await self._vault(payer, "payer")
-            await self._vault(receiver, "receiver")
-            if amount > state.vault.locked_balance:
-                raise precondition(f"cannot settle {amount}: the payer has {state.vault.locked_balance} locked")
-            ix = self.chain.program.settle(payer, receiver, amount, self.position_manager)
-            return cpi_manager_pb2.BuildSettleResponse(transaction=await self._build(payer, ix, state.address))
-
-        return await self._idempotent(payer, request.client_request_id, "settle", f"{receiver}|{amount}",
-                                      cpi_manager_pb2.BuildSettleResponse, build)
+    # --- reads ----------------------------------------------------------------------------
 
     async def GetLockedBreakdown(self, request: cpi_manager_pb2.GetLockedBreakdownRequest,
                                  context: grpc.aio.ServicerContext) -> cpi_manager_pb2.GetLockedBreakdownResponse:
         owner = validation.pubkey(request.owner, "owner")
-        rows = await self.pool.fetch(
-            "SELECT caller_program, SUM(CASE kind WHEN 'lock' THEN amount ELSE -amount END) AS locked "
-            "FROM transactions WHERE owner = $1 AND kind IN ('lock', 'unlock', 'transfer') "
-            "AND caller_program IS NOT NULL GROUP BY caller_program ORDER BY caller_program", str(owner))
-        by_program = [cpi_manager_pb2.LockedByProgram(program_id=r["caller_program"], locked=int(r["locked"]))
-                      for r in rows if int(r["locked"]) > 0]
-        vault = await self.pool.fetchval("SELECT locked_balance FROM vaults WHERE owner = $1", str(owner))
+        state = await self.chain.vault(owner)
+        if state is None:
+            raise not_found(f"owner {owner} has no vault")
         return cpi_manager_pb2.GetLockedBreakdownResponse(
-            owner=str(owner), locked_total=int(vault or 0), by_program=by_program)
+            owner=str(owner), locked_total=state.vault.locked_balance, slot=state.slot,
+            by_program=[cpi_manager_pb2.LockedByProgram(program_id=str(lock.program), locked=lock.amount)
+                        for lock in state.vault.locks])
 
-
+    async def GetGrant(self, request: cpi_manager_pb2.GetGrantRequest,
+                       context: grpc.aio.ServicerContext) -> cpi_manager_pb2.GetGrantResponse:
+        trader = validation.pubkey(request.trader, "trader")
+        grant = await self.executor.grant(trader)
+        if grant is None:
+            raise not_found(f"trader {trader} has no grant to the exchange program {self.exchange.program_id}")
+        state = await self.chain.vault(trader)
+        config = await self.executor.config()
+        requested = grant.exit_requested_slot
+        return cpi_manager_pb2.GetGrantResponse(
+            trader=str(trader), max_locked=grant.max_locked, expires_at=grant.expires_at, revoked=grant.revoked,
+            last_op_id=grant.last_op_id, exit_requested_slot=requested,
+            exit_deadline_slot=requested + config.exit_delay_slots if requested else 0,
+            locked=state.vault.locked_by(self.exchange.program_id) if state else 0,
+            slot=state.slot if state else await self.chain.slot())

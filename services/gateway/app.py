@@ -79,7 +79,10 @@ def _ws_event(e: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
     return {"id": e.id, "kind": _WS_KINDS.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
             "amount": str(e.amount), "slot": str(e.slot), "block_time": str(e.block_time), "signature": e.signature,
             "total_balance": str(e.total_balance), "locked_balance": str(e.locked_balance),
-            "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq)}
+            "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq),
+            "program_locked": str(e.program_locked), "vault_seq": str(e.vault_seq), "op_id": str(e.op_id),
+            "exit_deadline_slot": str(e.exit_deadline_slot), "by_operator": e.by_operator,
+            "expires_at": str(e.expires_at)}
 
 
 async def _until_closed(ws: web.WebSocketResponse) -> None:

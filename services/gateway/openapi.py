@@ -88,7 +88,10 @@ SPEC: dict[str, Any] = {
                                "counterparty": {"type": "string"}, "amount": U64, "slot": U64,
                                "block_time": {"type": "string"}, "signature": {"type": "string"},
                                "total_balance": U64, "locked_balance": U64, "available_balance": U64,
-                               "caller_program": {"type": "string"}}),
+                               "caller_program": {"type": "string"}, "seq": U64, "program_locked": U64,
+                               "vault_seq": U64, "op_id": U64, "exit_deadline_slot": U64,
+                               "by_operator": {"type": "boolean"},
+                               "expires_at": {"type": "string", "pattern": "^-?[0-9]+$"}}),
         "History": _object({"events": {"type": "array", "items": {"$ref": "#/components/schemas/VaultEvent"}},
                             "next_page_token": {"type": "string"}}),
         "UnsignedTransaction": _object({

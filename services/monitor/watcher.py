@@ -5,6 +5,10 @@
 * lock / unlock / transfer by a program not in the authority list (should be impossible);
 * the program paused (any pause flag set);
 * the indexer lagging the chain by more than N slots;
+* the exchange (issue 22): a liquidation, an exit requested (the operator has until its
+  deadline to answer), an exit the trader served himself (the operator did not answer in
+  time), and an operator operation the chain refused (cpi_manager records refusals in
+  `operator_requests`; services share the database, not code);
 
 and exports TVL, vault count and indexer lag as gauges."""
 
@@ -16,6 +20,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -50,6 +55,10 @@ class Watcher:
     pool: asyncpg.Pool
     chain: ChainClient
     config: WatcherConfig = field(default_factory=WatcherConfig)
+    # how far the exchange checks have read (alerts are deduplicated anyway: a restart
+    # reads again from the start, a page per pass)
+    _exchange_seq: int = 0
+    _refusals_since: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
 
     async def raise_alert(self, kind: str, severity: str, message: str, key: str, owner: str = "",
                           details: dict[str, Any] | None = None) -> bool:
@@ -68,6 +77,52 @@ class Watcher:
         await self.check_withdrawals()
         await self.check_callers_and_pause()
         await self.check_lag()
+        await self.check_exchange_events()
+        await self.check_operator_refusals()
+
+    async def check_exchange_events(self) -> None:
+        """Liquidations and exits, from the event ledger (each once: it follows the events'
+        numbers, a page per pass, and alerts are deduplicated by event id)."""
+        rows = await self.pool.fetch(
+            "SELECT owner, signature, instruction_index, event_index, kind, amount, counterparty, details, seq "
+            "FROM transactions WHERE kind IN ('operator_liquidate', 'exit_requested', 'exit_served') AND seq > $1 "
+            "ORDER BY seq LIMIT 500", self._exchange_seq)
+        for r in rows:
+            self._exchange_seq = max(self._exchange_seq, int(r["seq"]))
+            event_id = f"{r['signature']}:{r['instruction_index']}:{r['event_index']}"
+            details = json.loads(r["details"]) if isinstance(r["details"], str) else (r["details"] or {})
+            common = {"event_id": event_id, "signature": r["signature"]}
+            if r["kind"] == "operator_liquidate":
+                await self.raise_alert("liquidation", "warning",
+                                       f"{r['owner']} was liquidated: {r['amount']} moved to the insurance fund "
+                                       f"({r['counterparty']})", f"liquidation:{event_id}", owner=r["owner"],
+                                       details={**common, "amount": str(r["amount"])})
+            elif r["kind"] == "exit_requested":
+                await self.raise_alert("exit_requested", "warning",
+                                       f"{r['owner']} requested an exit: the operator must release or settle what "
+                                       f"it holds before slot {details.get('deadline_slot')}", f"exit:{event_id}",
+                                       owner=r["owner"], details={**common, **details})
+            elif not details.get("by_operator", True):
+                await self.raise_alert("exit_served_by_trader", "critical",
+                                       f"{r['owner']} exited by himself after the deadline ({r['amount']} released): "
+                                       "the operator did not answer the exit request in time",
+                                       f"exit_served:{event_id}", owner=r["owner"],
+                                       details={**common, "released": str(r["amount"])})
+
+    async def check_operator_refusals(self) -> None:
+        """Operator operations the chain refused (cpi_manager's records), each once."""
+        rows = await self.pool.fetch(
+            "SELECT request_id, operation, traders, op_ids, error_name, error_message, finished_at "
+            "FROM operator_requests WHERE state = 'refused' AND finished_at > $1 ORDER BY finished_at LIMIT 500",
+            self._refusals_since)
+        for r in rows:
+            self._refusals_since = max(self._refusals_since, r["finished_at"])
+            await self.raise_alert("operator_refused", "warning",
+                                   f"the chain refused the operator's {r['operation']} {r['request_id']!r} for "
+                                   f"{', '.join(r['traders'])}: {r['error_message']}",
+                                   f"operator_refused:{r['request_id']}", owner=r["traders"][0],
+                                   details={"request_id": r["request_id"], "error": r["error_name"],
+                                            "op_ids": list(r["op_ids"])})
 
     async def check_tvl(self) -> None:
         row = await self.pool.fetchrow(

@@ -1,6 +1,8 @@
 """End to end: the system brought up as `make up` does (scripts/up.py: localnet and the five
-services as separate processes, TLS and authentication on), the demo scenario run through
-gRPC only (`vaultctl demo`, with make up's credentials), then chain, PostgreSQL, Redis and
+services as separate processes, TLS and authentication on, the exchange's operator key made
+under .local/), the demo scenario run through gRPC only (`vaultctl demo`, with make up's
+credentials: the traders' wallets sign their own steps, the matching engine's token drives
+the operator's), then chain, PostgreSQL, Redis and
 the gateway (HTTPS) checked against each other; a killed service restarted by up.py; and a
 second `make up` (a new localnet genesis) against the same database and Redis prefix:
 reset, so nothing of the first chain is served. Ctrl-C stops it."""
@@ -69,10 +71,16 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
         demo = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "vaultctl", "demo", "--json"],
                                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert demo.returncode == 0, demo.stderr + demo.stdout
-        rows = json.loads(demo.stdout.strip().splitlines()[-1])
+        result = json.loads(demo.stdout.strip().splitlines()[-1])
+        rows = result["traders"]
+        # alice: +60 PnL, -1 fee, exit, 400 withdrawn; bob: -60, -1 fee, 39 liquidated
         assert {name: row["chain"] for name, row in rows.items()} == {
-            "alice": [350 * USDT, 0, 350 * USDT], "bob": [550 * USDT, 0, 550 * USDT]}
+            "alice": [159 * USDT, 0, 159 * USDT], "bob": [400 * USDT, 0, 400 * USDT]}
         assert all(row["agree"] for row in rows.values())
+        outcomes = [step["outcome"] for step in result["steps"]]
+        assert len(outcomes) == 9 and outcomes.count("ok") == 8, result["steps"]
+        assert [step["name"] for step in result["steps"] if step["outcome"] != "ok"] == [
+            "alice tries to unlock her collateral herself"] and "NotOperator" in outcomes
         owners = [row["owner"] for row in rows.values()]
 
         # chain, PostgreSQL, Redis and the gateway agree for both traders
@@ -98,26 +106,28 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
                     async with http.get(f"{gateway}/vaults/{owner}", ssl=trust) as response:
                         body = await response.json()
                     assert response.status == 200 and body["total_balance"] == str(chain.total_balance)
-                events = await conn.fetchval("SELECT count(*) FROM transactions")
-                # per trader: init, deposit, lock, unlock; then one settlement and one withdrawal
-                assert events == 2 * 4 + 1 + 1
+                kinds = dict(await conn.fetch("SELECT kind, count(*) FROM transactions WHERE owner = ANY($1) "
+                                              "GROUP BY kind", owners))
+                # the vault's events and the exchange program's, for both traders
+                assert (kinds["deposit"], kinds["lock"], kinds["transfer"], kinds["withdraw"]) == (2, 2, 4, 1)
+                assert (kinds["grant_set"], kinds["operator_liquidate"], kinds["exit_requested"],
+                        kinds["exit_served"]) == (2, 1, 1, 1)
         finally:
             await conn.close()
 
         # TLS and authentication are on: plaintext is refused, so is an operator RPC without the role
         tracker, cpi = env["BALANCE_TRACKER_ADDR"], env["CPI_MANAGER_ADDR"]
-        lock = cpi_manager_pb2.BuildLockCollateralRequest(owner=owners[0], amount=1, client_request_id="e2e-1")
+        lock = cpi_manager_pb2.LockRequest(trader=owners[1], amount=1, client_request_id="e2e-1")
         async with grpc.aio.insecure_channel(tracker) as plaintext:
             assert await status_of(balance_tracker_pb2_grpc.BalanceTrackerStub(plaintext).Reconcile(
                 balance_tracker_pb2.ReconcileRequest(), timeout=5)) == grpc.StatusCode.UNAVAILABLE
         async with grpc_tls.channel(cpi, _client()) as anonymous, grpc_tls.channel(cpi, _client("gateway")) as gw:
-            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(anonymous).BuildLockCollateral(lock)) \
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(anonymous).Lock(lock)) \
                 == grpc.StatusCode.UNAUTHENTICATED
-            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(gw).BuildLockCollateral(lock)) \
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(gw).Lock(lock)) \
                 == grpc.StatusCode.PERMISSION_DENIED
         async with grpc_tls.channel(cpi, _client("matching-engine")) as engine:
-            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(engine).BuildLockCollateral(lock)) \
-                == grpc.StatusCode.OK
+            assert await status_of(cpi_manager_pb2_grpc.CpiManagerStub(engine).Lock(lock)) == grpc.StatusCode.OK
 
         # a service that dies is restarted, and says so; the others go on serving
         pid = int(next(line for line in banner if "processes" in line).split("balance_tracker ")[1].split(",")[0])
@@ -132,7 +142,7 @@ async def test_make_up_demo_agreement_restart_and_a_new_chain(pg_database: str) 
         async with grpc_tls.channel(tracker, _client()) as channel:
             reply = await balance_tracker_pb2_grpc.BalanceTrackerStub(channel).GetBalance(
                 balance_tracker_pb2.GetBalanceRequest(owner=owners[0]))
-            assert reply.vault.total_balance == 350 * USDT
+            assert reply.vault.total_balance == 159 * USDT
     finally:
         if up.poll() is None:
             output = _stop(up)

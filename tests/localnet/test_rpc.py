@@ -28,7 +28,7 @@ from localnet.faucet import fund
 from localnet.ledger import Ledger
 from localnet.node import Node
 from services.common import spl_token
-from services.common.vault_program import PROGRAM_ID, Vault, VaultProgram
+from services.common.vault_program import PROGRAM_ID, VAULT_SIZE, Vault, VaultProgram
 from tests.support.localnet_node import FINALITY_DEPTH, funded_user, running_node
 
 USDT = 10**6
@@ -109,7 +109,7 @@ async def test_token_accounts_and_program_accounts(node: Node, client: AsyncClie
     await user.send([vp.initialize_vault(user.key)])
     await user.send([vp.deposit(user.key, token_account, 100 * USDT)])
     vaults = (await client.get_program_accounts(
-        PROGRAM_ID, encoding="base64", filters=[128,
+        PROGRAM_ID, encoding="base64", filters=[VAULT_SIZE,
                                                 MemcmpOpts(offset=8, bytes=str(user.key))])).value
     assert [v.pubkey for v in vaults] == [vp.vault(user.key)]
     assert Vault.decode(bytes(vaults[0].account.data)).total_balance == 100 * USDT

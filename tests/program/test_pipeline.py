@@ -10,16 +10,18 @@ around (checked_mul, variable-length memory ops, dynamic dispatch, a 3,200-byte 
 from __future__ import annotations
 
 import base64
+import re
 import struct
 
 import pytest
+from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.loader_v3 import deploy_upgradeable
-from localnet.svm import Chain, program_path
+from localnet.svm import ROOT, Chain, program_path
 from services.common.spl_token import TOKEN_PROGRAM_ID
 
 U64 = 2**64
@@ -138,3 +140,73 @@ def test_build_limits_compute_correctly(chain: Chain, a: int, b: int, n: int) ->
     payer = chain.wallet()
     result = chain.send_ok([Instruction(program_id, bytes([1]) + struct.pack("<QQQ", a, b, n), [])], payer)
     assert bytes(result.return_data().data) == expected_selftest(a, b, n)
+
+
+# --- sbf-runtime self-tests (hello tags 2-4) -----------------------------------------
+
+RUNTIME_ERRORS = ["InvalidArgument", "InvalidInstructionData", "InvalidAccountData", "AccountDataTooSmall",
+                  "InsufficientFunds", "IncorrectProgramId", "MissingRequiredSignature", "AccountAlreadyInitialized",
+                  "UninitializedAccount", "NotEnoughAccountKeys", "AccountBorrowFailed", "MaxSeedLengthExceeded",
+                  "InvalidSeeds", "BorshIoError", "UnsupportedSysvar", "IllegalOwner", "ArithmeticOverflow",
+                  "InstructionErrorCustom(0)"]
+
+
+def test_runtime_errors_reach_the_loader_under_their_own_names(chain: Chain) -> None:
+    """Reproduces a defect: the runtime encoded ArithmeticOverflow as builtin 21 (the
+    loader's MaxInstructionTraceLengthExceeded) and IllegalOwner as 24 (ArithmeticOverflow)."""
+    program_id = chain.deploy("hello")
+    payer = chain.wallet()
+    for index, name in enumerate(RUNTIME_ERRORS):
+        result = chain.send([Instruction(program_id, bytes([3, index]), [])], payer)
+        assert isinstance(result, FailedTransactionMetadata)
+        assert str(result.err()).endswith(f"({name})))") or f"({name})" in str(result.err()), (name, result.err())
+
+
+@pytest.mark.parametrize("n", [0, 15, 16, 17, 40])
+def test_borsh_writer_refuses_bytes_that_do_not_fit(chain: Chain, n: int) -> None:
+    """Reproduces a review finding (issue 23): BorshWriter dropped writes past its buffer
+    silently, so an event or CPI data could be cut without anyone noticing. Now the writer
+    fails with BorshIoError."""
+    program_id = chain.deploy("hello")
+    result = chain.send([Instruction(program_id, bytes([2, n]), [])], chain.wallet())
+    if n <= 16:
+        assert not isinstance(result, FailedTransactionMetadata), result
+        assert bytes(result.return_data().data) == bytes(range(n))
+    else:
+        assert isinstance(result, FailedTransactionMetadata) and "BorshIoError" in str(result.err())
+
+
+def test_one_account_passed_twice_yields_one_exclusive_borrow(chain: Chain) -> None:
+    """Reproduces a review finding (issue 23): `data_mut(&self)` handed out a `&mut` to the
+    same account's data for each view of a duplicated account. Borrows are now tracked in
+    the account header: a second borrow of an exclusively borrowed account is refused,
+    through either view."""
+    program_id = chain.deploy("hello")
+    payer = chain.wallet()
+    first, second = Pubkey.new_unique(), Pubkey.new_unique()
+    for key in (first, second):
+        chain.svm.set_account(key, Account(1_000_000, bytes(8), program_id, False, 0))
+    twice = [AccountMeta(first, False, True), AccountMeta(first, False, True)]
+    distinct = [AccountMeta(first, False, True), AccountMeta(second, False, True)]
+    for mode in (0, 1, 2):  # exclusive then exclusive, exclusive then shared, shared then exclusive
+        result = chain.send_ok([Instruction(program_id, bytes([4, mode]), twice)], payer)
+        assert bytes(result.return_data().data) == b"\x00", mode
+        result = chain.send_ok([Instruction(program_id, bytes([4, mode]), distinct)], payer)
+        assert bytes(result.return_data().data) == b"\x01", mode
+
+
+def test_every_unsafe_block_carries_a_safety_note() -> None:
+    """House rule: every `unsafe` block in the programs and the runtime says why it is sound."""
+    missing = []
+    for path in sorted((ROOT / "program").glob("*/src/**/*.rs")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if not re.search(r"\bunsafe\s*\{", line.split("//")[0]):
+                continue
+            j, noted = i - 1, "SAFETY:" in line
+            while not noted and j >= 0 and lines[j].strip().startswith("//"):
+                noted = "SAFETY:" in lines[j]
+                j -= 1
+            if not noted:
+                missing.append(f"{path.relative_to(ROOT)}:{i + 1}")
+    assert not missing, missing

@@ -10,7 +10,7 @@ from solders.system_program import transfer as sol_transfer
 
 from localnet.svm import TOKEN_IMPLEMENTATIONS
 from services.common import spl_token
-from services.common.vault_program import Pause, caller_authority
+from services.common.vault_program import Pause, ProgramLock, SettlePair, caller_authority
 from tests.support.vault_env import USDT, VaultEnv
 
 
@@ -25,6 +25,7 @@ def test_authority_is_initialized_by_the_upgrade_authority(env: VaultEnv) -> Non
     assert authority.admin == env.admin.pubkey()
     assert authority.usdt_mint == env.mint
     assert authority.programs == [env.pm_id]
+    assert len(env.chain.account(env.program.authority).data) == 1144
     assert authority.caller_authorities[0] == caller_authority(env.pm_id)[0]
     assert authority.pause_flags == 0
 
@@ -63,31 +64,58 @@ def test_deposit_and_withdraw(env: VaultEnv) -> None:
     assert env.vault_tokens(user.key) == 250 * USDT
 
 
-def test_positions_lock_unlock_and_settle_through_position_manager(env: VaultEnv) -> None:
-    alice, bob = env.user(), env.user()
-    env.deposit(alice, 500 * USDT)
-    env.deposit(bob, 100 * USDT)
+def test_lock_release_and_settle_through_position_manager(env: VaultEnv) -> None:
+    alice, bob = env.trader(500 * USDT), env.trader(100 * USDT)
 
-    result = env.ok([env.program.open_position(alice.key, 300 * USDT, env.pm_id)], alice.wallet)
+    result = env.lock(alice, 300 * USDT)
     [event] = env.events(result)
     assert event.name == "CollateralLocked"
     assert event.fields["caller_program"] == env.pm_id
     assert (event.fields["locked_balance"], event.fields["available_balance"]) == (300 * USDT, 200 * USDT)
-    assert "Program log: position opened" in result.logs()
+    assert event.fields["program_locked"] == 300 * USDT
+    assert env.vault(alice.key).locks == (ProgramLock(env.pm_id, 300 * USDT),)
 
-    result = env.ok([env.program.settle(alice.key, bob.key, 120 * USDT, env.pm_id)], alice.wallet)
+    pair = SettlePair(alice.key, bob.key, 120 * USDT, env.next_op(alice.key))
+    result = env.operate(env.exchange.settle(env.operator.pubkey(), [pair]))
     [event] = env.events(result)
     assert event.name == "CollateralTransferred"
     assert event.fields["from_owner"] == alice.key and event.fields["to_owner"] == bob.key
     assert event.fields["from_locked_balance"] == 180 * USDT and event.fields["to_available_balance"] == 220 * USDT
+    assert event.fields["from_program_locked"] == 180 * USDT
     assert env.vault_tokens(alice.key) == 380 * USDT and env.vault_tokens(bob.key) == 220 * USDT
 
-    result = env.ok([env.program.close_position(alice.key, 180 * USDT, env.pm_id)], alice.wallet)
+    result = env.release(alice, 180 * USDT)
     [event] = env.events(result)
-    assert event.name == "CollateralUnlocked"
+    assert event.name == "CollateralUnlocked" and event.fields["program_locked"] == 0
     alice_vault = env.vault(alice.key)
     assert (alice_vault.total_balance, alice_vault.locked_balance, alice_vault.available_balance) == (
         380 * USDT, 0, 380 * USDT)
+    assert alice_vault.locks == ()  # the emptied slot is free again
+
+
+def test_every_vault_event_carries_the_vaults_next_sequence_number(env: VaultEnv) -> None:
+    """VaultInitialized is 1; each later event of the vault takes the next number, and the
+    vault records the last one; a transfer is an event of both vaults (from_seq, to_seq)."""
+    alice, bob = env.user(with_vault=False), env.user()
+    result = env.ok([env.program.initialize_vault(alice.key)], alice.wallet)
+    assert [e.fields["seq"] for e in env.events(result)] == [1]
+    env.ok([spl_token.transfer(bob.token_account, env.program.vault_token(alice.key), bob.key, 5)], bob.wallet)
+    result = env.deposit(alice, 100 * USDT)
+    assert [(e.name, e.fields["seq"]) for e in env.events(result)] == [("SurplusAbsorbed", 2), ("Deposited", 3)]
+    env.ok([env.exchange.grant(alice.key, 50 * USDT, env.now() + 100)], alice.wallet)
+    assert env.events(env.lock(alice, 10 * USDT))[0].fields["seq"] == 4
+    bob_seq = env.vault(bob.key).event_seq
+    pair = SettlePair(alice.key, bob.key, 1 * USDT, env.next_op(alice.key))
+    [event] = env.events(env.operate(env.exchange.settle(env.operator.pubkey(), [pair])))
+    assert (event.fields["from_seq"], event.fields["to_seq"]) == (5, bob_seq + 1)
+    assert env.vault(alice.key).event_seq == 5 and env.vault(bob.key).event_seq == bob_seq + 1
+
+
+def test_admin_events_carry_the_authoritys_sequence_number(env: VaultEnv) -> None:
+    before = env.authority().event_seq
+    assert before == 2  # AuthorityInitialized, ProgramAuthorized (position_manager) at genesis
+    result = env.ok([env.program.set_paused(env.admin.pubkey(), 0)], env.admin)
+    assert env.events(result)[0].fields["seq"] == 3 == env.authority().event_seq
 
 
 def test_close_vault_returns_rent_and_token_account(env: VaultEnv) -> None:
@@ -98,7 +126,8 @@ def test_close_vault_returns_rent_and_token_account(env: VaultEnv) -> None:
     before = env.chain.lamports(user.key)
     rent = env.chain.lamports(vault_key) + env.chain.lamports(token_key)
     result = env.ok([env.program.close_vault(user.key)], user.wallet)
-    assert [e.name for e in env.events(result)] == ["VaultClosed"]
+    [event] = env.events(result)
+    assert event.name == "VaultClosed" and event.fields["swept"] == 0
     assert env.chain.lamports(vault_key) == 0 and env.chain.lamports(token_key) == 0
     assert env.chain.lamports(user.key) == before + rent - 5000
     # the owner can open a new vault at the same address afterwards
@@ -148,6 +177,16 @@ def test_vault_pda_prefunded_by_a_griefer_still_initializes(env: VaultEnv) -> No
                                         lamports=1_000_000))], griefer)
     env.ok([env.program.initialize_vault(user.key)], user.wallet)
     assert env.vault(user.key).owner == user.key
+
+
+def test_exchange_is_initialized_at_genesis(env: VaultEnv) -> None:
+    config = env.config()
+    assert (config.admin, config.operator) == (env.admin.pubkey(), env.operator.pubkey())
+    assert config.fee_vault == env.program.vault(env.fee_owner)
+    assert config.insurance_vault == env.program.vault(env.insurance_owner)
+    assert (config.exit_delay_slots, config.config_delay_slots) == (env.exit_delay_slots, env.config_delay_slots)
+    assert config.caller_bump == caller_authority(env.pm_id)[1]
+    assert all(p.eta_slot == 0 for p in config.pending)
 
 
 def test_full_u64_deposit(env: VaultEnv) -> None:

@@ -4,6 +4,9 @@ that nothing changed. The holes found in peer implementations
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+
 import pytest
 from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
@@ -14,8 +17,15 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from localnet.genesis import program_keypair
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import Chain, program_path
-from services.common.vault_program import Pause, VaultProgram, caller_authority
-from tests.support.vault_env import USDT, User, VaultEnv, error_code, error_name
+from services.common.vault_program import (
+    ExchangeProgram,
+    Pause,
+    ProgramLock,
+    SettlePair,
+    VaultProgram,
+    caller_authority,
+)
+from tests.support.vault_env import USDT, User, VaultEnv, error_name
 
 
 @pytest.fixture
@@ -31,15 +41,23 @@ def funded(env: VaultEnv) -> tuple[VaultEnv, User]:
 
 
 def refused(env: VaultEnv, ixs: list[Instruction], payer: Keypair, name: str, *signers: Keypair) -> None:
-    """Sends, expects program error `name`, and checks no vault or token balance moved."""
-    snapshot = {key: env.chain.svm.get_account(key) for ix in ixs for key in (m.pubkey for m in ix.accounts)}
-    result = env.fails(ixs, payer, *signers)
-    assert error_name(result) == name, (result.err(), result.meta().logs())
-    for key, before in snapshot.items():
-        after = env.chain.svm.get_account(key)
-        if key == payer.pubkey():
-            continue  # pays the fee
-        assert (before.data if before else None) == (after.data if after else None), f"{key} changed"
+    """Sends, expects the vault program's error `name`, and checks nothing changed."""
+    env.refused(ixs, payer, name, *signers, program="vault")
+
+
+@pytest.fixture
+def trading(env: VaultEnv) -> tuple[VaultEnv, User]:
+    """A trader with 500 USDT in the vault and a grant of 400 to position_manager."""
+    return env, env.trader(500 * USDT, 400 * USDT)
+
+
+def op(env: VaultEnv, build: Callable[..., Instruction], trader: User, amount: int) -> Instruction:
+    """An operator instruction (lock or release) for ``trader`` with its next op id."""
+    return build(env.operator.pubkey(), trader.key, amount, env.next_op(trader.key))
+
+
+def settle(env: VaultEnv, payer: User, receiver: Pubkey, amount: int) -> Instruction:
+    return env.exchange.settle(env.operator.pubkey(), [SettlePair(payer.key, receiver, amount, env.next_op(payer.key))])
 
 
 # --- ownership -------------------------------------------------------------------------
@@ -153,36 +171,25 @@ def test_wrong_token_program(funded: tuple[VaultEnv, User]) -> None:
 # --- amounts --------------------------------------------------------------------------
 
 
-def test_zero_amounts(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
+def test_zero_amounts(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
     refused(env, [env.program.deposit(user.key, user.token_account, 0)], user.wallet, "InvalidAmount")
     refused(env, [env.program.withdraw(user.key, user.token_account, 0)], user.wallet, "InvalidAmount")
-    refused(env, [env.program.open_position(user.key, 0, env.pm_id)], user.wallet, "InvalidAmount")
+    refused(env, [op(env, env.exchange.lock, user, 0)], env.operator, "InvalidAmount")
 
 
-def test_amounts_above_available_or_locked(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
+def test_amounts_above_available_or_locked(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
+    env.ok([env.exchange.grant(user.key, 10_000 * USDT, env.now() + 100)], user.wallet)
     refused(env, [env.program.withdraw(user.key, user.token_account, 500 * USDT + 1)], user.wallet,
             "InsufficientAvailableBalance")
-    env.ok([env.program.open_position(user.key, 200 * USDT, env.pm_id)], user.wallet)
+    env.lock(user, 200 * USDT)
     refused(env, [env.program.withdraw(user.key, user.token_account, 300 * USDT + 1)], user.wallet,
             "InsufficientAvailableBalance")
-    refused(env, [env.program.open_position(user.key, 300 * USDT + 1, env.pm_id)], user.wallet,
-            "InsufficientAvailableBalance")
-    refused(env, [env.program.close_position(user.key, 200 * USDT + 1, env.pm_id)], user.wallet,
-            "InsufficientLockedBalance")
+    refused(env, [op(env, env.exchange.lock, user, 300 * USDT + 1)], env.operator, "InsufficientAvailableBalance")
+    refused(env, [op(env, env.exchange.release, user, 200 * USDT + 1)], env.operator, "InsufficientLockedBalance")
     other = env.user()
-    refused(env, [env.program.settle(user.key, other.key, 200 * USDT + 1, env.pm_id)], user.wallet,
-            "InsufficientLockedBalance")
-
-
-def test_u64_overflow_of_lifetime_deposits(env: VaultEnv) -> None:
-    user = env.user(0)
-    env.chain.mint_to(user.wallet, env.mint, user.token_account, env.mint_authority, 2**64 - 1)
-    env.deposit(user, 2**63)
-    env.ok([env.program.withdraw(user.key, user.token_account, 2**63)], user.wallet)
-    refused(env, [env.program.deposit(user.key, user.token_account, 2**63)], user.wallet, "Overflow")
-    env.deposit(user, 2**63 - 1)  # exactly u64::MAX deposited in total
+    refused(env, [settle(env, user, other.key, 200 * USDT + 1)], env.operator, "InsufficientLockedBalance")
 
 
 def test_malformed_instruction_data(funded: tuple[VaultEnv, User]) -> None:
@@ -208,52 +215,102 @@ def test_peer_hole_direct_lock_from_a_wallet_is_refused(funded: tuple[VaultEnv, 
             refused(env, [Instruction(ix.program_id, ix.data, accounts)], attacker, "UnauthorizedCaller")
 
 
-def test_unauthorized_program_cpi_is_refused(funded: tuple[VaultEnv, User]) -> None:
-    """The same position_manager binary at an id not in the authority list."""
-    env, user = funded
-    refused(env, [env.program.open_position(user.key, 1 * USDT, env.rogue_pm_id)], user.wallet, "UnauthorizedCaller")
+def test_unauthorized_program_cpi_is_refused(trading: tuple[VaultEnv, User]) -> None:
+    """The same position_manager code at an id not in the authority list (its own exchange
+    and a grant to it set up, so only the vault's check stands in the way)."""
+    env, user = trading
+    rogue = rogue_exchange(env)
+    env.ok([rogue.grant(user.key, 100 * USDT, env.now() + 100)], user.wallet)
+    refused(env, [rogue.lock(env.operator.pubkey(), user.key, 1 * USDT, 1)], env.operator, "UnauthorizedCaller")
     other = env.user()
-    env.ok([env.program.open_position(user.key, 10 * USDT, env.pm_id)], user.wallet)
-    refused(env, [env.program.settle(user.key, other.key, 1 * USDT, env.rogue_pm_id)], user.wallet,
+    env.lock(user, 10 * USDT)
+    refused(env, [rogue.settle(env.operator.pubkey(), [SettlePair(user.key, other.key, 1 * USDT, 1)])], env.operator,
             "UnauthorizedCaller")
 
 
-def test_removed_program_loses_access(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
+def rogue_exchange(env: VaultEnv) -> ExchangeProgram:
+    """The second position_manager instance, its exchange initialized (same operator)."""
+    rogue = ExchangeProgram(env.program, env.rogue_pm_id)
+    env.ok([rogue.initialize_exchange(env.admin.pubkey(), env.operator.pubkey(), env.fee_owner,
+                                      env.insurance_owner, env.exit_delay_slots, env.config_delay_slots)], env.admin)
+    return rogue
+
+
+def test_removed_program_loses_access(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
     env.ok([env.program.remove_authorized_program(env.admin.pubkey(), env.pm_id)], env.admin)
-    refused(env, [env.program.open_position(user.key, 1 * USDT, env.pm_id)], user.wallet, "UnauthorizedCaller")
+    refused(env, [op(env, env.exchange.lock, user, 1 * USDT)], env.operator, "UnauthorizedCaller")
 
 
-def test_settle_into_the_same_vault(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
-    env.ok([env.program.open_position(user.key, 10 * USDT, env.pm_id)], user.wallet)
-    refused(env, [env.program.settle(user.key, user.key, 1 * USDT, env.pm_id)], user.wallet, "SameVault")
+def test_settle_into_the_same_vault(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
+    env.lock(user, 10 * USDT)
+    refused(env, [settle(env, user, user.key, 1 * USDT)], env.operator, "SameVault")
 
 
-def test_position_manager_requires_the_vault_owner(funded: tuple[VaultEnv, User]) -> None:
-    env, victim = funded
-    attacker = env.user()
-    ix = env.program.open_position(victim.key, 1 * USDT, env.pm_id)
-    ix = Instruction(ix.program_id, ix.data, [AccountMeta(attacker.key, True, False), *ix.accounts[1:]])
-    result = env.fails([ix], attacker.wallet)
-    assert error_code(result) == 6003  # position_manager: NotVaultOwner
+def test_program_b_cannot_unlock_or_transfer_what_program_a_locked(trading: tuple[VaultEnv, User]) -> None:
+    """Locks belong to the program that made them: with the second instance authorized too
+    (program B), it can neither release nor settle what position_manager (A) locked."""
+    env, user = trading
+    other = env.user()
+    rogue = rogue_exchange(env)
+    env.ok([env.program.add_authorized_program(env.admin.pubkey(), env.rogue_pm_id)], env.admin)
+    env.ok([rogue.grant(user.key, 100 * USDT, env.now() + 100)], user.wallet)
+    env.lock(user, 50 * USDT)
+    operator = env.operator.pubkey()
+    refused(env, [rogue.release(operator, user.key, 1 * USDT, 1)], env.operator, "InsufficientLockedBalance")
+    refused(env, [rogue.settle(operator, [SettlePair(user.key, other.key, 1 * USDT, 1)])], env.operator,
+            "InsufficientLockedBalance")
+    # B's own lock is B's: it can release that, and A's stays as it was
+    env.ok([rogue.lock(operator, user.key, 20 * USDT, 1)], env.operator)
+    env.ok([rogue.release(operator, user.key, 20 * USDT, 2)], env.operator)
+    refused(env, [rogue.release(operator, user.key, 1 * USDT, 3)], env.operator, "InsufficientLockedBalance")
+    vault = env.vault(user.key)
+    assert vault.locks == (ProgramLock(env.pm_id, 50 * USDT),) and vault.locked_balance == 50 * USDT
+
+
+def test_a_fifth_program_finds_no_free_lock_slot(trading: tuple[VaultEnv, User]) -> None:
+    """Four programs can hold locks in one vault at once. Only two instances of a locking
+    program are built here, so the other programs' locks are written into the vault account
+    directly (a state four authorized programs would produce); then position_manager, a
+    fifth program, is refused until a slot is free."""
+    env, user = trading
+    others = [Pubkey.new_unique() for _ in range(4)]
+    set_locks(env, user.key, [(program, 10 * USDT) for program in others])
+    refused(env, [op(env, env.exchange.lock, user, 1 * USDT)], env.operator, "LockSlotsFull")
+    set_locks(env, user.key, [(program, 10 * USDT) for program in others[:3]] + [(Pubkey.default(), 0)])
+    env.lock(user, 1 * USDT)
+    assert env.vault(user.key).locked_by(env.pm_id) == 1 * USDT
+
+
+def set_locks(env: VaultEnv, owner: Pubkey, locks: list[tuple[Pubkey, int]]) -> None:
+    """Rewrites a vault's lock slots (and its locked/available split to match)."""
+    key = env.program.vault(owner)
+    account = env.chain.account(key)
+    data = bytearray(bytes(account.data))
+    total = struct.unpack_from("<Q", data, 72)[0]
+    locked = sum(amount for _, amount in locks)
+    struct.pack_into("<QQ", data, 80, locked, total - locked)
+    for index, (program, amount) in enumerate(locks):
+        data[136 + 40 * index:176 + 40 * index] = bytes(program) + struct.pack("<Q", amount)
+    env.chain.svm.set_account(key, Account(account.lamports, bytes(data), account.owner, account.executable,
+                                           account.rent_epoch))
 
 
 # --- pause ----------------------------------------------------------------------------
 
 
-def test_pause_refuses_everything_but_deposits(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
+def test_pause_refuses_everything_but_deposits(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
     other = env.user()
-    env.ok([env.program.open_position(user.key, 50 * USDT, env.pm_id)], user.wallet)
+    env.lock(user, 50 * USDT)
     env.ok([env.program.set_paused(env.admin.pubkey(), Pause.ALL)], env.admin)
     env.deposit(user, 1 * USDT)  # deposits stay open
-    for ix in (env.program.withdraw(user.key, user.token_account, 1 * USDT),
-               env.program.open_position(user.key, 1 * USDT, env.pm_id),
-               env.program.close_position(user.key, 1 * USDT, env.pm_id),
-               env.program.settle(user.key, other.key, 1 * USDT, env.pm_id),
-               env.program.close_vault(other.key)):
-        refused(env, [ix], user.wallet if ix.accounts[0].pubkey == user.key else other.wallet, "OperationPaused")
+    refused(env, [env.program.withdraw(user.key, user.token_account, 1 * USDT)], user.wallet, "OperationPaused")
+    refused(env, [env.program.close_vault(other.key)], other.wallet, "OperationPaused")
+    for ix in (op(env, env.exchange.lock, user, 1 * USDT), op(env, env.exchange.release, user, 1 * USDT),
+               settle(env, user, other.key, 1 * USDT)):
+        refused(env, [ix], env.operator, "OperationPaused")
     newcomer = env.user(with_vault=False)
     refused(env, [env.program.initialize_vault(newcomer.key)], newcomer.wallet, "OperationPaused")
     env.ok([env.program.set_paused(env.admin.pubkey(), 0)], env.admin)
@@ -270,10 +327,11 @@ def test_only_the_admin_pauses(funded: tuple[VaultEnv, User]) -> None:
 # --- close ----------------------------------------------------------------------------
 
 
-def test_close_with_funds_or_locked_collateral(funded: tuple[VaultEnv, User]) -> None:
-    env, user = funded
+def test_close_with_funds_or_locked_collateral(trading: tuple[VaultEnv, User]) -> None:
+    env, user = trading
     refused(env, [env.program.close_vault(user.key)], user.wallet, "VaultNotEmpty")
-    env.ok([env.program.open_position(user.key, 500 * USDT, env.pm_id)], user.wallet)
+    env.lock(user, 400 * USDT)
+    env.ok([env.program.withdraw(user.key, user.token_account, 100 * USDT)], user.wallet)
     refused(env, [env.program.close_vault(user.key)], user.wallet, "VaultNotEmpty")
 
 

@@ -23,7 +23,7 @@ from services.common.vault_cache import VaultCache
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import running_node
 from tests.support.proxy import TcpProxy
-from tests.support.services import balance_tracker, settings_for, wait_for_rows
+from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
 from tests.support.traffic import Account, burst, users_with_vaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,7 +150,7 @@ async def test_api_history_snapshots_stream_and_reconcile(node: Node, pg_databas
         pool = await asyncpg.create_pool(pg_database)
         assert pool is not None
         try:
-            assert await snapshots.take(pool) == 1
+            assert await snapshots.take(pool) == 1 + len(GENESIS_OWNERS)  # and genesis' fee and insurance vaults
         finally:
             await pool.close()
         snaps = await stub.GetSnapshots(balance_tracker_pb2.GetSnapshotsRequest(owner=owner))

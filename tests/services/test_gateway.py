@@ -278,3 +278,24 @@ async def test_openapi_conformance_with_schemathesis(stack: Stack) -> None:
         return checked
 
     assert await asyncio.to_thread(run_all) == 7
+
+
+async def test_websocket_carries_the_exchange_programs_events(stack: Stack) -> None:
+    """position_manager's events (issue 22) reach the WebSocket: a trader's grant, sent by
+    his wallet straight to the chain, arrives with its kind, amount and expiry."""
+    assert stack.node.ledger is not None
+    exchange = stack.node.ledger.deployment.exchange
+    [alice] = await users_with_vaults(stack.node, stack.client, 1)
+    owner = str(alice.user.key)
+    expires = int(time.time()) + 3_600
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{stack.url.replace('http', 'ws')}/ws?owner={owner}")
+        await asyncio.sleep(0.2)
+        await alice.user.send([exchange.grant(alice.user.key, 50 * USDT, expires)])
+        message = await ws.receive_json(timeout=10)
+        while message["event"]["kind"] != "grant_set":
+            message = await ws.receive_json(timeout=10)
+        event = message["event"]
+        assert (event["amount"], event["expires_at"], event["caller_program"]) == (
+            str(50 * USDT), str(expires), str(exchange.program_id))
+        await ws.close()

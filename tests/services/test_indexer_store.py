@@ -92,10 +92,11 @@ async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) 
     # history cannot be rewritten: every column but the commitment is fixed once indexed
     columns = [r["column_name"] for r in await conn.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'transactions'")]
-    assert len(columns) == 16 and "commitment" in columns and "seq" in columns
+    assert len(columns) == 20 and "commitment" in columns and "seq" in columns and "details" in columns
     await conn.execute("INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
                        "counterparty, caller_program, total_balance, locked_balance, available_balance, slot, "
-                       "block_time, seq) VALUES ('o', 'full', 0, 0, 'transfer', 1, 'c', 'p', 1, 0, 1, 5, now(), 999)")
+                       "block_time, seq, program_locked, vault_seq, op_id, details) VALUES ('o', 'full', 0, 0, "
+                       "'transfer', 1, 'c', 'p', 1, 0, 1, 5, now(), 999, 0, 3, 4, '{}')")
     for column in columns:
         if column != "commitment":  # NULL differs from every stored value of the full row
             with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):

@@ -26,7 +26,7 @@ from services.monitor.app import MonitorApp
 from services.monitor.watcher import WatcherConfig
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import running_node
-from tests.support.services import balance_tracker, settings_for, wait_for_rows
+from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
 from tests.support.traffic import users_with_vaults
 
 USDT = 10**6
@@ -65,8 +65,9 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                 await wait_for_rows(pg_database, 4)
                 await asyncio.sleep(0.3)
                 tvl = await stub.GetTvl(vault_monitor_pb2.GetTvlRequest())
-                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches) == (1000 * USDT, 2,
-                                                                                           1000 * USDT, True)
+                # the vaults: the two users' and genesis' fee and insurance vaults (empty)
+                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches) == (
+                    1000 * USDT, 2 + len(GENESIS_OWNERS), 1000 * USDT, True)
                 health = await stub.GetVaultHealth(vault_monitor_pb2.GetVaultHealthRequest(owner=str(alice.user.key)))
                 assert health.balanced and health.token_account_matches and health.locked_ratio == 0.0
                 assert await kinds() == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
+from google.protobuf.descriptor_pb2 import DescriptorProto
 
 from scripts.proto_lock import LOCK, current_fields, files, messages
 
@@ -25,6 +26,13 @@ def enums() -> list[EnumDescriptor]:
         for m in messages(fd):
             out += list(m.enum_types)
     return out
+
+
+def _reserved_names(message: Descriptor) -> list[str]:
+    """A message's `reserved` field names (the Python descriptor does not expose them)."""
+    proto = DescriptorProto()
+    message.CopyToProto(proto)
+    return list(proto.reserved_name)
 
 
 def test_package_and_files() -> None:
@@ -73,8 +81,7 @@ def test_no_field_number_is_reused_or_renumbered() -> None:
         previous = by_message.get(message, {}).get(number)
         assert previous in (None, field), f"{message}: number {number} was {previous!r}, now reused for {field!r}"
     missing = [name for name in lock if name not in current]
-    reserved = {(m.full_name, f) for fd in files() for m in messages(fd)
-                for f in getattr(m, "reserved_names", ())}
+    reserved = {(m.full_name, f) for fd in files() for m in messages(fd) for f in _reserved_names(m)}
     for name in missing:
         message, field = name.rsplit(".", 1)
         assert (message, field) in reserved, f"{name} was removed without `reserved` (number {lock[name]})"

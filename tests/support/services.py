@@ -9,10 +9,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from localnet import genesis
 from localnet.node import Node
-from services.common.config import DEFAULT_USDT_MINT, Settings
+from services.common.config import DEFAULT_USDT_MINT, OperatorSignerSettings, Settings
+from services.cpi_manager.signer import write_key_file
 from tests.support.localnet_node import free_port
 from vaultctl.wallet import sign
 
@@ -20,15 +23,32 @@ __all__ = ["sign"]
 
 
 def settings_for(service: str, node: Node, database_url: str, redis_url: str, redis_prefix: str) -> Settings:
+    """A service's settings against `node`; cpi_manager signs with the operator key of
+    localnet's genesis (a private copy of the development key file, mode 0600)."""
     from solders.pubkey import Pubkey
 
+    signer = OperatorSignerSettings(kind="", key_file=operator_key_file() if service == "cpi_manager" else "",
+                                    transit_url="", transit_key="", transit_token_file="", transit_ca_file="")
     return Settings(service=service, grpc_host="127.0.0.1", grpc_port=free_port(), metrics_port=free_port(),
                     solana_rpc_url=node.rpc_url, solana_ws_url=node.ws_url, database_url=database_url,
                     redis_url=redis_url, redis_prefix=redis_prefix, usdt_mint=Pubkey.from_string(DEFAULT_USDT_MINT),
-                    shutdown_grace_seconds=1.0, audit_spool_dir=spool_dir())
+                    shutdown_grace_seconds=1.0, audit_spool_dir=spool_dir(), operator_signer=signer)
 
 
 _SPOOLS: list[str] = []
+_OPERATOR_KEY: list[str] = []
+
+
+def operator_key_file() -> str:
+    """localnet's development operator key, copied to a file only its owner may read (a
+    checkout leaves the committed one readable by all, which the key-file signer refuses)."""
+    if not _OPERATOR_KEY:
+        directory = tempfile.mkdtemp(prefix="cvoperator-")
+        atexit.register(shutil.rmtree, directory, True)
+        path = Path(directory) / "operator-keypair.json"
+        write_key_file(path, genesis.dev_keypair("operator"))
+        _OPERATOR_KEY.append(str(path))
+    return _OPERATOR_KEY[0]
 
 
 def spool_dir() -> str:
@@ -77,8 +97,14 @@ async def balance_tracker(settings: Settings, **options: object) -> AsyncIterato
         await app.stop()
 
 
+#: owners of the vaults localnet's genesis creates (the exchange's fee and insurance-fund vaults)
+GENESIS_OWNERS = [str(genesis.dev_keypair(name).pubkey()) for name in ("fee_vault_owner", "insurance_vault_owner")]
+
+
 async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0, kind: str | None = None) -> int:
-    """Waits until the transactions table holds `expected` rows (of `kind`); returns the count."""
+    """Waits until the transactions table holds `expected` rows (of `kind`) besides genesis'
+    own (the exchange's fee and insurance-fund vaults, created at localnet's genesis);
+    returns the count."""
     import asyncio
     import time
 
@@ -90,8 +116,9 @@ async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0,
         try:
             conn = await asyncpg.connect(database_url)
             try:
-                count = await conn.fetchval("SELECT count(*) FROM transactions WHERE $1::text IS NULL OR kind = $1",
-                                            kind)
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM transactions WHERE ($1::text IS NULL OR kind = $1) AND owner <> ALL($2)",
+                    kind, GENESIS_OWNERS)
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError):
@@ -100,6 +127,14 @@ async def wait_for_rows(database_url: str, expected: int, timeout: float = 60.0,
             return count
         await asyncio.sleep(0.1)
     return count
+
+
+async def fund_operator(client: Any, sol: int = 10) -> None:
+    """The operator pays its transactions' fees: SOL for localnet's operator key."""
+    from solana.rpc.commitment import Confirmed
+
+    signature = (await client.request_airdrop(genesis.dev_keypair("operator").pubkey(), sol * 10**9)).value
+    await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
 
 
 def cpi_manager(settings: Settings) -> AbstractAsyncContextManager[Running]:

@@ -4,6 +4,7 @@ given database and a private Redis prefix: for the end-to-end test and the mesh 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,3 +45,10 @@ def start_system(env: dict[str, str], seconds: float = 120) -> tuple[subprocess.
         up.kill()
         raise RuntimeError("the system did not start:\n" + "".join(banner))
     return up, banner
+
+
+def stop_system(up: subprocess.Popen[str]) -> str:
+    """Stops scripts/up.py as Ctrl-C does; returns what it printed since."""
+    up.send_signal(signal.SIGINT)
+    output, _ = up.communicate(timeout=60)
+    return output

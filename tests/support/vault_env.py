@@ -1,24 +1,38 @@
 """A deployed vault system in the real SVM: collateral_vault and position_manager at their
-fixed development ids (deployed through the upgradeable loader), an unauthorized copy of
-position_manager, a 6-decimal USDT mint, and the VaultAuthority initialized by the
-upgrade authority with position_manager authorized."""
+fixed development ids (deployed through the upgradeable loader), the development-only
+second position_manager instance (not authorized), a 6-decimal USDT mint, the
+VaultAuthority initialized by the upgrade authority with position_manager authorized, and
+the exchange (fee and insurance-fund vaults, ExchangeConfig with an operator key this
+environment holds)."""
 
 from __future__ import annotations
 
+import re
+import struct
 from dataclasses import dataclass, field
 
+from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.clock import Clock
 from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from localnet import genesis
 from localnet.svm import Chain
-from services.common.idl import DecodedEvent
+from services.common.idl import DecodedEvent, Idl
 from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, Authority, Vault
+from services.common.vault_program import IDL, PM_IDL, Authority, ExchangeConfig, Grant, Vault
 
 USDT = 10**6
+DAY = 86_400
+#: the cluster time a test chain starts at (LiteSVM's own clock starts at 0)
+START_TIME = 1_800_000_000
+LOOKUP_TABLE_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+_FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-f]+)$")
 
 
 @dataclass
@@ -35,14 +49,23 @@ class User:
 class VaultEnv:
     token: str = "p-token"
     seed: bytes | None = None  # fixed keys (see Chain)
+    exit_delay_slots: int = genesis.DEV_EXIT_DELAY_SLOTS
+    config_delay_slots: int = genesis.DEV_CONFIG_DELAY_SLOTS
     chain: Chain = field(init=False)
 
     def __post_init__(self) -> None:
         self.chain = Chain(self.token, seed=self.seed)
-        deployment = genesis.create(self.chain, self.chain.wallet(100_000_000_000), self.chain.wallet())
+        self._set_clock(slot=1, unix_timestamp=START_TIME)
+        self.operator = self.chain.wallet()
+        setup = genesis.ExchangeSetup(self.operator.pubkey(), self.chain.wallet(), self.chain.wallet(),
+                                      self.exit_delay_slots, self.config_delay_slots)
+        deployment = genesis.create(self.chain, self.chain.wallet(100_000_000_000), self.chain.wallet(), setup=setup)
         self.admin, self.mint_authority, self.mint = deployment.admin, deployment.faucet, deployment.mint
         self.vault_id, self.pm_id, self.rogue_pm_id = deployment.vault_id, deployment.pm_id, deployment.rogue_pm_id
         self.program = deployment.program
+        self.exchange = deployment.exchange
+        self.fee_owner, self.insurance_owner = setup.fee_owner.pubkey(), setup.insurance_owner.pubkey()
+        self._op_ids: dict[Pubkey, int] = {}
 
     # transactions
 
@@ -57,6 +80,40 @@ class VaultEnv:
     def fails(self, ixs: list[Instruction], payer: Keypair, *signers: Keypair) -> FailedTransactionMetadata:
         result = self.chain.send(ixs, payer, *signers)
         assert isinstance(result, FailedTransactionMetadata), "the transaction should have failed"
+        return result
+
+    def send_v0(self, ixs: list[Instruction], payer: Keypair, *signers: Keypair
+                ) -> TransactionMetadata | FailedTransactionMetadata:
+        """Sends a v0 transaction whose non-signer accounts come from an address lookup table
+        (written directly into the chain: LiteSVM has no table program history to wait for),
+        so it can name more accounts than a legacy transaction's 1,232 bytes hold."""
+        signing = {payer.pubkey(), *(s.pubkey() for s in signers)}
+        keys = list(dict.fromkeys(m.pubkey for ix in ixs for m in ix.accounts if m.pubkey not in signing))
+        table = Pubkey.new_unique()
+        meta = struct.pack("<IQQBB32sH", 1, 2**64 - 1, 0, 0, 1, bytes(payer.pubkey()), 0)
+        self.chain.svm.set_account(table, Account(10**9, meta + b"".join(bytes(k) for k in keys), LOOKUP_TABLE_PROGRAM,
+                                                  False, 0))
+        message = MessageV0.try_compile(payer.pubkey(), ixs, [AddressLookupTableAccount(table, keys)],
+                                        self.chain.svm.latest_blockhash())
+        result = self.chain.svm.send_transaction(VersionedTransaction(message, [payer, *signers]))
+        self.chain.svm.expire_blockhash()
+        return result
+
+    def refused(self, ixs: list[Instruction], payer: Keypair, name: str, *signers: Keypair,
+                program: str | None = None) -> FailedTransactionMetadata:
+        """Sends, expects error ``name`` (of ``program``, "vault" or "exchange", when given),
+        and checks that no account the instructions name changed (the payer pays the fee)."""
+        keys = {meta.pubkey for ix in ixs for meta in ix.accounts} - {payer.pubkey()}
+        before = {key: self.chain.svm.get_account(key) for key in keys}
+        result = self.fails(ixs, payer, *signers)
+        failed_in, error = self.error(result)
+        assert error == name, (failed_in, error, result.err(), list(result.meta().logs()))
+        if program is not None:
+            assert failed_in == program, (failed_in, error)
+        for key, account in before.items():
+            after = self.chain.svm.get_account(key)
+            assert (account.data if account else None) == (after.data if after else None), f"{key} changed"
+            assert (account.lamports if account else 0) == (after.lamports if after else 0), f"{key} lamports changed"
         return result
 
     # users
@@ -74,6 +131,50 @@ class VaultEnv:
     def deposit(self, user: User, amount: int) -> TransactionMetadata:
         return self.ok([self.program.deposit(user.key, user.token_account, amount)], user.wallet)
 
+    def trader(self, deposit: int = 500 * USDT, max_locked: int = 400 * USDT) -> User:
+        """A user with a vault, ``deposit`` in it and a grant to position_manager."""
+        user = self.user(max(deposit, 1_000 * USDT))
+        if deposit:
+            self.deposit(user, deposit)
+        self.ok([self.exchange.grant(user.key, max_locked, self.now() + DAY)], user.wallet)
+        return user
+
+    # the operator (op ids strictly increasing per trader, as the matching engine keeps them)
+
+    def next_op(self, trader: Pubkey) -> int:
+        self._op_ids[trader] = self._op_ids.get(trader, 0) + 1
+        return self._op_ids[trader]
+
+    def operate(self, ix: Instruction) -> TransactionMetadata:
+        return self.ok([ix], self.operator)
+
+    def lock(self, trader: User, amount: int) -> TransactionMetadata:
+        return self.operate(self.exchange.lock(self.operator.pubkey(), trader.key, amount, self.next_op(trader.key)))
+
+    def release(self, trader: User, amount: int) -> TransactionMetadata:
+        return self.operate(self.exchange.release(self.operator.pubkey(), trader.key, amount,
+                                                  self.next_op(trader.key)))
+
+    # time
+
+    def now(self) -> int:
+        return int(self.chain.svm.get_clock().unix_timestamp)
+
+    def slot(self) -> int:
+        return int(self.chain.svm.get_clock().slot)
+
+    def _set_clock(self, *, slot: int, unix_timestamp: int) -> None:
+        clock = self.chain.svm.get_clock()
+        self.chain.svm.set_clock(Clock(slot=slot, epoch_start_timestamp=clock.epoch_start_timestamp,
+                                       epoch=clock.epoch, leader_schedule_epoch=clock.leader_schedule_epoch,
+                                       unix_timestamp=unix_timestamp))
+
+    def warp_slots(self, slots: int) -> None:
+        self._set_clock(slot=self.slot() + slots, unix_timestamp=self.now())
+
+    def warp_seconds(self, seconds: int) -> None:
+        self._set_clock(slot=self.slot(), unix_timestamp=self.now() + seconds)
+
     # state
 
     def vault(self, owner: Pubkey) -> Vault:
@@ -86,12 +187,44 @@ class VaultEnv:
         assert account is not None
         return Authority.decode(bytes(account.data))
 
+    def config(self) -> ExchangeConfig:
+        return ExchangeConfig.decode(bytes(self.chain.account(self.exchange.config).data))
+
+    def grant(self, trader: Pubkey) -> Grant:
+        return Grant.decode(bytes(self.chain.account(self.exchange.grant_account(trader)).data))
+
     def vault_tokens(self, owner: Pubkey) -> int:
         return self.chain.token_amount(self.program.vault_token(owner))
 
     def events(self, result: TransactionMetadata) -> list[DecodedEvent]:
+        """The vault program's events."""
         return [IDL.decode_event(line.parts[0]) for line in data_lines(result.logs())
                 if line.program_id == str(self.vault_id)]
+
+    def pm_events(self, result: TransactionMetadata) -> list[DecodedEvent]:
+        """position_manager's events."""
+        return [PM_IDL.decode_event(line.parts[0]) for line in data_lines(result.logs())
+                if line.program_id == str(self.pm_id)]
+
+    def error(self, result: FailedTransactionMetadata) -> tuple[str, str | None]:
+        """(program, error name) of a failed transaction: "vault" or "exchange" for the
+        program that failed first (a CPI's callee before its caller)."""
+        failed = failing_program(result)
+        if failed is None:
+            return "", None
+        program, code = failed
+        idl: Idl = IDL if program == self.vault_id else PM_IDL
+        found = idl.error(code)
+        return ("vault" if idl is IDL else "exchange"), (found[0] if found else None)
+
+
+def failing_program(result: FailedTransactionMetadata) -> tuple[Pubkey, int] | None:
+    """The program whose custom error failed the transaction (the innermost one), and the code."""
+    for line in result.meta().logs():
+        match = _FAILED.match(line)
+        if match:
+            return Pubkey.from_string(match.group(1)), int(match.group(2), 16)
+    return None
 
 
 def error_code(result: FailedTransactionMetadata) -> int | None:
@@ -104,6 +237,11 @@ def error_code(result: FailedTransactionMetadata) -> int | None:
 
 
 def error_name(result: FailedTransactionMetadata) -> str | None:
+    """The error's name in the IDL of the program that failed (vault or position_manager)."""
+    failed = failing_program(result)
     code = error_code(result)
-    found = IDL.error(code) if code is not None else None
+    if code is None:
+        return None
+    idl = IDL if failed is None or failed[0] == IDL.address else PM_IDL
+    found = idl.error(code)
     return found[0] if found else None

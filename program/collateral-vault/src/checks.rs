@@ -8,7 +8,7 @@ use sbf_runtime::{AccountView, ProgramError, Pubkey};
 
 use crate::error::VaultError;
 use crate::events::{balance_changed, SURPLUS_ABSORBED};
-use crate::state::{CollateralVault, ZeroCopyAccount};
+use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
 
 #[inline(always)]
 pub fn signer(account: &AccountView) -> Result<(), VaultError> {
@@ -117,27 +117,27 @@ pub fn now() -> Result<i64, ProgramError> {
 /// Tokens sent to a vault's token account directly (not through `deposit`) would break
 /// `token amount == total_balance` and lock the vault; they are credited to the owner's
 /// available balance instead, with a `SurplusAbsorbed` event. Fewer tokens than recorded
-/// cannot happen (only the vault PDA can move them) and is refused.
+/// cannot happen (only the vault PDA can move them) and is refused. `total_deposited` is a
+/// statistic and saturates: a donation near u64::MAX must not freeze the vault.
 #[inline(always)]
 pub fn absorb_surplus(
     vault: &mut CollateralVault,
     vault_key: &Pubkey,
     token_amount: u64,
     timestamp: i64,
-) -> Result<(), VaultError> {
+) -> Result<(), ProgramError> {
     if token_amount == vault.total_balance {
         return Ok(());
     }
     let surplus = token_amount.checked_sub(vault.total_balance).ok_or(VaultError::InvariantViolation)?;
     vault.total_balance = token_amount;
     vault.available_balance = vault.available_balance.checked_add(surplus).ok_or(VaultError::Overflow)?;
-    vault.total_deposited = vault.total_deposited.checked_add(surplus).ok_or(VaultError::Overflow)?;
-    balance_changed(SURPLUS_ABSORBED, vault_key, vault, surplus, timestamp);
-    Ok(())
+    vault.total_deposited = vault.total_deposited.saturating_add(surplus);
+    balance_changed(SURPLUS_ABSORBED, vault_key, vault, surplus, timestamp)
 }
 
-/// After a token movement: the token account holds exactly the vault's total and
-/// `total == locked + available`.
+/// After a token movement: the token account holds exactly the vault's total,
+/// `total == locked + available` and `locked == sum of the per-program locks`.
 #[inline(always)]
 pub fn backed(vault: &CollateralVault, token_account: &AccountView) -> Result<(), VaultError> {
     let amount = sbf_runtime::spl_token::amount_of(token_account).ok_or(VaultError::InvalidTokenAccount)?;
@@ -145,4 +145,20 @@ pub fn backed(vault: &CollateralVault, token_account: &AccountView) -> Result<()
         return Err(VaultError::InvariantViolation);
     }
     Ok(())
+}
+
+/// The VaultAuthority (by address) and the authorized program behind a signing caller
+/// PDA: the caller of lock/unlock/transfer.
+#[inline(always)]
+pub fn authorized_caller<'a>(
+    program_id: &Pubkey,
+    authority: &'a AccountView,
+    caller_authority: &AccountView,
+) -> Result<(&'a VaultAuthority, &'a Pubkey), VaultError> {
+    let controls = VaultAuthority::load_checked(authority, program_id)?;
+    if !caller_authority.is_signer() {
+        return Err(VaultError::UnauthorizedCaller);
+    }
+    let program = controls.program_for_caller(caller_authority.key()).ok_or(VaultError::UnauthorizedCaller)?;
+    Ok((controls, program))
 }

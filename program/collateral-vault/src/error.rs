@@ -56,6 +56,16 @@ pub enum VaultError {
     SameVault = 6024,
     /// Not enough accounts were passed.
     MissingAccounts = 6025,
+    /// This program was built for another program id.
+    WrongProgramId = 6026,
+    /// Four other programs already hold collateral locked in this vault.
+    LockSlotsFull = 6027,
+    /// The program is still authorized: only it can release what it locked.
+    ProgramStillAuthorized = 6028,
+    /// The vault holds no collateral locked by that program.
+    NoLockForProgram = 6029,
+    /// The same account was passed where two different accounts are expected.
+    DuplicateAccount = 6030,
 }
 
 impl From<VaultError> for ProgramError {

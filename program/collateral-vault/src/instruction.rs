@@ -1,24 +1,12 @@
 //! Instruction decoding: 8-byte Anchor discriminator `sha256("global:<name>")[..8]`, then
 //! the Borsh arguments.
-use sbf_runtime::anchor::{as_u64, instruction};
+use sbf_runtime::anchor::as_u64;
 use sbf_runtime::pubkey::load_u64;
 use sbf_runtime::Pubkey;
 
 use crate::error::VaultError;
 
-pub const INITIALIZE_AUTHORITY: [u8; 8] = instruction("initialize_authority");
-pub const ADD_AUTHORIZED_PROGRAM: [u8; 8] = instruction("add_authorized_program");
-pub const REMOVE_AUTHORIZED_PROGRAM: [u8; 8] = instruction("remove_authorized_program");
-pub const SET_PAUSED: [u8; 8] = instruction("set_paused");
-pub const TRANSFER_ADMIN: [u8; 8] = instruction("transfer_admin");
-pub const ACCEPT_ADMIN: [u8; 8] = instruction("accept_admin");
-pub const INITIALIZE_VAULT: [u8; 8] = instruction("initialize_vault");
-pub const DEPOSIT: [u8; 8] = instruction("deposit");
-pub const WITHDRAW: [u8; 8] = instruction("withdraw");
-pub const LOCK_COLLATERAL: [u8; 8] = instruction("lock_collateral");
-pub const UNLOCK_COLLATERAL: [u8; 8] = instruction("unlock_collateral");
-pub const TRANSFER_COLLATERAL: [u8; 8] = instruction("transfer_collateral");
-pub const CLOSE_VAULT: [u8; 8] = instruction("close_vault");
+pub use collateral_vault_interface::instruction::*;
 
 /// A decoded instruction.
 pub enum VaultInstruction {
@@ -34,6 +22,7 @@ pub enum VaultInstruction {
     LockCollateral { amount: u64 },
     UnlockCollateral { amount: u64 },
     TransferCollateral { amount: u64 },
+    ReleaseOrphanedLock { program: Pubkey },
     CloseVault,
 }
 
@@ -82,6 +71,7 @@ impl VaultInstruction {
         const D_PAUSE: u64 = as_u64(SET_PAUSED);
         const D_TRANSFER_ADMIN: u64 = as_u64(TRANSFER_ADMIN);
         const D_ACCEPT: u64 = as_u64(ACCEPT_ADMIN);
+        const D_RELEASE_ORPHANED: u64 = as_u64(RELEASE_ORPHANED_LOCK);
         Ok(match tag {
             D_DEPOSIT => Self::Deposit { amount: u64_arg(args)? },
             D_WITHDRAW => Self::Withdraw { amount: u64_arg(args)? },
@@ -99,6 +89,7 @@ impl VaultInstruction {
             },
             D_TRANSFER_ADMIN => Self::TransferAdmin { new_admin: pubkey_arg(args)? },
             D_ACCEPT => no_args(args).map(|_| Self::AcceptAdmin)?,
+            D_RELEASE_ORPHANED => Self::ReleaseOrphanedLock { program: pubkey_arg(args)? },
             _ => return Err(VaultError::InvalidInstruction),
         })
     }

@@ -15,6 +15,8 @@
 pub mod checks;
 pub mod error;
 pub mod events;
+/// Program ids and PDAs fixed at build time (scripts/gen_program_ids.py).
+pub mod generated_ids;
 pub mod instruction;
 pub mod processor;
 pub mod state;

@@ -9,6 +9,17 @@
 //!   as return data, results that the pipeline test recomputes in Python: `checked_mul`
 //!   (rewritten IR), variable-length copy/move/fill (`sol_mem*_` syscalls), dynamic
 //!   dispatch (`callx`) and a 3,200-byte stack array.
+//! * `2, n: u8` — `BorshWriter<16>` self-test: writes `n` bytes; returns them as return
+//!   data, or fails with `BorshIoError` when they do not fit (never a silent cut).
+//! * `3, index: u8` — returns the runtime's `ProgramError::BUILTINS[index]`, so a test can
+//!   check that the loader reports each under its own name.
+//! * `4, mode: u8` — borrow tracking self-test on accounts `[a (writable), b (writable)]`:
+//!   mode 0 borrows `a` exclusively then `b` exclusively, mode 1 `a` exclusively then `b`
+//!   shared, mode 2 `a` shared then `b` exclusively; return data: 1 when the second borrow
+//!   was granted (always, for two accounts; never, for one account passed twice).
+//! * `5, data..` — forwards `data` by CPI to the program in account 0, with the other
+//!   accounts as they were passed (signer and writable flags kept): a caller one level
+//!   down, for tests of programs that must only run at the top level.
 //!
 //! The transfer logs a line, emits `sol_log_data`, derives the PDA `[b"hello", payer]` with
 //! `sol_try_find_program_address`, checks it against account 3, and moves `amount`
@@ -19,6 +30,7 @@ use sbf_runtime::cpi::{invoke_signed, AccountMeta, Instruction};
 use sbf_runtime::entrypoint::InstructionContext;
 use sbf_runtime::log::{log, log_data, log_u64};
 use sbf_runtime::pubkey::{find_program_address, keys_eq};
+use sbf_runtime::anchor::BorshWriter;
 use sbf_runtime::{entrypoint, ProgramError, ProgramResult};
 
 entrypoint!(process);
@@ -30,6 +42,10 @@ fn process(ctx: &InstructionContext) -> ProgramResult {
     match ctx.data.split_first() {
         Some((0, rest)) => transfer(ctx, rest),
         Some((1, rest)) => selftest(rest),
+        Some((2, [n])) => borsh_selftest(*n),
+        Some((3, [index])) => Err(*ProgramError::BUILTINS.get(*index as usize).ok_or(ProgramError::InvalidArgument)?),
+        Some((4, [mode])) => borrow_selftest(ctx, *mode),
+        Some((5, rest)) => forward(ctx, rest),
         _ => Err(ProgramError::InvalidInstructionData),
     }
 }
@@ -141,6 +157,72 @@ fn selftest(data: &[u8]) -> ProgramResult {
     buffer[..n].copy_from_slice(&pattern[..n]); // variable memcpy
     buffer.copy_within(0..n, 8); // variable memmove (overlapping)
     buffer[n + 8..].fill(0xAB); // variable memset
-    unsafe { sbf_runtime::syscalls::sol_set_return_data(out.as_ptr(), out.len() as u64) };
+    set_return_data(&out);
+    Ok(())
+}
+
+fn set_return_data(data: &[u8]) {
+    // SAFETY: the syscall reads `len` bytes at `ptr`: exactly the slice.
+    unsafe { sbf_runtime::syscalls::sol_set_return_data(data.as_ptr(), data.len() as u64) };
+}
+
+fn borsh_selftest(n: u8) -> ProgramResult {
+    let mut writer = BorshWriter::<16>::new();
+    for i in 0..n {
+        writer.u8(i);
+    }
+    set_return_data(writer.finish()?);
+    Ok(())
+}
+
+fn forward(ctx: &InstructionContext, data: &[u8]) -> ProgramResult {
+    let Some((program, accounts)) = ctx.accounts().split_first() else {
+        return Err(ProgramError::NotEnoughAccountKeys);
+    };
+    if accounts.len() + 1 > sbf_runtime::cpi::MAX_CPI_ACCOUNTS {
+        return Err(ProgramError::NotEnoughAccountKeys);
+    }
+    let mut metas = [AccountMeta::readonly(program, false); sbf_runtime::cpi::MAX_CPI_ACCOUNTS];
+    let mut views = [program; sbf_runtime::cpi::MAX_CPI_ACCOUNTS];
+    for (i, account) in accounts.iter().enumerate() {
+        metas[i] = AccountMeta {
+            pubkey: account.key(),
+            is_writable: account.is_writable(),
+            is_signer: account.is_signer(),
+        };
+        views[i] = account;
+    }
+    views[accounts.len()] = program;
+    invoke_signed(
+        &Instruction::new(program.key(), &metas[..accounts.len()], data),
+        &views[..accounts.len() + 1],
+        &[],
+    )
+}
+
+fn borrow_selftest(ctx: &InstructionContext, mode: u8) -> ProgramResult {
+    let [a, b, ..] = ctx.accounts() else {
+        return Err(ProgramError::NotEnoughAccountKeys);
+    };
+    let granted = match mode {
+        0 => {
+            let first = a.try_borrow_mut_data()?;
+            let granted = b.try_borrow_mut_data().is_ok();
+            first.fill(0); // the first borrow stays usable
+            granted
+        }
+        1 => {
+            let first = a.try_borrow_mut_data()?;
+            let granted = b.try_borrow_data().is_ok();
+            first.fill(0);
+            granted
+        }
+        _ => {
+            let first = a.try_borrow_data()?;
+            let granted = b.try_borrow_mut_data().is_ok();
+            granted && first.len() == 8
+        }
+    };
+    set_return_data(&[granted as u8]);
     Ok(())
 }

@@ -122,25 +122,38 @@ pub const fn as_u64(d: [u8; 8]) -> u64 {
     u64::from_le_bytes(d)
 }
 
-/// Borsh writer into a fixed stack buffer (events, CPI data). Panics never: writes past
-/// the end are a programming error caught by the tests, so they are checked and dropped.
+/// Borsh writer into a fixed stack buffer (events, CPI data). A write that does not fit
+/// is not made and marks the writer as overflowed; [`finish`](Self::finish) then fails
+/// with `BorshIoError`, so a too-small buffer can never silently cut an event or a CPI's
+/// data (the review finding of issue 23).
 pub struct BorshWriter<const N: usize> {
     buf: [u8; N],
     len: usize,
+    overflowed: bool,
 }
 
 impl<const N: usize> BorshWriter<N> {
     #[inline(always)]
     pub const fn new() -> Self {
-        Self { buf: [0u8; N], len: 0 }
+        Self { buf: [0u8; N], len: 0, overflowed: false }
     }
 
     #[inline(always)]
     pub fn bytes(&mut self, data: &[u8]) -> &mut Self {
         let end = self.len + data.len();
         if end <= N {
-            self.buf[self.len..end].copy_from_slice(data);
+            let target = &mut self.buf[self.len..end];
+            if data.len() >= 16 {
+                // SAFETY: `target` and `data` are distinct live slices of the same length.
+                // At an unaligned offset the inline copy would be one byte per instruction;
+                // the syscall costs 10 CU.
+                unsafe { crate::syscalls::sol_memcpy_(target.as_mut_ptr(), data.as_ptr(), data.len() as u64) };
+            } else {
+                target.copy_from_slice(data);
+            }
             self.len = end;
+        } else {
+            self.overflowed = true;
         }
         self
     }
@@ -148,6 +161,16 @@ impl<const N: usize> BorshWriter<N> {
     #[inline(always)]
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.bytes(&[v])
+    }
+
+    #[inline(always)]
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.u8(v as u8)
+    }
+
+    #[inline(always)]
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.bytes(&v.to_le_bytes())
     }
 
     #[inline(always)]
@@ -160,14 +183,71 @@ impl<const N: usize> BorshWriter<N> {
         self.bytes(&v.to_le_bytes())
     }
 
+    /// The bytes written, or `BorshIoError` when any write did not fit.
     #[inline(always)]
-    pub fn as_slice(&self) -> &[u8] {
-        &self.buf[..self.len]
+    pub fn finish(&self) -> Result<&[u8], crate::ProgramError> {
+        if self.overflowed {
+            Err(crate::ProgramError::BorshIoError)
+        } else {
+            Ok(&self.buf[..self.len])
+        }
     }
 }
 
 impl<const N: usize> Default for BorshWriter<N> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// One Anchor event, as `emit!` logs it: a single `sol_log_data` part holding
+/// `sha256("event:<Name>")[..8]` followed by the Borsh-encoded fields. Built in place
+/// (`Event::new(DISCRIMINATOR).key(..).u64(..).emit()`), never copied; `N` bounds the
+/// event's size, and an event that does not fit is an error, never a cut line.
+pub struct Event<const N: usize>(BorshWriter<N>);
+
+impl<const N: usize> Event<N> {
+    #[inline(always)]
+    pub fn new(discriminator: [u8; 8]) -> Self {
+        let mut w = BorshWriter::new();
+        w.bytes(&discriminator);
+        Self(w)
+    }
+
+    #[inline(always)]
+    pub fn key(&mut self, key: &[u8; 32]) -> &mut Self {
+        self.0.bytes(key);
+        self
+    }
+
+    #[inline(always)]
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.u64(v);
+        self
+    }
+
+    #[inline(always)]
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.0.i64(v);
+        self
+    }
+
+    #[inline(always)]
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.u8(v);
+        self
+    }
+
+    #[inline(always)]
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.0.bool(v);
+        self
+    }
+
+    /// Logs the event (`BorshIoError` if any field did not fit).
+    #[inline(never)]
+    pub fn emit(&mut self) -> Result<(), crate::ProgramError> {
+        crate::log::log_data(&[self.0.finish()?]);
+        Ok(())
     }
 }

@@ -4,8 +4,8 @@ use crate::error::ProgramError;
 use crate::pubkey::Pubkey;
 use crate::syscalls;
 
-/// Most accounts one CPI passes.
-pub const MAX_CPI_ACCOUNTS: usize = 8;
+/// Most accounts one CPI passes (the callee's program account included).
+pub const MAX_CPI_ACCOUNTS: usize = 16;
 
 /// `SolAccountMeta`.
 #[repr(C)]
@@ -72,6 +72,8 @@ impl AccountInfoC {
     #[inline(always)]
     fn from_view(view: &AccountView) -> Self {
         let raw = view.raw();
+        // SAFETY: `raw` points to a live account header in the input region; the pointers
+        // taken here point into it and stay valid for the whole instruction.
         unsafe {
             AccountInfoC {
                 key: &(*raw).key,
@@ -107,6 +109,9 @@ pub fn invoke_signed(
     for (slot, account) in infos.iter_mut().zip(accounts.iter()) {
         slot.write(AccountInfoC::from_view(account));
     }
+    // SAFETY: `instruction`, its metas and data, the first `accounts.len()` infos (written
+    // above) and the signer seeds are all live for the call, in the C ABI layouts the
+    // syscall reads (`SolInstruction`, `SolAccountInfo`, `SolSignerSeedsC`).
     let rc = unsafe {
         syscalls::sol_invoke_signed_c(
             instruction as *const Instruction as *const u8,

@@ -3,8 +3,9 @@ use crate::account::{AccountHeader, AccountView, MAX_PERMITTED_DATA_INCREASE, NO
 use crate::error::ProgramError;
 use crate::pubkey::Pubkey;
 
-/// Most accounts one instruction may pass to a program built on this runtime.
-pub const MAX_ACCOUNTS: usize = 32;
+/// Most accounts one instruction may pass to a program built on this runtime: a
+/// transaction locks at most 64 accounts, so no instruction can pass more.
+pub const MAX_ACCOUNTS: usize = 64;
 
 /// What the loader hands the program: the accounts, the instruction data and our id.
 pub struct InstructionContext<'a> {
@@ -18,6 +19,8 @@ impl<'a> InstructionContext<'a> {
     /// The views of the accounts, in instruction order.
     #[inline(always)]
     pub fn accounts(&self) -> &[AccountView] {
+        // SAFETY: `parse` initialized the first `count` entries (`count <= MAX_ACCOUNTS`),
+        // and `MaybeUninit<AccountView>` has `AccountView`'s layout.
         unsafe { core::slice::from_raw_parts(self.accounts.as_ptr() as *const AccountView, self.count) }
     }
 
@@ -27,6 +30,12 @@ impl<'a> InstructionContext<'a> {
     /// `input` must be the pointer the loader passed to `entrypoint`.
     #[inline(always)]
     pub unsafe fn parse(input: *mut u8) -> Result<InstructionContext<'a>, ProgramError> {
+        // SAFETY (whole body): `input` is the loader's input region, laid out as the aligned
+        // serialization format describes (account count, per account a header + data +
+        // 10 KiB growth room + padding to 8 + rent epoch, or an 8-byte duplicate entry, then
+        // the instruction data length, the data and the program id). Every offset below
+        // follows that layout, so every read stays inside the region; a duplicate's index
+        // always names an earlier account, so `assume_init` reads an initialized entry.
         let mut offset: usize = 0;
         let count = *(input as *const u64) as usize;
         offset += 8;

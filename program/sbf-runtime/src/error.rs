@@ -36,8 +36,33 @@ impl ProgramError {
     pub const AccountBorrowFailed: ProgramError = builtin(12);
     pub const MaxSeedLengthExceeded: ProgramError = builtin(13);
     pub const InvalidSeeds: ProgramError = builtin(14);
-    pub const ArithmeticOverflow: ProgramError = builtin(21);
-    pub const IllegalOwner: ProgramError = builtin(24);
+    pub const BorshIoError: ProgramError = builtin(15);
+    pub const UnsupportedSysvar: ProgramError = builtin(17);
+    pub const IllegalOwner: ProgramError = builtin(18);
+    pub const ArithmeticOverflow: ProgramError = builtin(24);
+
+    /// Every builtin error above, for the runtime's self-test (`hello`): the loader must
+    /// report each under its own name.
+    pub const BUILTINS: [ProgramError; 18] = [
+        Self::InvalidArgument,
+        Self::InvalidInstructionData,
+        Self::InvalidAccountData,
+        Self::AccountDataTooSmall,
+        Self::InsufficientFunds,
+        Self::IncorrectProgramId,
+        Self::MissingRequiredSignature,
+        Self::AccountAlreadyInitialized,
+        Self::UninitializedAccount,
+        Self::NotEnoughAccountKeys,
+        Self::AccountBorrowFailed,
+        Self::MaxSeedLengthExceeded,
+        Self::InvalidSeeds,
+        Self::BorshIoError,
+        Self::UnsupportedSysvar,
+        Self::IllegalOwner,
+        Self::ArithmeticOverflow,
+        builtin(1),
+    ];
 
     /// `Custom(code)`: program-specific errors (Anchor style: 6000+). `Custom(0)` is
     /// encoded as the loader's `Custom(0)` (builtin index 1).

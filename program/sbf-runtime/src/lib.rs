@@ -11,6 +11,9 @@
 //! * [`log`] — `sol_log_`, `sol_log_64_`, `sol_log_data` (Anchor `emit!` lines).
 //! * [`error`] — the runtime's `ProgramError` encoded as the loader expects.
 //! * [`sysvar`] — clock and rent through their syscalls.
+//! * [`instructions`] — the stack height and the Instructions sysvar.
+//! * [`loader`] — the upgrade authority in a program's ProgramData account.
+//! * [`zero_copy`] — program accounts viewed in place, borrow-checked.
 //!
 //! Build limits (see program/README.md): u64 checked add/sub only, no 128-bit
 //! arithmetic, no floats, at most five arguments per non-inlined function.
@@ -21,6 +24,8 @@ pub mod anchor;
 pub mod cpi;
 pub mod entrypoint;
 pub mod error;
+pub mod instructions;
+pub mod loader;
 pub mod log;
 pub mod programs;
 pub mod pubkey;
@@ -28,6 +33,7 @@ pub mod spl_token;
 pub mod syscalls;
 pub mod system;
 pub mod sysvar;
+pub mod zero_copy;
 
 pub use account::AccountView;
 pub use error::{ProgramError, ProgramResult};
@@ -39,6 +45,7 @@ pub use pubkey::Pubkey;
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if let Some(location) = info.location() {
         let file = location.file();
+        // SAFETY: the syscall reads `len` bytes of the file name and never returns.
         unsafe {
             syscalls::sol_panic_(
                 file.as_ptr(),
@@ -48,5 +55,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
             )
         }
     }
+    // SAFETY: `abort` takes no arguments and never returns.
     unsafe { syscalls::abort() }
 }

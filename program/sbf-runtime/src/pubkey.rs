@@ -15,6 +15,8 @@ pub const MAX_SEED_LEN: usize = 32;
 /// otherwise always become eight byte loads.
 #[inline(always)]
 pub fn load_u64(ptr: *const u8) -> u64 {
+    // SAFETY: callers pass a pointer to 8 readable bytes (a slice of at least 8 bytes);
+    // the aligned load is used only when the pointer is 8-aligned.
     unsafe {
         if (ptr as usize) & 7 == 0 {
             *(ptr as *const u64)
@@ -24,25 +26,40 @@ pub fn load_u64(ptr: *const u8) -> u64 {
     }
 }
 
-/// Compares two keys without calling `memcmp`: four u64 compares when both are aligned.
+/// Compares two keys without calling `memcmp`: four u64 compares when both are aligned
+/// (account keys in the input region and the build-time constants always are); otherwise
+/// an out-of-line bytewise compare, so call sites stay small.
 #[inline(always)]
 pub fn keys_eq(a: &Pubkey, b: &Pubkey) -> bool {
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     if ((pa as usize) | (pb as usize)) & 7 == 0 {
+        // SAFETY: both are 32-byte keys, 8-aligned (checked): four aligned u64 reads each.
         unsafe {
             let (a, b) = (pa as *const u64, pb as *const u64);
             *a == *b && *a.add(1) == *b.add(1) && *a.add(2) == *b.add(2) && *a.add(3) == *b.add(3)
         }
     } else {
-        a == b
+        keys_eq_unaligned(a, b)
     }
 }
+
+#[inline(never)]
+fn keys_eq_unaligned(a: &Pubkey, b: &Pubkey) -> bool {
+    a == b
+}
+
+/// A key stored 8-aligned, so [`keys_eq`] compares it as four u64 (build-time constants:
+/// `pub const ID: &Pubkey = &ALIGNED_ID.0`).
+#[repr(C, align(8))]
+pub struct AlignedPubkey(pub Pubkey);
 
 /// `create_program_address(seeds, program_id)`; the bump must be the last seed.
 /// Costs one syscall (1,500 CU): store bumps and use this instead of searching.
 #[inline]
 pub fn create_program_address(seeds: &[&[u8]], program_id: &Pubkey) -> Result<Pubkey, ProgramError> {
     let mut address = [0u8; 32];
+    // SAFETY: `seeds` is a slice of (ptr, len) pairs, the layout the syscall reads; the
+    // program id is 32 bytes and `address` 32 writable bytes.
     let rc = unsafe {
         syscalls::sol_create_program_address(
             seeds.as_ptr() as *const u8,
@@ -63,6 +80,7 @@ pub fn create_program_address(seeds: &[&[u8]], program_id: &Pubkey) -> Result<Pu
 pub fn find_program_address(seeds: &[&[u8]], program_id: &Pubkey) -> Result<(Pubkey, u8), ProgramError> {
     let mut address = [0u8; 32];
     let mut bump = 0u8;
+    // SAFETY: as in `create_program_address`, plus one writable byte for the bump.
     let rc = unsafe {
         syscalls::sol_try_find_program_address(
             seeds.as_ptr() as *const u8,

@@ -21,8 +21,11 @@ impl<'a> TokenAccountView<'a> {
     /// Validates that `account` is an initialized account of the Token program.
     #[inline(always)]
     pub fn new(account: &'a AccountView) -> Option<Self> {
-        let data = account.data();
-        if !account.is_owned_by(&TOKEN_PROGRAM_ID) || data.len() != ACCOUNT_LEN || data[STATE_OFFSET] != STATE_INITIALIZED {
+        if !account.is_owned_by(&TOKEN_PROGRAM_ID) {
+            return None;
+        }
+        let data = account.try_borrow_data().ok()?;
+        if data.len() != ACCOUNT_LEN || data[STATE_OFFSET] != STATE_INITIALIZED {
             return None;
         }
         Some(Self { data })
@@ -30,17 +33,22 @@ impl<'a> TokenAccountView<'a> {
 
     #[inline(always)]
     pub fn mint(&self) -> &Pubkey {
+        // SAFETY: `data` is exactly ACCOUNT_LEN (165) bytes (checked in `new`); the mint is
+        // bytes 0..32, and `Pubkey` is a byte array (alignment 1).
         unsafe { &*(self.data.as_ptr() as *const Pubkey) }
     }
 
     #[inline(always)]
     pub fn owner(&self) -> &Pubkey {
+        // SAFETY: as `mint`: the owner is bytes 32..64 of the 165.
         unsafe { &*(self.data.as_ptr().add(32) as *const Pubkey) }
     }
 
     #[inline(always)]
     pub fn amount(&self) -> u64 {
-        crate::pubkey::load_u64(unsafe { self.data.as_ptr().add(64) })
+        // SAFETY: the amount is bytes 64..72 of the 165 (checked in `new`).
+        let at = unsafe { self.data.as_ptr().add(64) };
+        crate::pubkey::load_u64(at)
     }
 
     #[inline(always)]

@@ -23,6 +23,12 @@ pub fn transfer(from: &AccountView, to: &AccountView, lamports: u64) -> Result<(
     invoke_system(&metas, &data, &[from, to], &[])
 }
 
+/// The rent-exempt minimum for an account of `space` bytes, from the Rent sysvar.
+#[inline]
+pub fn rent_exempt(space: usize) -> Result<u64, ProgramError> {
+    crate::sysvar::Rent::get()?.minimum_balance(space as u64)
+}
+
 /// A program-owned account to create at a PDA: `payer` funds `account` up to
 /// `rent_exempt` lamports, allocates `space` bytes and assigns it to `owner`.
 pub struct NewAccount<'a> {
@@ -60,4 +66,18 @@ impl NewAccount<'_> {
         assign[4..36].copy_from_slice(self.owner);
         invoke_system(&metas, &assign, &[self.account], signers)
     }
+}
+
+/// Creates the account at the PDA `seeds` (with its bump) for a zero-copy layout `T`:
+/// `payer` funds it rent-exempt, it is allocated `size_of::<T>()` bytes and assigned to
+/// `owner` (the calling program); returns the new layout, discriminator written.
+pub fn create_zero_copy<'a, T: crate::zero_copy::ZeroCopy>(
+    payer: &AccountView,
+    account: &'a AccountView,
+    owner: &Pubkey,
+    seeds: &[&[u8]],
+) -> Result<&'a mut T, ProgramError> {
+    let space = core::mem::size_of::<T>();
+    NewAccount { payer, account, rent_exempt: rent_exempt(space)?, space: space as u64, owner }.create(&[seeds])?;
+    T::try_init(account).map_err(|_| ProgramError::AccountBorrowFailed)
 }

@@ -16,6 +16,7 @@ pub struct Clock {
 impl Clock {
     pub fn get() -> Result<Clock, ProgramError> {
         let mut clock = Clock::default();
+        // SAFETY: the syscall writes `size_of::<Clock>()` bytes (its repr(C) layout).
         let rc = unsafe { syscalls::sol_get_clock_sysvar(&mut clock as *mut Clock as *mut u8) };
         if rc == 0 {
             Ok(clock)
@@ -40,6 +41,7 @@ pub const ACCOUNT_STORAGE_OVERHEAD: u64 = 128;
 impl Rent {
     pub fn get() -> Result<Rent, ProgramError> {
         let mut rent = Rent::default();
+        // SAFETY: the syscall writes the 17-byte Rent payload into the repr(C) struct.
         let rc = unsafe { syscalls::sol_get_rent_sysvar(&mut rent as *mut Rent as *mut u8) };
         if rc == 0 {
             Ok(rent)

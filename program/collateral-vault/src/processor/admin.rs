@@ -17,7 +17,7 @@ use crate::events::{
     PROGRAM_DEAUTHORIZED,
 };
 use crate::state::authority::{pause, CALLER_SEED, MAX_AUTHORIZED_PROGRAMS};
-use crate::state::{VaultAuthority, ZeroCopyAccount};
+use crate::state::VaultAuthority;
 
 /// The authority, checked to be ours and signed for by its admin.
 fn as_admin<'a>(
@@ -26,7 +26,7 @@ fn as_admin<'a>(
     authority: &'a AccountView,
 ) -> Result<&'a mut VaultAuthority, VaultError> {
     signer(admin)?;
-    let state = VaultAuthority::load_mut(authority, program_id)?;
+    let state = VaultAuthority::load_checked_mut(authority, program_id)?;
     if !keys_eq(&state.admin, admin.key()) {
         return Err(VaultError::Unauthorized);
     }
@@ -52,8 +52,8 @@ pub fn add_authorized_program(program_id: &Pubkey, accounts: &[AccountView]) -> 
     state.authorized_programs[count] = *program.key();
     state.caller_authorities[count] = caller;
     state.authorized_count += 1;
-    Event::new(PROGRAM_AUTHORIZED).key(program.key()).key(&caller).key(admin.key()).emit(now()?);
-    Ok(())
+    let seq = state.next_event()?;
+    Event::new(PROGRAM_AUTHORIZED).key(program.key()).key(&caller).key(admin.key()).i64(now()?).u64(seq).emit()
 }
 
 pub fn remove_authorized_program(program_id: &Pubkey, accounts: &[AccountView], target: &Pubkey) -> ProgramResult {
@@ -68,8 +68,8 @@ pub fn remove_authorized_program(program_id: &Pubkey, accounts: &[AccountView], 
     state.authorized_programs[last] = [0u8; 32];
     state.caller_authorities[last] = [0u8; 32];
     state.authorized_count -= 1;
-    Event::new(PROGRAM_DEAUTHORIZED).key(target).key(admin.key()).emit(now()?);
-    Ok(())
+    let seq = state.next_event()?;
+    Event::new(PROGRAM_DEAUTHORIZED).key(target).key(admin.key()).i64(now()?).u64(seq).emit()
 }
 
 pub fn set_paused(program_id: &Pubkey, accounts: &[AccountView], flags: u8) -> ProgramResult {
@@ -81,8 +81,8 @@ pub fn set_paused(program_id: &Pubkey, accounts: &[AccountView], flags: u8) -> P
         return Err(VaultError::InvalidInstruction.into());
     }
     state.pause_flags = flags;
-    Event::new(PAUSE_FLAGS_SET).u8(flags).key(admin.key()).emit(now()?);
-    Ok(())
+    let seq = state.next_event()?;
+    Event::new(PAUSE_FLAGS_SET).u8(flags).key(admin.key()).i64(now()?).u64(seq).emit()
 }
 
 pub fn transfer_admin(program_id: &Pubkey, accounts: &[AccountView], new_admin: &Pubkey) -> ProgramResult {
@@ -91,8 +91,8 @@ pub fn transfer_admin(program_id: &Pubkey, accounts: &[AccountView], new_admin: 
     };
     let state = as_admin(program_id, admin, authority)?;
     state.pending_admin = *new_admin;
-    Event::new(ADMIN_TRANSFER_PROPOSED).key(admin.key()).key(new_admin).emit(now()?);
-    Ok(())
+    let seq = state.next_event()?;
+    Event::new(ADMIN_TRANSFER_PROPOSED).key(admin.key()).key(new_admin).i64(now()?).u64(seq).emit()
 }
 
 pub fn accept_admin(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
@@ -100,13 +100,13 @@ pub fn accept_admin(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramRes
         return Err(VaultError::MissingAccounts.into());
     };
     signer(new_admin)?;
-    let state = VaultAuthority::load_mut(authority, program_id)?;
+    let state = VaultAuthority::load_checked_mut(authority, program_id)?;
     if state.pending_admin == [0u8; 32] || !keys_eq(&state.pending_admin, new_admin.key()) {
         return Err(VaultError::NoPendingAdmin.into());
     }
     let previous = state.admin;
     state.admin = *new_admin.key();
     state.pending_admin = [0u8; 32];
-    Event::new(ADMIN_TRANSFER_ACCEPTED).key(&previous).key(new_admin.key()).emit(now()?);
-    Ok(())
+    let seq = state.next_event()?;
+    Event::new(ADMIN_TRANSFER_ACCEPTED).key(&previous).key(new_admin.key()).i64(now()?).u64(seq).emit()
 }

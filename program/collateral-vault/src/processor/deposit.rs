@@ -24,11 +24,10 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
 
     vault.total_balance = vault.total_balance.checked_add(amount).ok_or(VaultError::Overflow)?;
     vault.available_balance = vault.available_balance.checked_add(amount).ok_or(VaultError::Overflow)?;
-    vault.total_deposited = vault.total_deposited.checked_add(amount).ok_or(VaultError::Overflow)?;
+    vault.total_deposited = vault.total_deposited.saturating_add(amount);
     Transfer { token_program: token, source: user_token, destination: vault_token, authority: owner, amount }
         .invoke_signed(&[])?;
     backed(vault, vault_token)?;
 
-    balance_changed(DEPOSITED, vault_account.key(), vault, amount, timestamp);
-    Ok(())
+    balance_changed(DEPOSITED, vault_account.key(), vault, amount, timestamp)
 }

@@ -8,8 +8,7 @@ use sbf_runtime::cpi::{invoke, AccountMeta, Instruction};
 use sbf_runtime::programs::ASSOCIATED_TOKEN_PROGRAM_ID;
 use sbf_runtime::pubkey::{find_program_address, keys_eq};
 use sbf_runtime::spl_token::TokenAccountView;
-use sbf_runtime::system::NewAccount;
-use sbf_runtime::sysvar::Rent;
+use sbf_runtime::system::create_zero_copy;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
 use crate::checks::{absorb_surplus, associated_token_program, now, signer, system_program, token_program, writable};
@@ -17,7 +16,7 @@ use crate::error::VaultError;
 use crate::events::{Event, VAULT_INITIALIZED};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
+use crate::state::{CollateralVault, VaultAuthority, VaultOps};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     let [owner, vault, vault_token, mint, authority, system, token, ata_program, ..] = accounts else {
@@ -30,7 +29,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     system_program(system)?;
     token_program(token)?;
     associated_token_program(ata_program)?;
-    let controls = VaultAuthority::load(authority, program_id)?;
+    let controls = VaultAuthority::load_checked(authority, program_id)?;
     if controls.is_paused(pause::LIFECYCLE) {
         return Err(VaultError::OperationPaused.into());
     }
@@ -45,11 +44,8 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
         return Err(VaultError::AlreadyInitialized.into());
     }
 
-    let rent = Rent::get()?.minimum_balance(CollateralVault::LEN as u64)?;
     let bump_seed = [bump];
-    let seeds: &[&[u8]] = &[VAULT_SEED, owner.key(), &bump_seed];
-    NewAccount { payer: owner, account: vault, rent_exempt: rent, space: CollateralVault::LEN as u64, owner: program_id }
-        .create(&[seeds])?;
+    let state: &mut CollateralVault = create_zero_copy(owner, vault, program_id, &[VAULT_SEED, owner.key(), &bump_seed])?;
 
     // CreateIdempotent: someone may have created the ATA already (it is permissionless).
     let metas = [
@@ -71,13 +67,11 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     let existing = token_view.amount();
 
     let timestamp = now()?;
-    let state = unsafe { &mut *(vault.data_mut()?.as_mut_ptr() as *mut CollateralVault) };
-    state.discriminator = CollateralVault::DISCRIMINATOR;
     state.owner = *owner.key();
     state.token_account = *vault_token.key();
     state.created_at = timestamp;
     state.bump = bump;
-    Event::new(VAULT_INITIALIZED).key(owner.key()).key(vault.key()).key(vault_token.key()).emit(timestamp);
-    absorb_surplus(state, vault.key(), existing, timestamp)?;
-    Ok(())
+    let seq = state.next_seq()?;
+    Event::new(VAULT_INITIALIZED).key(owner.key()).key(vault.key()).key(vault_token.key()).i64(timestamp).u64(seq).emit()?;
+    absorb_surplus(state, vault.key(), existing, timestamp)
 }

@@ -1,7 +1,8 @@
 //! `transfer_collateral(amount)`: settlement (realized PnL) by an authorized program. The
-//! amount leaves the `from` vault's locked collateral and arrives in the `to` vault's
-//! available balance (a winner's realized profit is free to withdraw); the tokens move
-//! between the two vault token accounts, signed by the `from` vault PDA.
+//! amount leaves what the calling program holds locked in the `from` vault and arrives in
+//! the `to` vault's available balance (a winner's realized profit is free to withdraw); the
+//! tokens move between the two vault token accounts, signed by the `from` vault PDA. Only
+//! vaults take part: no token can leave for an account that is not a vault's.
 //!
 //! Accounts: `[from_vault (writable), to_vault (writable), from_token_account (writable),
 //! to_token_account (writable), authority, caller_authority (signer), token_program]`.
@@ -9,20 +10,18 @@ use sbf_runtime::pubkey::keys_eq;
 use sbf_runtime::spl_token::Transfer;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
-use crate::checks::{absorb_surplus, backed, now, positive, token_program, vault_token_account};
+use crate::checks::{absorb_surplus, authorized_caller, backed, now, positive, token_program, vault_token_account};
 use crate::error::VaultError;
 use crate::events::{Event, COLLATERAL_TRANSFERRED};
-use crate::processor::lock::authorized_caller;
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{CollateralVault, VaultAuthority, ZeroCopyAccount};
+use crate::state::{CollateralVault, VaultOps, ZeroCopyAccount};
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [from_account, to_account, from_token, to_token, authority, caller_authority, token, ..] = accounts else {
         return Err(VaultError::MissingAccounts.into());
     };
-    let controls = VaultAuthority::load(authority, program_id)?;
-    let caller_program = authorized_caller(controls, caller_authority)?;
+    let (controls, caller_program) = authorized_caller(program_id, authority, caller_authority)?;
     if controls.is_paused(pause::TRANSFER) {
         return Err(VaultError::OperationPaused.into());
     }
@@ -39,6 +38,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
     absorb_surplus(from, from_account.key(), from_view.amount(), timestamp)?;
     absorb_surplus(to, to_account.key(), to_view.amount(), timestamp)?;
 
+    let from_program_locked = from.take_from_lock(caller_program, amount)?;
     from.locked_balance = from.locked_balance.checked_sub(amount).ok_or(VaultError::InsufficientLockedBalance)?;
     from.total_balance = from.total_balance.checked_sub(amount).ok_or(VaultError::InsufficientLockedBalance)?;
     to.total_balance = to.total_balance.checked_add(amount).ok_or(VaultError::Overflow)?;
@@ -50,6 +50,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
     backed(from, from_token)?;
     backed(to, to_token)?;
 
+    let (from_seq, to_seq) = (from.next_seq()?, to.next_seq()?);
     Event::new(COLLATERAL_TRANSFERRED)
         .key(&from.owner)
         .key(&to.owner)
@@ -59,6 +60,6 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
         .u64(from.locked_balance)
         .u64(to.total_balance)
         .u64(to.available_balance)
-        .emit(timestamp);
-    Ok(())
+        .u64(from_program_locked)
+        .i64(timestamp).u64(from_seq).u64(to_seq).emit()
 }

@@ -11,7 +11,7 @@ use crate::error::VaultError;
 use crate::events::{balance_changed, WITHDRAWN};
 use crate::state::authority::pause;
 use crate::state::vault::VAULT_SEED;
-use crate::state::{VaultAuthority, ZeroCopyAccount};
+use crate::state::VaultAuthority;
 
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> ProgramResult {
     let [owner, vault_account, vault_token, destination, authority, token, ..] = accounts else {
@@ -20,7 +20,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
     positive(amount)?;
     token_program(token)?;
     let vault = owned_vault(program_id, owner, vault_account)?;
-    if VaultAuthority::load(authority, program_id)?.is_paused(pause::WITHDRAW) {
+    if VaultAuthority::load_checked(authority, program_id)?.is_paused(pause::WITHDRAW) {
         return Err(VaultError::OperationPaused.into());
     }
     let vault_view = vault_token_account(vault, vault_token)?;
@@ -31,13 +31,12 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], amount: u64) -> Pr
     vault.available_balance =
         vault.available_balance.checked_sub(amount).ok_or(VaultError::InsufficientAvailableBalance)?;
     vault.total_balance = vault.total_balance.checked_sub(amount).ok_or(VaultError::InsufficientAvailableBalance)?;
-    vault.total_withdrawn = vault.total_withdrawn.checked_add(amount).ok_or(VaultError::Overflow)?;
+    vault.total_withdrawn = vault.total_withdrawn.saturating_add(amount);
     let bump = [vault.bump];
     let seeds: &[&[u8]] = &[VAULT_SEED, &vault.owner, &bump];
     Transfer { token_program: token, source: vault_token, destination, authority: vault_account, amount }
         .invoke_signed(&[seeds])?;
     backed(vault, vault_token)?;
 
-    balance_changed(WITHDRAWN, vault_account.key(), vault, amount, timestamp);
-    Ok(())
+    balance_changed(WITHDRAWN, vault_account.key(), vault, amount, timestamp)
 }

@@ -1,43 +1,44 @@
-//! Account layouts. Both accounts are zero-copy `repr(C)` views over the account data,
-//! Borsh-compatible for every field an Anchor client decodes (no padding before the last
-//! field; trailing alignment bytes are reserved).
+//! Account layouts: zero-copy `repr(C)` views over the account data (see
+//! `sbf_runtime::zero_copy`), Borsh-compatible field by field (padding is explicit
+//! `reserved` bytes).
 pub mod authority;
 pub mod vault;
 
 pub use authority::VaultAuthority;
-pub use vault::CollateralVault;
+pub use vault::{CollateralVault, VaultOps};
 
-use sbf_runtime::pubkey::load_u64;
+use sbf_runtime::zero_copy::{LoadError, ZeroCopy};
 use sbf_runtime::{AccountView, Pubkey};
 
 use crate::error::VaultError;
 
-/// A `repr(C)` account layout that starts with its Anchor discriminator.
-pub trait ZeroCopyAccount: Sized {
-    const DISCRIMINATOR: [u8; 8];
+/// A zero-copy layout with this program's errors.
+pub trait ZeroCopyAccount: ZeroCopy {
     /// The error when an account is not one of these.
     const INVALID: VaultError;
 
-    /// An account this program created: owned by it, exactly this size, this
-    /// discriminator. Only this program's initializers write the discriminator, and only at
-    /// the type's PDA, so this identifies the PDA without re-deriving it.
     #[inline(always)]
-    fn load<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a Self, VaultError> {
-        let data = account.data();
-        if !account.is_owned_by(program_id)
-            || data.len() != core::mem::size_of::<Self>()
-            || load_u64(data.as_ptr()) != u64::from_le_bytes(Self::DISCRIMINATOR)
-        {
-            return Err(Self::INVALID);
+    fn error(e: LoadError) -> VaultError {
+        match e {
+            LoadError::Invalid => Self::INVALID,
+            LoadError::NotWritable => VaultError::AccountNotWritable,
+            LoadError::Borrowed => VaultError::DuplicateAccount,
         }
-        Ok(unsafe { &*(data.as_ptr() as *const Self) })
     }
 
-    /// As [`load`](Self::load), writable.
+    /// An account this program created: owned by it, exactly this size, this
+    /// discriminator. Only this program's initializers write the discriminator, and only at
+    /// the type's PDA, so this identifies the PDA without re-deriving it (the VaultAuthority
+    /// is also checked by address: `VaultAuthority::load_checked`).
+    #[inline(always)]
+    fn load<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a Self, VaultError> {
+        Self::try_load(account, program_id).map_err(Self::error)
+    }
+
+    /// As [`load`](Self::load), writable and exclusive: a duplicate of this account passed
+    /// as another account is refused (`DuplicateAccount`).
     #[inline(always)]
     fn load_mut<'a>(account: &'a AccountView, program_id: &Pubkey) -> Result<&'a mut Self, VaultError> {
-        Self::load(account, program_id)?;
-        let data = account.data_mut().map_err(|_| VaultError::AccountNotWritable)?;
-        Ok(unsafe { &mut *(data.as_mut_ptr() as *mut Self) })
+        Self::try_load_mut(account, program_id).map_err(Self::error)
     }
 }

@@ -1,40 +1,42 @@
-//! `CollateralVault`: PDA `[b"vault", owner]`.
-use sbf_runtime::anchor;
-use sbf_runtime::Pubkey;
+//! `CollateralVault`: PDA `[b"vault", owner]`. The layout lives in the interface crate
+//! (`program/vault-interface/src/state.rs`), shared with the programs that read vaults.
+pub use collateral_vault_interface::state::{CollateralVault, ProgramLock, MAX_LOCK_SLOTS, VAULT_SEED};
 
 use crate::error::VaultError;
 use crate::state::ZeroCopyAccount;
 
-pub const VAULT_SEED: &[u8] = b"vault";
-
-/// Exactly the specification's fields, after the Anchor discriminator.
-#[repr(C)]
-pub struct CollateralVault {
-    pub discriminator: [u8; 8],
-    pub owner: Pubkey,
-    /// The vault PDA's associated token account (USDT).
-    pub token_account: Pubkey,
-    pub total_balance: u64,
-    pub locked_balance: u64,
-    pub available_balance: u64,
-    pub total_deposited: u64,
-    pub total_withdrawn: u64,
-    pub created_at: i64,
-    pub bump: u8,
-}
-
-impl CollateralVault {
-    /// Bytes allocated: the struct including its 7 trailing alignment bytes.
-    pub const LEN: usize = core::mem::size_of::<CollateralVault>();
-
-    /// `total == locked + available`.
-    #[inline(always)]
-    pub fn balanced(&self) -> bool {
-        self.locked_balance.checked_add(self.available_balance) == Some(self.total_balance)
-    }
-}
-
 impl ZeroCopyAccount for CollateralVault {
-    const DISCRIMINATOR: [u8; 8] = anchor::account("CollateralVault");
     const INVALID: VaultError = VaultError::InvalidVault;
+}
+
+/// The vault's operations with this program's errors.
+pub trait VaultOps {
+    /// `program`'s slot, or a free one (`LockSlotsFull` when four other programs hold one).
+    fn lock_slot_or_full(&mut self, program: &Pubkey) -> Result<&mut ProgramLock, VaultError>;
+    /// Takes `amount` from `program`'s own lock (`InsufficientLockedBalance` when it holds
+    /// less); returns what it holds afterwards.
+    fn take_from_lock(&mut self, program: &Pubkey, amount: u64) -> Result<u64, VaultError>;
+    /// The next event's sequence number.
+    fn next_seq(&mut self) -> Result<u64, VaultError>;
+}
+
+use sbf_runtime::Pubkey;
+
+impl VaultOps for CollateralVault {
+    #[inline(always)]
+    fn lock_slot_or_full(&mut self, program: &Pubkey) -> Result<&mut ProgramLock, VaultError> {
+        self.lock_slot_for(program).ok_or(VaultError::LockSlotsFull)
+    }
+
+    #[inline(always)]
+    fn take_from_lock(&mut self, program: &Pubkey, amount: u64) -> Result<u64, VaultError> {
+        let slot = self.lock_of(program).ok_or(VaultError::InsufficientLockedBalance)?;
+        slot.take(amount).ok_or(VaultError::InsufficientLockedBalance)?;
+        Ok(slot.amount)
+    }
+
+    #[inline(always)]
+    fn next_seq(&mut self) -> Result<u64, VaultError> {
+        self.next_event().ok_or(VaultError::Overflow)
+    }
 }
