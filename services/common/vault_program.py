@@ -195,6 +195,7 @@ class Grant:
     max_locked: int
     expires_at: int
     exit_requested_slot: int
+    exit_deadline_slot: int
     last_op_id: int
     revoked: bool
     bump: int

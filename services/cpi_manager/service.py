@@ -259,11 +259,10 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
         if grant is None:
             raise not_found(f"trader {trader} has no grant to the exchange program {self.exchange.program_id}")
         state = await self.chain.vault(trader)
-        config = await self.executor.config()
         requested = grant.exit_requested_slot
         return cpi_manager_pb2.GetGrantResponse(
             trader=str(trader), max_locked=grant.max_locked, expires_at=grant.expires_at, revoked=grant.revoked,
             last_op_id=grant.last_op_id, exit_requested_slot=requested,
-            exit_deadline_slot=requested + config.exit_delay_slots if requested else 0,
+            exit_deadline_slot=grant.exit_deadline_slot if requested else 0,
             locked=state.vault.locked_by(self.exchange.program_id) if state else 0,
             slot=state.slot if state else await self.chain.slot())

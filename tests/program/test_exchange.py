@@ -324,6 +324,28 @@ def test_after_the_deadline_the_operator_may_only_release(env: VaultEnv, alice: 
     assert env.pm_events(result)[0].fields["released"] == 200 * USDT
 
 
+def test_an_exit_deadline_is_fixed_when_requested(env: VaultEnv, alice: User, bob: User) -> None:
+    """Before: the deadline was computed from the exchange's current exit delay, so an admin
+    who raised the delay (after its configuration delay) moved every pending exit's deadline
+    further away. Now the deadline is stored in the grant at the request."""
+    admin, ex = env.admin, env.exchange
+    env.lock(alice, 300 * USDT)
+    env.ok([ex.propose_config_change(admin.pubkey(), ConfigChange.EXIT_DELAY, value=10 * env.exit_delay_slots)],
+           admin)
+    env.ok([ex.request_exit(alice.key)], alice.wallet)
+    deadline = env.grant(alice.key).exit_deadline_slot
+    assert deadline == env.grant(alice.key).exit_requested_slot + env.exit_delay_slots
+    env.warp_slots(env.config_delay_slots)
+    env.ok([ex.apply_config_change(ConfigChange.EXIT_DELAY)], admin)
+    assert env.config().exit_delay_slots == 10 * env.exit_delay_slots
+    assert env.grant(alice.key).exit_deadline_slot == deadline
+    env.warp_slots(deadline - env.slot())
+    refused(env, settle(env, (alice, bob.key, 10 * USDT)), env.operator, "ExitDue")
+    result = env.ok([env.exchange.exit(alice.key)], alice.wallet)
+    assert env.pm_events(result)[0].fields["released"] == 300 * USDT
+    assert env.grant(alice.key).exit_deadline_slot == 0
+
+
 def test_exit_while_unlocks_are_paused(env: VaultEnv, alice: User) -> None:
     env.lock(alice, 300 * USDT)
     env.ok([env.program.set_paused(env.admin.pubkey(), Pause.UNLOCK | Pause.TRANSFER)], env.admin)

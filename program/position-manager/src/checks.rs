@@ -100,8 +100,8 @@ impl TraderPosition<'_> {
     /// Settle and liquidate are refused once an exit request's deadline has passed: then
     /// only releases, and the trader's own exit, remain.
     #[inline(always)]
-    pub fn refuse_after_exit_deadline(&self, config: &ExchangeConfig, slot: u64) -> Result<(), ExchangeError> {
-        if self.grant.exit_requested() && slot >= config.exit_deadline(self.grant.exit_requested_slot) {
+    pub fn refuse_after_exit_deadline(&self, slot: u64) -> Result<(), ExchangeError> {
+        if self.grant.exit_requested() && slot >= self.grant.exit_deadline_slot {
             return Err(ExchangeError::ExitDue);
         }
         Ok(())

@@ -75,6 +75,9 @@ pub struct Grant {
     pub expires_at: i64,
     /// The slot the trader requested an exit at (0 = none).
     pub exit_requested_slot: u64,
+    /// That exit's deadline, fixed when it was requested: a later change of the exchange's
+    /// exit delay does not move it.
+    pub exit_deadline_slot: u64,
     /// The last operator operation applied for this trader: the next must be above it.
     pub last_op_id: u64,
     pub revoked: u8,
@@ -82,7 +85,7 @@ pub struct Grant {
     pub reserved: [u8; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<Grant>() == 80);
+const _: () = assert!(core::mem::size_of::<Grant>() == 88);
 
 // SAFETY: repr(C) of byte arrays, u8, u64 and i64 (every bit pattern valid; `revoked` is
 // read as "non-zero"), no implicit padding, alignment 8, discriminator first.
@@ -117,7 +120,7 @@ impl ExchangeConfig {
             .map_err(|e| ExchangeError::load(e, ExchangeError::InvalidAccount))
     }
 
-    /// The deadline of an exit requested at `requested_slot`.
+    /// The deadline of an exit requested at `requested_slot` under the current delay.
     #[inline(always)]
     pub fn exit_deadline(&self, requested_slot: u64) -> u64 {
         requested_slot.saturating_add(self.exit_delay_slots)

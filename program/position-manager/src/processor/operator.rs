@@ -70,6 +70,7 @@ pub fn record(position: &mut TraderPosition<'_>, outcome: &Outcome<'_>, timestam
         .emit()?;
     if held == 0 && position.grant.exit_requested() {
         position.grant.exit_requested_slot = 0;
+        position.grant.exit_deadline_slot = 0;
         Event::new(EXIT_SERVED).key(&position.trader).bool(true).u64(outcome.released).i64(timestamp).emit()?;
     }
     Ok(())
@@ -127,7 +128,7 @@ pub fn liquidate(accounts: &[AccountView], amount: u64, op_id: u64) -> ProgramRe
     let cpi = Vault::new(vault_authority, caller, vault_program)?;
     let mut position = trader_position(grant, vault, op_id)?;
     let clock = clock()?;
-    position.refuse_after_exit_deadline(config, clock.slot)?;
+    position.refuse_after_exit_deadline(clock.slot)?;
     let insurance_owner = load_vault(insurance)?.owner;
     cpi.transfer(&Transfer { from: vault, from_token: vault_token, to: insurance, to_token: insurance_token, token_program, amount })?;
     let outcome = Outcome::taken(&position, op_id, action::LIQUIDATE, amount, &insurance_owner)?;

@@ -28,7 +28,7 @@ pub fn process(accounts: &[AccountView], pairs: &[u8]) -> ProgramResult {
     else {
         return Err(ExchangeError::MissingAccounts.into());
     };
-    let config = operator(operator_key, config, instructions)?;
+    operator(operator_key, config, instructions)?;
     if count == 0 || rest.len() != count * ACCOUNTS_PER_PAIR || accounts.len() != FIXED_ACCOUNTS + rest.len() {
         return Err(ExchangeError::InvalidSettleBatch.into());
     }
@@ -40,7 +40,7 @@ pub fn process(accounts: &[AccountView], pairs: &[u8]) -> ProgramResult {
         };
         let (amount, op_id) = settle_pair(pairs, index);
         let mut position = trader_position(grant, payer, op_id)?;
-        position.refuse_after_exit_deadline(config, clock.slot)?;
+        position.refuse_after_exit_deadline(clock.slot)?;
         let receiver_owner = load_vault(receiver)?.owner;
         cpi.transfer(&Transfer { from: payer, from_token: payer_token, to: receiver, to_token: receiver_token, token_program, amount })?;
         let outcome = Outcome::taken(&position, op_id, action::SETTLE, amount, &receiver_owner)?;

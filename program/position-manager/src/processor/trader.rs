@@ -8,7 +8,8 @@
 //!   already holds stays locked (positions still need settling).
 //! * `request_exit()`: `[trader (signer), grant (writable), config]`: starts the exit
 //!   clock; no new locks from now on. The operator answers by releasing or settling
-//!   everything before `requested + exit_delay_slots`; partial actions do not reset it.
+//!   everything before `requested + exit_delay_slots`, a deadline fixed in the grant now
+//!   (a later change of the delay does not move it); partial actions do not reset it.
 //! * `exit()`: `[trader (signer), grant (writable), config, vault (writable),
 //!   vault_authority, caller_authority, vault_program]`: after the deadline, releases all
 //!   this program holds for the trader (the trader co-signs the unlock, so it goes through
@@ -61,6 +62,7 @@ pub fn grant(accounts: &[AccountView], max_locked: u64, expires_at: i64) -> Prog
     state.expires_at = expires_at;
     state.revoked = 0;
     state.exit_requested_slot = 0;
+    state.exit_deadline_slot = 0;
     Event::new(GRANT_SET).key(trader.key()).u64(max_locked).i64(expires_at).i64(clock.unix_timestamp).emit()
 }
 
@@ -85,10 +87,11 @@ pub fn request_exit(accounts: &[AccountView]) -> ProgramResult {
     let clock = clock()?;
     // Slot 0 (a fresh test chain) is recorded as 1: 0 means "no request".
     state.exit_requested_slot = clock.slot.max(1);
+    state.exit_deadline_slot = config.exit_deadline(state.exit_requested_slot);
     Event::new(EXIT_REQUESTED)
         .key(trader.key())
         .u64(state.exit_requested_slot)
-        .u64(config.exit_deadline(state.exit_requested_slot))
+        .u64(state.exit_deadline_slot)
         .i64(clock.unix_timestamp)
         .emit()
 }
@@ -98,13 +101,13 @@ pub fn exit(accounts: &[AccountView]) -> ProgramResult {
         return Err(ExchangeError::MissingAccounts.into());
     };
     let state = own_grant(trader, grant)?;
-    let config = ExchangeConfig::load(config)?;
+    ExchangeConfig::load(config)?;
     let cpi = Vault::new(vault_authority, caller, vault_program)?;
     if !state.exit_requested() {
         return Err(ExchangeError::ExitNotRequested.into());
     }
     let clock = clock()?;
-    if clock.slot < config.exit_deadline(state.exit_requested_slot) {
+    if clock.slot < state.exit_deadline_slot {
         return Err(ExchangeError::ExitNotDue.into());
     }
     let vault_state = load_vault(vault)?;
@@ -116,6 +119,7 @@ pub fn exit(accounts: &[AccountView]) -> ProgramResult {
         cpi.unlock(vault, held, Some(trader))?;
     }
     state.exit_requested_slot = 0;
+    state.exit_deadline_slot = 0;
     state.revoked = 1;
     Event::new(EXIT_SERVED).key(trader.key()).bool(false).u64(held).i64(clock.unix_timestamp).emit()
 }
