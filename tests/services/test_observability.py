@@ -5,6 +5,7 @@ Prometheus, for unary and server-streaming methods alike."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -105,6 +106,11 @@ async def test_server_streams_are_observed_too(channel: grpc.aio.Channel) -> Non
             received.append(item)
     assert len(received) == 1
     assert lost.value.code() == grpc.StatusCode.UNAVAILABLE and lost.value.details() == "event stream lost"
+    # The server counts the status after it has sent it: the client can see it first.
+    for _ in range(500):
+        if count("StreamEvents", "UNAVAILABLE") == before + 1:
+            break
+        await asyncio.sleep(0.01)
     assert count("StreamEvents", "UNAVAILABLE") == before + 1
 
 
