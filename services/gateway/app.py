@@ -344,7 +344,7 @@ class Gateway:
             return error(400, "INVALID_ARGUMENT", f"owner {quoted(owner)} is not a base58 public key")
         if len(since) > MAX_SINCE:
             return error(400, "INVALID_ARGUMENT", f"since {quoted(since)} is not an event id")
-        client = request.remote or "?"
+        client = self.clients.of(request.remote, request.headers.get("X-Forwarded-For"))
         refused = self.sockets.admit(client)
         if refused is not None:
             return error(429, "RESOURCE_EXHAUSTED", refused, {"Retry-After": "5"})

@@ -216,6 +216,34 @@ async def test_websocket_limits_refuse_before_the_upgrade_and_a_closed_socket_fr
         await gateway.stop()
 
 
+async def test_websockets_per_client_key_by_the_forwarded_client_behind_a_trusted_proxy(stack: Stack) -> None:
+    """Before: the per-client WebSocket limit keyed on the socket's peer, so behind an ingress
+    every user shared one budget (the HTTP rate limit already keyed on the forwarded client)."""
+    config = GatewayConfig(**{**stack.config.__dict__, "port": free_port(), "ws_max_per_client": 1,
+                              "trusted_proxies": ("127.0.0.1",)})
+    gateway = Gateway(config)
+    await gateway.start()
+    url = f"ws://127.0.0.1:{config.port}/ws?owner={Pubkey.new_unique()}"
+    alice, bob = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "203.0.113.2"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            first = await session.ws_connect(url, headers=alice)
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await session.ws_connect(url, headers=alice)
+            assert info.value.status == 429
+            other = await session.ws_connect(url, headers=bob)  # another user behind the same ingress
+            await first.close()
+            await other.close()
+            deadline = time.monotonic() + 5
+            while len(gateway.sockets) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert len(gateway.sockets) == 0  # released under the key it was admitted with
+            again = await session.ws_connect(url, headers=alice)
+            await again.close()
+    finally:
+        await gateway.stop()
+
+
 async def test_more_idle_websockets_than_a_redis_pool_holds_do_not_make_the_gateway_deaf(stack: Stack) -> None:
     """Reproduces issue 21's second finding at the gateway: each WebSocket took a connection
     from a Redis pool capped at 100, so the 101st client got nothing."""
