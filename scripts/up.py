@@ -190,9 +190,12 @@ async def wait_grpc(address: str, child: Child, security: ClientSecurity, second
     raise RuntimeError(f"{child.name} did not report SERVING at {address}; see {child.log}")
 
 
-async def reset_for_chain(db: str, redis_url: str, prefix: str, genesis: str) -> list[str]:
+async def reset_for_chain(db: str, redis_url: str, prefix: str, genesis: str, spool: Path) -> list[str]:
     """Resets the database and the Redis prefix when they hold an earlier development chain's
-    state; returns what was reset. A production binding is refused, never reset."""
+    state; returns what was reset. A production binding is refused, never reset. With the
+    database reset, audit entries the earlier chain's processes left in the spool (PostgreSQL
+    was down when they stopped) are set aside, kept for inspection: delivered, they would
+    record that chain's transactions in the new chain's database."""
     done: list[str] = []
     conn = await asyncpg.connect(db)
     try:
@@ -209,6 +212,10 @@ async def reset_for_chain(db: str, redis_url: str, prefix: str, genesis: str) ->
         if stale:
             await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
             done.append(f"database {redact.url(db, keep_path=True)}")
+            if spool.is_dir() and any(spool.iterdir()):
+                aside = spool.with_name(f"{spool.name}.earlier-chain-{int(time.time())}")
+                spool.rename(aside)
+                done.append(f"audit spool (its entries set aside in {aside})")
     finally:
         await conn.close()
     redis = aioredis.from_url(redis_url)
@@ -312,7 +319,8 @@ async def main() -> int:
             genesis = str((await rpc.get_genesis_hash()).value)
             funded = (await rpc.request_airdrop(Pubkey.from_string(env["LOCALNET_OPERATOR"]), 100 * 10**9)).value
             await rpc.confirm_transaction(funded, Confirmed)  # the operator pays its transactions' fees
-        for what in await reset_for_chain(db, env["REDIS_URL"], env["REDIS_PREFIX"], genesis):
+        spool = Path(env.get("AUDIT_SPOOL_DIR") or ROOT / ".local" / "spool")
+        for what in await reset_for_chain(db, env["REDIS_URL"], env["REDIS_PREFIX"], genesis, spool):
             print(f"up: reset {what}: it held an earlier localnet's state", flush=True)
         for name, _, _ in SERVICES:
             child = Child(name, f"services.{name}", env, grpc_ready(env[f"{name.upper()}_ADDR"]))
