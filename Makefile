@@ -5,13 +5,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help bootstrap program protos up test lint pytest bench clean
+.PHONY: help bootstrap program protos idl up test lint pytest bench clean
 
 help:
 	@echo "make up       build and run the system on embedded defaults"
 	@echo "make test     set up and run every test (lint, type check, pytest)"
 	@echo "make program  build the on-chain programs into program/target/deploy/"
 	@echo "make bench    run the benchmarks, writing bench/results/*.json"
+	@echo "make idl      regenerate program/idl/spec/*.json (Anchor 0.30+ IDL) from program/idl/*.json"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -24,6 +25,9 @@ gen/python/.stamp: $(PROTOS) scripts/gen_protos.sh | bootstrap
 	@scripts/gen_protos.sh && touch $@
 
 protos: bootstrap gen/python/.stamp
+
+idl: bootstrap
+	@$(PY) scripts/gen_idl_spec.py
 
 up: program protos
 	@eval "$$($(PY) scripts/devservices.py)" && $(PY) -m scripts.up

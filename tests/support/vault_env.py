@@ -215,7 +215,19 @@ class VaultEnv:
         program, code = failed
         idl: Idl = IDL if program == self.vault_id else PM_IDL
         found = idl.error(code)
+        if found is not None:  # every refusal also checks the line Anchor clients parse
+            assert anchor_error_line(result) == anchor_line(found[0], code, found[1]), list(result.meta().logs())
         return ("vault" if idl is IDL else "exchange"), (found[0] if found else None)
+
+
+def anchor_line(name: str, code: int, message: str) -> str:
+    """The line an Anchor program logs when it fails with its error ``code``."""
+    return f"Program log: AnchorError occurred. Error Code: {name}. Error Number: {code}. Error Message: {message}."
+
+
+def anchor_error_line(result: FailedTransactionMetadata) -> str | None:
+    """The first `AnchorError` log line of a failed transaction (the one Anchor clients parse)."""
+    return next((line for line in result.meta().logs() if line.startswith("Program log: AnchorError")), None)
 
 
 def failing_program(result: FailedTransactionMetadata) -> tuple[Pubkey, int] | None:

@@ -1,6 +1,9 @@
-//! Program errors: Anchor-style custom codes from 6000, each named in the IDL.
+//! Program errors: Anchor-style custom codes from 6000, each named in the IDL. Each
+//! variant's one-line doc comment is its message: on failure the entrypoint logs the line
+//! Anchor programs log (`AnchorError occurred. Error Code: <Name>. ...`, `anchor_errors!`).
 use sbf_runtime::ProgramError;
 
+sbf_runtime::anchor_errors! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum VaultError {
@@ -66,6 +69,7 @@ pub enum VaultError {
     NoLockForProgram = 6029,
     /// The same account was passed where two different accounts are expected.
     DuplicateAccount = 6030,
+}
 }
 
 impl From<VaultError> for ProgramError {

@@ -21,4 +21,4 @@ pub mod instruction;
 pub mod processor;
 pub mod state;
 
-sbf_runtime::entrypoint!(processor::process);
+sbf_runtime::entrypoint!(processor::process, error::VaultError);

@@ -20,6 +20,9 @@
 //! * `5, data..` — forwards `data` by CPI to the program in account 0, with the other
 //!   accounts as they were passed (signer and writable flags kept): a caller one level
 //!   down, for tests of programs that must only run at the top level.
+//! * `6, code: u32` — returns `ProgramError::Custom(code)`: hello declares no error enum,
+//!   so the entrypoint logs the line Anchor logs for an unnamed custom error (the runtime's
+//!   fallback, formatted on the stack).
 //!
 //! The transfer logs a line, emits `sol_log_data`, derives the PDA `[b"hello", payer]` with
 //! `sol_try_find_program_address`, checks it against account 3, and moves `amount`
@@ -46,6 +49,14 @@ fn process(ctx: &InstructionContext) -> ProgramResult {
         Some((3, [index])) => Err(*ProgramError::BUILTINS.get(*index as usize).ok_or(ProgramError::InvalidArgument)?),
         Some((4, [mode])) => borrow_selftest(ctx, *mode),
         Some((5, rest)) => forward(ctx, rest),
+        Some((6, rest)) => Err(ProgramError::Custom(read_u32(rest)?)),
+        _ => Err(ProgramError::InvalidInstructionData),
+    }
+}
+
+fn read_u32(data: &[u8]) -> Result<u32, ProgramError> {
+    match data {
+        [a, b, c, d] => Ok(u32::from_le_bytes([*a, *b, *c, *d])),
         _ => Err(ProgramError::InvalidInstructionData),
     }
 }

@@ -1,7 +1,10 @@
-//! Program errors: Anchor-style custom codes from 6000, each named in the IDL.
+//! Program errors: Anchor-style custom codes from 6000, each named in the IDL. Each
+//! variant's one-line doc comment is its message: on failure the entrypoint logs the line
+//! Anchor programs log (`AnchorError occurred. Error Code: <Name>. ...`, `anchor_errors!`).
 use sbf_runtime::zero_copy::LoadError;
 use sbf_runtime::ProgramError;
 
+sbf_runtime::anchor_errors! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ExchangeError {
@@ -63,6 +66,7 @@ pub enum ExchangeError {
     Overflow = 6027,
     /// The same account was passed where two different accounts are expected.
     DuplicateAccount = 6028,
+}
 }
 
 impl From<ExchangeError> for ProgramError {

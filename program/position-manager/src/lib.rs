@@ -28,4 +28,4 @@ pub mod processor;
 pub mod state;
 pub mod vault_cpi;
 
-sbf_runtime::entrypoint!(processor::process);
+sbf_runtime::entrypoint!(processor::process, error::ExchangeError);

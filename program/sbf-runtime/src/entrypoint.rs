@@ -70,11 +70,17 @@ impl<'a> InstructionContext<'a> {
     }
 }
 
-/// Declares the program entrypoint: `entrypoint!(process)` where
-/// `fn process(ctx: &InstructionContext) -> ProgramResult`.
+/// Declares the program entrypoint: `entrypoint!(process, ErrorEnum)` where
+/// `fn process(ctx: &InstructionContext) -> ProgramResult` and `ErrorEnum` is declared with
+/// [`anchor_errors!`](crate::anchor_errors) (`entrypoint!(process)`: builtin errors only).
+/// On `Err` the program logs the line Anchor programs log
+/// ([`log_failure`](crate::error::log_failure)); the success path is unchanged.
 #[macro_export]
 macro_rules! entrypoint {
     ($process:path) => {
+        $crate::entrypoint!($process, $crate::error::NoCustomErrors);
+    };
+    ($process:path, $errors:ty) => {
         /// # Safety
         /// Called by the loader with its input region.
         #[no_mangle]
@@ -82,9 +88,9 @@ macro_rules! entrypoint {
             match $crate::entrypoint::InstructionContext::parse(input) {
                 Ok(ctx) => match $process(&ctx) {
                     Ok(()) => 0,
-                    Err(error) => error.to_u64(),
+                    Err(error) => $crate::error::fail::<$errors>(error),
                 },
-                Err(error) => error.to_u64(),
+                Err(error) => $crate::error::fail::<$errors>(error),
             }
         }
     };

@@ -8,6 +8,13 @@ pub fn log(message: &str) {
     unsafe { syscalls::sol_log_(message.as_ptr(), message.len() as u64) }
 }
 
+/// Writes `Program log: <message>` for a message held as bytes (ASCII).
+#[inline(always)]
+pub fn log_bytes(message: &[u8]) {
+    // SAFETY: the syscall reads `len` bytes at `ptr`: exactly the slice.
+    unsafe { syscalls::sol_log_(message.as_ptr(), message.len() as u64) }
+}
+
 /// Writes `Program log: 0x.., 0x.., ..` (five u64 values).
 #[inline(always)]
 pub fn log_u64(a: u64, b: u64, c: u64, d: u64, e: u64) {
