@@ -8,6 +8,7 @@ while, refuses the repair's reads of the vault."""
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,14 +17,25 @@ import asyncpg
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solders.account import Account as SolAccount
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message, MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
+from localnet import genesis
 from localnet.node import Node
-from services.common.vault_program import Vault
+from services.common import spl_token
+from services.common.vault_program import MAX_SETTLE_PAIRS, SettlePair, Vault
 from tests.conftest import RedisNamespace
 from tests.support.localnet_node import running_node
 from tests.support.rpc_proxy import RpcProxy
-from tests.support.services import balance_tracker, settings_for
+from tests.support.services import balance_tracker, fund_operator, settings_for
 from tests.support.traffic import USDT, Account, users_with_vaults
+from tests.support.vault_env import LOOKUP_TABLE_PROGRAM
 
 
 @pytest.fixture
@@ -159,3 +171,89 @@ async def test_a_removed_event_stops_the_vault_at_the_gap_alerts_and_is_repaired
                 assert await conn.fetchval("SELECT count(*) FROM alerts WHERE kind = 'sequence_gap'") == 1
         finally:
             await conn.close()
+
+
+async def test_the_largest_settlement_is_indexed_event_by_event_without_a_gap(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """A settlement of MAX_SETTLE_PAIRS pairs, each with its own payer and receiver and a
+    surplus on both vaults (the most vault events a settlement emits), sent to localnet in a
+    v0 transaction (its accounts through a lookup table, as tests/program/test_settle_batch.py
+    does), goes through the indexer: every event stored, every vault row equal to the chain,
+    no gap alerted."""
+    assert node.ledger is not None
+    deployment = node.ledger.deployment
+    program, exchange = deployment.program, deployment.exchange
+    operator = genesis.dev_keypair("operator")
+    settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
+    async with AsyncClient(node.rpc_url, commitment=Confirmed) as client, \
+            balance_tracker(settings, reconcile_seconds=3600.0):
+        await fund_operator(client)
+        payers = await users_with_vaults(node, client, MAX_SETTLE_PAIRS, usdt=200)
+        receivers = await users_with_vaults(node, client, MAX_SETTLE_PAIRS, usdt=0)
+        [donor] = await users_with_vaults(node, client, 1, usdt=100)
+        expires = int(time.time()) + 86_400
+
+        async def prepare(payer: Account, receiver: Account) -> None:
+            await payer.user.send([program.deposit(payer.user.key, payer.token_account, 100 * USDT),
+                                   exchange.grant(payer.user.key, 100 * USDT, expires)])
+            for owner in (payer.user.key, receiver.user.key):  # a surplus on both vaults
+                await donor.user.send([spl_token.transfer(donor.token_account, program.vault_token(owner),
+                                                          donor.user.key, 1)])
+
+        for payer, receiver in zip(payers, receivers, strict=True):
+            await prepare(payer, receiver)
+        locks = [exchange.lock(operator.pubkey(), p.user.key, 50 * USDT, 1) for p in payers]
+        for lock in locks:
+            await send_signed(client, [lock], operator)
+        settle = exchange.settle(operator.pubkey(), [SettlePair(p.user.key, r.user.key, 50 * USDT, 2)
+                                                     for p, r in zip(payers, receivers, strict=True)])
+        signature = await send_v0(node, client, settle, operator, static={program.program_id})
+        logs = (await client.get_transaction(Signature.from_string(signature), commitment=Confirmed,
+                                             max_supported_transaction_version=0)).value
+        assert logs is not None and logs.transaction.meta is not None
+        assert "Log truncated" not in (logs.transaction.meta.log_messages or [])
+
+        conn = await asyncpg.connect(pg_database)
+        try:
+            async def settled() -> list[asyncpg.Record]:
+                rows = await conn.fetch("SELECT kind FROM transactions WHERE signature = $1", signature)
+                return rows if len(rows) >= 4 * MAX_SETTLE_PAIRS else []
+
+            rows = await eventually(settled)
+            kinds = sorted(r["kind"] for r in rows)
+            assert kinds == sorted(["surplus"] * 2 * MAX_SETTLE_PAIRS + ["transfer", "operator_settle"]
+                                   * MAX_SETTLE_PAIRS), kinds
+            for account in payers + receivers:
+                chain = vault_state(await chain_vault(client, node, account))
+
+                async def agrees(owner: str = str(account.user.key), expected: tuple[int, ...] = chain) -> bool:
+                    row = await conn.fetchrow("SELECT * FROM vaults WHERE owner = $1", owner)
+                    return row is not None and row_state(row) == expected
+
+                assert await eventually(agrees), str(account.user.key)
+            assert await conn.fetchval("SELECT count(*) FROM alerts WHERE kind LIKE '%sequence_gap'") == 0
+        finally:
+            await conn.close()
+
+
+async def send_signed(client: AsyncClient, instructions: list[Instruction], payer: Keypair) -> str:
+    blockhash = (await client.get_latest_blockhash()).value.blockhash
+    tx = VersionedTransaction(Message.new_with_blockhash(instructions, payer.pubkey(), blockhash), [payer])
+    signature = (await client.send_transaction(tx)).value
+    await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
+    return str(signature)
+
+
+async def send_v0(node: Node, client: AsyncClient, ix: Instruction, payer: Keypair, static: set[Pubkey]) -> str:
+    """`ix` in a v0 transaction whose other accounts (but `static`) come from a lookup table
+    written into localnet's chain directly (it has no lookup table program history)."""
+    keys = list(dict.fromkeys(m.pubkey for m in ix.accounts if m.pubkey != payer.pubkey() and m.pubkey not in static))
+    table = Pubkey.new_unique()
+    meta = struct.pack("<IQQBB32sH", 1, 2**64 - 1, 0, 0, 1, bytes(payer.pubkey()), 0)
+    await node.call(lambda ledger: ledger.svm.set_account(table, SolAccount(
+        10**9, meta + b"".join(bytes(k) for k in keys), LOOKUP_TABLE_PROGRAM, False, 0)))
+    blockhash = (await client.get_latest_blockhash()).value.blockhash
+    message = MessageV0.try_compile(payer.pubkey(), [ix], [AddressLookupTableAccount(table, keys)], blockhash)
+    signature = (await client.send_transaction(VersionedTransaction(message, [payer]))).value
+    await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
+    return str(signature)
