@@ -28,7 +28,7 @@ from services.common.vault_program import VaultProgram
 from services.monitor.admin_alerts import AdminChangeAlerts
 from services.monitor.watcher import Watcher
 
-CHANGE_EVENTS = [
+CHANGE_EVENTS: list[dict[str, Any]] = [
     {"name": "ChangeQueued", "fields": [
         {"name": "changeId", "type": "u64"}, {"name": "kind", "type": "u8"}, {"name": "target", "type": "publicKey"},
         {"name": "values", "type": {"array": ["u64", 4]}}, {"name": "eta", "type": "i64"},
@@ -44,7 +44,7 @@ CHANGE_EVENTS = [
 
 
 def fragment() -> Idl:
-    raw = copy.deepcopy(load_idl("collateral_vault").raw)
+    raw: dict[str, Any] = copy.deepcopy(load_idl("collateral_vault").raw)
     raw["events"] = [e for e in raw["events"] if e["name"] not in {c["name"] for c in CHANGE_EVENTS}] + CHANGE_EVENTS
     return Idl(raw)
 
