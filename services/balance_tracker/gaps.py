@@ -91,14 +91,16 @@ class SequenceGuard:
     def unknown(self, events: Iterable[EventRow]) -> set[str]:
         """The vaults of `events` whose last number must be read from the database."""
         owners: set[str] = set()
+        initialized: set[str] = set()  # a vault initialized earlier in the batch needs no row
         for event in events:
             if event.balances is None:
                 continue
-            if event.kind != "vault_initialized" and event.owner not in self._vaults and event.owner not in self.held:
-                owners.add(event.owner)
-            if event.counterparty and event.counterparty_balances is not None and \
-                    event.counterparty not in self._vaults and event.counterparty not in self.held:
-                owners.add(event.counterparty)
+            if event.kind == "vault_initialized":
+                initialized.add(event.owner)
+            sides = [event.owner]
+            if event.counterparty and event.counterparty_balances is not None:
+                sides.append(event.counterparty)
+            owners.update(o for o in sides if o not in initialized and o not in self._vaults and o not in self.held)
         return owners
 
     def load(self, rows: dict[str, tuple[int | None, int]]) -> None:
