@@ -28,7 +28,7 @@ from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow, decode
 from services.balance_tracker.gaps import AdminGap, Gap
-from services.balance_tracker.store import Fence, to_seq
+from services.balance_tracker.store import Fence, Fenced, to_seq
 from services.common.vault_program import Vault, VaultProgram
 
 MAX_SIGNATURE_PAGES = 10  # how far back (1000 signatures a page) a refetch looks for a gap's events
@@ -134,6 +134,16 @@ async def write_state(pool: asyncpg.Pool, program: VaultProgram, gap: Gap, state
                       fence: Fence | None) -> None:
     """The vault row set from the chain's state, with its `repair` audit entry, in one
     transaction fenced by the indexer's term."""
+    try:
+        await _write_state(pool, program, gap, state, fence)
+    except asyncpg.ObjectNotInPrerequisiteStateError as exc:
+        if exc.detail == "fenced":
+            raise Fenced(exc.message) from exc
+        raise
+
+
+async def _write_state(pool: asyncpg.Pool, program: VaultProgram, gap: Gap, state: ChainState,
+                       fence: Fence | None) -> None:
     owner = Pubkey.from_string(gap.owner)
     vault = state.vault
     async with pool.acquire() as conn, conn.transaction():
