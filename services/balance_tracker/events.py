@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.common.idl import CodecError
+from services.common.idl import CodecError, Idl
 from services.common.program_logs import data_lines
 from services.common.vault_program import IDL, PM_IDL, Action
 
@@ -20,8 +20,11 @@ KINDS = {
     "CollateralTransferred": "transfer", "VaultInitialized": "vault_initialized", "VaultClosed": "vault_closed",
     "SurplusAbsorbed": "surplus", "OrphanedLockReleased": "orphaned_lock_released",
 }
+# the vault program's admin events (each carries the VaultAuthority's `seq`); the
+# timelock's (issue 23: a loosening change is queued, then executed or cancelled) too
 ADMIN_EVENTS = {"AuthorityInitialized", "ProgramAuthorized", "ProgramDeauthorized", "PauseFlagsSet",
-                "AdminTransferProposed", "AdminTransferAccepted"}
+                "AdminTransferProposed", "AdminTransferAccepted", "ChangeQueued", "ChangeExecuted",
+                "ChangeCancelled"}
 # position_manager
 EXCHANGE_KINDS = {"GrantSet": "grant_set", "GrantRevoked": "grant_revoked", "ExitRequested": "exit_requested",
                   "ExitServed": "exit_served"}
@@ -64,6 +67,10 @@ class EventRow:
     vault_seq: int | None = None
     op_id: int | None = None
     details: dict[str, Any] | None = None
+    # whether the event moves the owner's (and a transfer's receiver's) vault row: the
+    # sequence check (gaps.py) clears these for an event already in the row or past a gap
+    apply_owner: bool = True
+    apply_counterparty: bool = True
 
     @property
     def event_id(self) -> str:
@@ -84,14 +91,20 @@ class AdminEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _detail(value: Any) -> Any:
+    """A field of an admin event as JSON: text, or a list of texts (an array field)."""
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+
+
 def _balances(total: int, available: int) -> Balances:
     return Balances(total, total - available, available)
 
 
 def decode(signature: str, logs: list[str], slot: int, block_time: datetime | None, commitment: str,
-           program_id: str, exchange_id: str | None = None) -> tuple[list[EventRow], list[AdminEvent]]:
-    """The events of `program_id` (the vault program) and of `exchange_id`
-    (position_manager), when given, in one transaction's logs."""
+           program_id: str, exchange_id: str | None = None, idl: Idl = IDL
+           ) -> tuple[list[EventRow], list[AdminEvent]]:
+    """The events of `program_id` (the vault program, described by `idl`) and of
+    `exchange_id` (position_manager), when given, in one transaction's logs."""
     rows: list[EventRow] = []
     admin: list[AdminEvent] = []
     for line in data_lines(logs):
@@ -99,7 +112,7 @@ def decode(signature: str, logs: list[str], slot: int, block_time: datetime | No
             continue
         exchange = line.program_id == exchange_id
         try:
-            event = (PM_IDL if exchange else IDL).decode_event(line.parts[0])
+            event = (PM_IDL if exchange else idl).decode_event(line.parts[0])
         except CodecError:
             continue
         f = event.fields
@@ -112,7 +125,7 @@ def decode(signature: str, logs: list[str], slot: int, block_time: datetime | No
         if event.name in ADMIN_EVENTS:
             actor = f.get("admin") or f.get("new_admin") or ""
             admin.append(AdminEvent(event.name, str(actor), signature, line.instruction_index, line.event_index,
-                                    {k: str(v) for k, v in f.items()}))
+                                    {k: _detail(v) for k, v in f.items()}))
             continue
         kind = KINDS.get(event.name)
         if kind is None:

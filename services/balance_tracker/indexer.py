@@ -22,6 +22,10 @@ writes their events to PostgreSQL.
 * Commitment below confirmed: rows are stored as `processed` and promoted when their
   signature is confirmed, or deleted (and their vaults re-read from the chain) if the
   signature disappears — a rolled-back fork.
+* Each vault's event numbers are checked gap-free before a batch is written (`gaps.py`):
+  at a gap the vault's row stays at its last good event, a critical alert is raised, and
+  the vault is repaired from the chain (`repair.py`: its transactions read again, else its
+  account's state) before it moves on; docs/indexer-gaps.md.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -45,11 +50,13 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import LogsNotification
 from solders.signature import Signature
 
-from services.balance_tracker.events import AdminEvent, EventRow, decode
+from services.balance_tracker import repair
+from services.balance_tracker.events import ADMIN_EVENTS, AdminEvent, EventRow, decode
+from services.balance_tracker.gaps import AdminSequence, Gap, SequenceGuard
 from services.balance_tracker.leadership import LeadershipLost, Lease, new_holder
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
-from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, unique
+from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
 from services.common.rpc_http import rpc_client
 from services.common.vault_program import Vault, VaultProgram
@@ -62,9 +69,14 @@ INDEXER_SLOT = Gauge("indexer_cursor_slot", "Slot of the indexer cursor")
 INDEXER_LEADER = Gauge("indexer_is_leader", "1 while this replica is the active indexer")
 DB_RETRIES = Counter("indexer_db_retries_total", "Batches retried because PostgreSQL failed")
 ROLLBACKS = Counter("indexer_rolled_back_events_total", "Events deleted because their slot was rolled back")
+GAPS = Counter("indexer_sequence_gaps_total", "Gaps found in a vault's event numbers")
+REPAIRS = Counter("indexer_gap_repairs_total", "Vaults repaired after a gap", ["method"])
+HELD = Gauge("indexer_vaults_held", "Vaults whose row waits at a gap for its repair")
 
 
 HISTORY_WAIT_SECONDS = 60.0
+REPAIR_RETRY_SECONDS = 1.0  # a vault whose repair failed (the node did not answer) is tried again after
+REFETCH_ROUNDS = 3  # gaps filled by reading transactions again, per batch, before a state repair
 SEEN_SIGNATURES = 10_000  # notifications remembered to drop a transaction's second (one per program followed)
 
 
@@ -93,6 +105,26 @@ class IndexerConfig:
     write_depth: int = DEFAULT_DEPTH  # batches written concurrently, committed in order
     backfill_concurrency: int = 8
     lease_seconds: float = 10.0  # the leadership lease (renewed every fifth of it)
+
+
+def _spliced(events: list[EventRow], gaps: list[Gap], found: dict[str, list[EventRow]]) -> list[EventRow]:
+    """The batch with each vault's refetched events just before the event after its gap."""
+    at: dict[int, list[EventRow]] = {}
+    for gap in gaps:
+        rows = found.get(gap.owner)
+        if rows is None:
+            continue
+        index = next((i for i, e in enumerate(events) if e.signature == gap.signature and gap.seen in (
+            e.vault_seq if e.owner == gap.owner else None,
+            to_seq(e) if e.counterparty == gap.owner else None)), len(events))
+        at.setdefault(index, []).extend(rows)
+    out: list[EventRow] = []
+    for i, event in enumerate(events):
+        out += at.pop(i, [])
+        out.append(event)
+    for rows in at.values():
+        out += rows
+    return out
 
 
 async def indexer_pool(database_url: str, holder: str, lease_seconds: float = 10.0) -> asyncpg.Pool:
@@ -131,6 +163,10 @@ class Indexer:
     _pipeline: WritePipeline = field(init=False)
     _queue: asyncio.Queue[_Item | None] | None = field(default=None, init=False)  # None in it: start over
     _seq: int = field(default=0, init=False)  # the last event number given
+    guard: SequenceGuard = field(default_factory=SequenceGuard)
+    admin_sequence: AdminSequence = field(default_factory=AdminSequence)
+    _client: AsyncClient | None = field(default=None, init=False)  # the follower's RPC client
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)  # batches vs. repairs
 
     def __post_init__(self) -> None:
         self.lease = Lease(self.pool, self.config.cursor_name, self.holder, self.config.lease_seconds,
@@ -172,7 +208,8 @@ class Indexer:
     async def _lead(self) -> None:
         keeper = asyncio.create_task(self.lease.keep())
         follower = asyncio.create_task(self._follow_until_lost())
-        tasks = [keeper, follower, asyncio.create_task(self._promote_loop()), asyncio.create_task(self._cache_loop())]
+        tasks = [keeper, follower, asyncio.create_task(self._promote_loop()), asyncio.create_task(self._cache_loop()),
+                 asyncio.create_task(self._repair_loop())]
         try:
             done, _ = await asyncio.wait({keeper, follower}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -231,6 +268,11 @@ class Indexer:
             # numbering goes on from what is committed (nothing after a failed batch is)
             self._seq = await self._retry("read the last event number", lambda: last_seq(self.pool))
             self.publisher.last_seq = self._seq
+            # so does the sequence check (it ran ahead of batches that are now abandoned)
+            self.guard.reset()
+            self.admin_sequence = AdminSequence(await self._retry("read the last admin event number",
+                                                                  self._last_admin_seq))
+            self._client = client
             try:
                 await self._backfill(client)
                 await self._pipeline.drain()
@@ -243,6 +285,7 @@ class Indexer:
                     items = await self._take(queue, listener)
                     await self._write(items)
             finally:
+                self._client = None
                 listener.cancel()
                 self._pipeline.cancel()
 
@@ -350,10 +393,117 @@ class Indexer:
                                   exchange)
             events += rows
             admin += admins
-        events = unique(events)
-        self._seq = number(events, self._seq)  # in batch order, which is commit order
-        last = max(items, key=lambda i: i.slot)
-        await self._pipeline.submit(events, admin, (last.slot, last.signature))
+        async with self._write_lock:
+            events = await self._check_sequences(unique(events), admin, commitment)
+            self._seq = number(events, self._seq)  # in batch order, which is commit order
+            last = max(items, key=lambda i: i.slot)
+            await self._pipeline.submit(events, admin, (last.slot, last.signature))
+
+    # --- event numbers (gaps.py, repair.py) -----------------------------------------------
+
+    async def _last_admin_seq(self) -> int | None:
+        value = await self.pool.fetchval("SELECT max((details ->> 'seq')::bigint) FROM audit_log "
+                                         "WHERE owner = '' AND action = ANY($1::text[]) AND details ? 'seq'",
+                                         sorted(ADMIN_EVENTS))
+        return None if value is None else int(value)
+
+    async def _check_sequences(self, events: list[EventRow], admin: list[AdminEvent], commitment: str
+                               ) -> list[EventRow]:
+        """Marks which events move vault rows; at a gap, alerts and repairs (see the module's
+        docstring). Returns the batch, with the events a refetch found in their place."""
+        for admin_gap in self.admin_sequence.check(admin):
+            GAPS.inc()
+            logger.error("admin event sequence gap: expected %d, saw %d in %s", admin_gap.expected,
+                         admin_gap.seen, admin_gap.signature)
+            await self._retry("raise an alert", partial(repair.raise_admin_gap_alert, self.pool, admin_gap))
+        gaps: list[Gap] = []
+        for _ in range(REFETCH_ROUNDS):
+            snapshot = self.guard.snapshot(events)
+            await self._load_sequences(events)
+            gaps = self.guard.check(events)
+            for gap in gaps:
+                GAPS.inc()
+                logger.error("vault %s: event sequence gap, expected %d, saw %d in %s", gap.owner, gap.expected,
+                             gap.seen, gap.signature)
+                await self._retry("raise an alert", partial(repair.raise_gap_alert, self.pool, gap))
+            found = {gap.owner: rows for gap in gaps if (rows := await self._refetch(gap, commitment))}
+            if not found:
+                break
+            self.guard.restore(snapshot)  # checked again with the missing events in their place
+            events = unique(_spliced(events, gaps, found))
+            for gap in gaps:
+                if gap.owner in found:
+                    REPAIRS.labels("refetch").inc()
+                    await self._retry("record a repair", partial(repair.record_refetch, self.pool, gap,
+                                                                     found[gap.owner]))
+        if any(gap.owner in self.guard.held for gap in gaps):  # (one that failed before: `_repair_loop`)
+            await self._repair_held()
+        HELD.set(len(self.guard.held))
+        return events
+
+    async def _load_sequences(self, events: list[EventRow]) -> None:
+        owners = self.guard.unknown(events)
+        if not owners:
+            return
+        if self.guard.spilled:  # a forgotten vault's row may be in a batch in flight
+            await self._pipeline.drain()
+        rows = await self._retry("read vault event numbers", lambda: self.pool.fetch(
+            "SELECT owner, event_seq, last_slot FROM vaults WHERE owner = ANY($1::text[])", sorted(owners)))
+        self.guard.load({r["owner"]: (r["event_seq"], int(r["last_slot"])) for r in rows})
+
+    async def _refetch(self, gap: Gap, commitment: str) -> list[EventRow] | None:
+        if self._client is None:
+            return None
+        try:
+            history = Commitment("confirmed" if self.config.commitment == "processed" else self.config.commitment)
+            return await repair.refetch(self._client, self.config.program,
+                                        str(self.config.exchange_program) if self.config.exchange_program else None,
+                                        gap, history, commitment)
+        except Exception as exc:  # the node failed: the state repair follows
+            logger.warning("vault %s: reading its transactions again failed: %s", gap.owner, exc)
+            return None
+
+    async def _repair_held(self, client: AsyncClient | None = None) -> None:
+        """Sets each held vault's row from the chain's state (after the batches in flight,
+        which may touch it, have committed); a vault the node does not answer for stays
+        held and is tried again (`_repair_loop`)."""
+        client = client or self._client
+        if client is None:
+            return
+        await self._pipeline.drain()
+        commitment = Commitment(self.config.commitment)
+        for owner, held in list(self.guard.held.items()):
+            try:
+                state = await repair.read_state(client, self.config.program, owner, commitment)
+            except Exception as exc:
+                logger.warning("vault %s: reading its state for a repair failed: %s", owner, exc)
+                continue
+            if state.slot < held.max_slot:  # a node behind what was indexed: later
+                continue
+            await self._retry("repair a vault", partial(repair.write_state, self.pool, self.config.program,
+                                                             held.gap, state, (self.config.cursor_name,
+                                                                               self.lease.term)))
+            self.guard.repaired(owner, state.vault.event_seq if state.vault else None, state.slot)
+            REPAIRS.labels("chain_state").inc()
+            await self.publisher.cache.invalidate(Pubkey.from_string(owner))
+            logger.warning("vault %s repaired from the chain's state at slot %d (event %s)", owner, state.slot,
+                           state.vault.event_seq if state.vault else "none: closed")
+
+    async def _repair_loop(self) -> None:
+        """Tries again the repairs that failed, while the follower runs."""
+        async with rpc_client(self.config.rpc_url) as client:
+            while True:
+                await asyncio.sleep(REPAIR_RETRY_SECONDS)
+                if not self.guard.held or not self.ready.is_set():
+                    continue
+                try:
+                    async with self._write_lock:
+                        await self._repair_held(client)
+                        HELD.set(len(self.guard.held))
+                except (asyncio.CancelledError, LeadershipLost, Fenced):
+                    raise
+                except Exception as exc:
+                    logger.warning("repair pass failed: %s", exc)
 
     async def _committed(self, result: tuple[list[EventRow], list[Any]], cursor: tuple[int, str] | None) -> None:
         """After each batch commits, in order: the cursor, metrics, Redis cache and pub/sub."""
@@ -456,7 +606,7 @@ class Indexer:
         vault = Vault.decode(bytes(account.data))
         await self.pool.execute(
             "UPDATE vaults SET total_balance = $2, locked_balance = $3, available_balance = $4, "
-            "total_deposited = $5, total_withdrawn = $6, updated_at = now() WHERE owner = $1",
+            "total_deposited = $5, total_withdrawn = $6, event_seq = $7, updated_at = now() WHERE owner = $1",
             str(owner), vault.total_balance, vault.locked_balance, vault.available_balance, vault.total_deposited,
-            vault.total_withdrawn)
+            vault.total_withdrawn, vault.event_seq)
         await self.publisher.cache.invalidate(owner)

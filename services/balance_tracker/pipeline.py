@@ -112,7 +112,8 @@ class WritePipeline:
         except BaseException:
             self.cancel()
             raise
-        self._in_flight.popleft()
+        if self._in_flight and self._in_flight[0] is flight:  # another drain (a repair's) may have popped it
+            self._in_flight.popleft()
 
     async def _write(self, events: list[EventRow], admin: list[AdminEvent], cursor: tuple[int, str] | None,
                      previous: asyncio.Task[Result] | None) -> Result:

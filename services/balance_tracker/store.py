@@ -61,8 +61,8 @@ _CURSOR_NEVER_BACK = """ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer
     updated_at = now()"""
 
 
-# The CTEs that fold a batch into its vault rows and move the cursor ($1-$12 the vault
-# columns, $13-$15 the cursor, $16-$17 the fence). Each column travels as one
+# The CTEs that fold a batch into its vault rows and move the cursor ($1-$13 the vault
+# columns, $14-$16 the cursor, $17-$18 the fence). Each column travels as one
 # comma-separated text parameter, split by PostgreSQL: the driver's per-element array
 # encoding (and its binary NUMERIC through Decimal) costs more client CPU than the whole row
 # update. Exact for the u64 range; '-' stands for NULL. The fence (migration 007) runs once
@@ -70,15 +70,17 @@ _CURSOR_NEVER_BACK = """ON CONFLICT (name) DO UPDATE SET slot = GREATEST(indexer
 # over fails as a whole, its events with it.
 _VAULT_WRITES = """
 fence AS MATERIALIZED (
-    SELECT indexer_fence($16, $17) AS term
+    SELECT indexer_fence($17, $18) AS term
 ), u AS (
     SELECT o, a, t, tb::numeric AS tb, lb::numeric AS lb, ab::numeric AS ab, d::numeric AS d, w::numeric AS w,
-           NULLIF(c, '-')::timestamptz AS c, NULLIF(x, '-')::timestamptz AS x, s::bigint AS s, e
+           NULLIF(c, '-')::timestamptz AS c, NULLIF(x, '-')::timestamptz AS x, s::bigint AS s, e,
+           NULLIF(q, '-')::bigint AS q
     FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
                 string_to_array($4, ','), string_to_array($5, ','), string_to_array($6, ','),
                 string_to_array($7, ','), string_to_array($8, ','), string_to_array($9, ','),
-                string_to_array($10, ','), string_to_array($11, ','), string_to_array($12, ','))
-         AS u(o, a, t, tb, lb, ab, d, w, c, x, s, e)
+                string_to_array($10, ','), string_to_array($11, ','), string_to_array($12, ','),
+                string_to_array($13, ','))
+         AS u(o, a, t, tb, lb, ab, d, w, c, x, s, e, q)
     WHERE (SELECT term FROM fence) IS NOT NULL
 ), updated AS (
     -- existing vaults (the common case) are updated in place; `c` (created_at) is set
@@ -89,21 +91,23 @@ fence AS MATERIALIZED (
         total_withdrawn = CASE WHEN u.c IS NOT NULL THEN u.w ELSE v.total_withdrawn + u.w END,
         created_at = COALESCE(u.c, v.created_at),
         closed_at = CASE WHEN u.c IS NOT NULL THEN u.x ELSE COALESCE(u.x, v.closed_at) END,
-        last_slot = GREATEST(v.last_slot, u.s), last_event_id = u.e, updated_at = now()
+        last_slot = GREATEST(v.last_slot, u.s), last_event_id = u.e, updated_at = now(),
+        event_seq = COALESCE(u.q, v.event_seq)
     FROM u WHERE v.owner = u.o
     RETURNING v.owner, v.token_account, v.total_balance::text, v.locked_balance::text, v.available_balance::text,
               v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at, v.last_slot
 ), inserted AS (
     -- new vaults; the indexer is the only writer, so a conflict here is an error (retried)
     INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
-                        total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id)
-    SELECT o, a, t, tb, lb, ab, d, w, c, x, s, e FROM u WHERE o NOT IN (SELECT owner FROM updated)
+                        total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id,
+                        event_seq)
+    SELECT o, a, t, tb, lb, ab, d, w, c, x, s, e, q FROM u WHERE o NOT IN (SELECT owner FROM updated)
     RETURNING owner, token_account, total_balance::text, locked_balance::text, available_balance::text,
               total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
 ), moved AS (
-    -- the cursor, in the same round trip ($13 NULL: no cursor)
+    -- the cursor, in the same round trip ($14 NULL: no cursor)
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)
-    SELECT $13, $14, $15, now() WHERE $13::text IS NOT NULL AND (SELECT term FROM fence) IS NOT NULL
+    SELECT $14, $15, $16, now() WHERE $14::text IS NOT NULL AND (SELECT term FROM fence) IS NOT NULL
     """ + _CURSOR_NEVER_BACK + """
 )"""
 
@@ -118,7 +122,7 @@ _UPSERT_VAULTS = "WITH" + _VAULT_WRITES + _VAULT_ROWS
 # its events, vault rows and cursor. The events are inserted without ON CONFLICT, so a
 # replay of a stored event aborts the whole statement (as a COPY does) and the batch goes
 # the transactional way, which inserts only the new events.
-_WRITE_AT_ONCE = "WITH events AS (\n" + _event_rows(18) + "\n)," + _VAULT_WRITES + _VAULT_ROWS
+_WRITE_AT_ONCE = "WITH events AS (\n" + _event_rows(19) + "\n)," + _VAULT_WRITES + _VAULT_ROWS
 
 _MOVE_CURSOR = """
 INSERT INTO indexer_cursor (name, slot, signature, updated_at) SELECT $1, $2, $3, now()
@@ -145,6 +149,7 @@ class VaultFold:
     closed_at: datetime | None = None
     slot: int = 0
     last: EventRow | None = None  # the latest event that changed the vault
+    seq: int | None = None  # the vault's number of that event (vaults.event_seq)
 
     @property
     def event_id(self) -> str:
@@ -167,19 +172,27 @@ def fold(events: list[EventRow]) -> dict[str, VaultFold]:
     for event in events:
         if event.balances is None:  # position_manager's rows: the vault's own events carry the balances
             continue
-        state = touch(event.owner, event.balances, event)
-        if event.kind in ("deposit", "surplus"):
-            state.deposited += event.amount
-        elif event.kind == "withdraw":
-            state.withdrawn += event.amount
-        elif event.kind == "vault_initialized":
-            state.deposited, state.withdrawn = 0, 0
-            state.created_at, state.closed_at = event.block_time or datetime.now(UTC), None
-        elif event.kind == "vault_closed":
-            state.closed_at = event.block_time
-        if event.counterparty and event.counterparty_balances is not None:
-            touch(event.counterparty, event.counterparty_balances, event)
+        if event.apply_owner:  # not an event the row has already, nor one past a gap (gaps.py)
+            state = touch(event.owner, event.balances, event)
+            state.seq = event.vault_seq
+            if event.kind in ("deposit", "surplus"):
+                state.deposited += event.amount
+            elif event.kind == "withdraw":
+                state.withdrawn += event.amount
+            elif event.kind == "vault_initialized":
+                state.deposited, state.withdrawn = 0, 0
+                state.created_at, state.closed_at = event.block_time or datetime.now(UTC), None
+            elif event.kind == "vault_closed":
+                state.closed_at = event.block_time
+        if event.counterparty and event.counterparty_balances is not None and event.apply_counterparty:
+            touch(event.counterparty, event.counterparty_balances, event).seq = to_seq(event)
     return folds
+
+
+def to_seq(event: EventRow) -> int | None:
+    """A transfer's receiving vault's event number."""
+    value = (event.details or {}).get("to_seq")
+    return None if value is None else int(value)
 
 
 def _column(events: list[EventRow], getter: Any) -> list[Any]:
@@ -307,7 +320,8 @@ def _vault_parameters(program: VaultProgram, new: list[EventRow]) -> list[str] |
             _joined(str(f.withdrawn) for f in folds),
             _joined(f.created_at.isoformat() if f.created_at else "-" for f in folds),
             _joined(f.closed_at.isoformat() if f.closed_at else "-" for f in folds),
-            _joined(str(f.slot) for f in folds), _joined(f.event_id for f in folds)]
+            _joined(str(f.slot) for f in folds), _joined(f.event_id for f in folds),
+            _joined("-" if f.seq is None else str(f.seq) for f in folds)]
 
 
 Fence = tuple[str, int]  # (lease name, term): the batch is written only while `term` is the lease's

@@ -24,6 +24,10 @@ _PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority
 _NOT_FOUND_ERRORS = {("vault", "InvalidVault")}
 _PM_INVALID_ARGUMENT_ERRORS = {"InvalidVault", "GrantMismatch", "InvalidAccount"}
 _FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-fA-F]+)$")
+# the vault program's withdrawal throttle (issue 23) says, when it refuses, how much can go now
+_THROTTLED = re.compile(r"^Program log: withdrawal throttled: available_now=(\d+)$")
+THROTTLED = "WithdrawalThrottled"
+USDT_DECIMALS = 6
 
 
 class ServiceError(Exception):
@@ -41,6 +45,10 @@ def invalid(message: str) -> ServiceError:
 
 def precondition(message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def precondition_of(program_error: str, message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message, program_error)
 
 
 def not_found(message: str) -> ServiceError:
@@ -79,6 +87,22 @@ def failing_program(logs: Iterable[str] | None) -> str | None:
     return None
 
 
+def throttled_available(logs: Iterable[str] | None) -> int | None:
+    """What the withdrawal throttle lets through now (USDT base units), from the log of a
+    withdrawal it refused; None when the logs carry no such line."""
+    for line in logs or ():
+        match = _THROTTLED.match(line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def usdt(amount: int) -> str:
+    """Base units as USDT, exactly: 1500000 -> "1.5", 0 -> "0"."""
+    whole, fraction = divmod(amount, 10**USDT_DECIMALS)
+    return f"{whole}.{fraction:0{USDT_DECIMALS}d}".rstrip("0").rstrip(".")
+
+
 def program_idl(program: str | None, vault_program: str | None = None) -> Idl | None:
     """The IDL of the program that failed: the vault program's, or position_manager's
     (the only other program the services call). Both number their errors from 6000, so a
@@ -107,6 +131,9 @@ def program_error(err: Any, logs: Iterable[str] | None = None, vault_program: st
         _, code = found
         idl = program_idl(failing_program(logs), vault_program)
         named = idl.error(code) if idl is not None else (IDL.error(code) or PM_IDL.error(code))
+        available = throttled_available(logs)
+        if available is not None and (not named or named[0] == THROTTLED):
+            return precondition_of(THROTTLED, f"withdrawal throttled: {usdt(available)} USDT can be withdrawn now")
         if named:
             name, message = named
             program = "position_manager" if idl is PM_IDL or (idl is None and not IDL.error(code)) else "vault"

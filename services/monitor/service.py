@@ -45,7 +45,8 @@ class VaultMonitorService(vault_monitor_pb2_grpc.VaultMonitorServicer):
                          context: grpc.aio.ServicerContext) -> vault_monitor_pb2.ListAlertsResponse:
         limit = validation.page_size(request.limit, default=100, maximum=1000)
         kinds = ("reconciliation_mismatch", "large_withdrawal", "unauthorized_caller", "program_paused",
-                 "indexer_lag")
+                 "indexer_lag", "liquidation", "exit_requested", "exit_served_by_trader", "operator_refused",
+                 "sequence_gap", "admin_sequence_gap", "admin_change_queued", "admin_change_resolved")
         if request.kind and request.kind not in kinds:
             raise invalid(f"kind must be one of {', '.join(kinds)}")
         rows = await self.pool.fetch("SELECT * FROM alerts WHERE ($1 = '' OR kind = $1) ORDER BY id DESC LIMIT $2",

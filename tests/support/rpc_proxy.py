@@ -8,7 +8,11 @@ cluster can:
 * `drop_sends`: the first that many sendTransaction requests are answered the same way and
   not forwarded (a later send of the same transaction goes through);
 * `lose_answers`: that many requests that contain a sendTransaction are forwarded (the
-  transaction lands) but their answer is lost (HTTP 503 to the client).
+  transaction lands) but their answer is lost (HTTP 503 to the client);
+* `refuse(request)`: a request it returns True for is answered with a JSON-RPC error (a node
+  that cannot serve it now) and not forwarded;
+* `rewrite(request, answer)`: every forwarded request's answer goes through it (a node that
+  serves a wrong answer, e.g. a transaction's log with an event missing).
 
 Everything else is forwarded as it is. Real HTTP over loopback sockets."""
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +46,9 @@ class RpcProxy:
     drop_signatures: int = 0
     drop_sends: int = 0
     lose_answers: int = 0
+    refuse: Callable[[dict[str, Any]], bool] | None = None
+    rewrite: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    refused: int = 0
     dropped: list[str] = field(default_factory=list)  # the signatures dropped, in order
     drops: int = 0  # sends dropped
     lost: int = 0
@@ -63,6 +70,11 @@ class RpcProxy:
             if signature is not None and (signature in self.dropped or self.drops < self.drop_sends):
                 self.drops += 1
                 answers[i] = {"jsonrpc": "2.0", "id": item.get("id"), "result": signature}
+            elif self.refuse is not None and self.refuse(item):
+                self.refused += 1
+                answers[i] = {"jsonrpc": "2.0", "id": item.get("id"),
+                              "error": {"code": -32005, "message": "Node is behind by 100 slots",
+                                        "data": {"numSlotsBehind": 100}}}
             else:
                 forward.append((i, item))
         sends = any(item.get("method") == "sendTransaction" for _, item in forward)
@@ -72,7 +84,8 @@ class RpcProxy:
                 forwarded = await response.json()
             by_id = {json.dumps(a.get("id")): a for a in forwarded}
             for i, item in forward:
-                answers[i] = by_id[json.dumps(item.get("id"))]
+                answer = by_id[json.dumps(item.get("id"))]
+                answers[i] = self.rewrite(item, answer) if self.rewrite is not None else answer
         if sends and self.lose_answers > 0:
             self.lose_answers -= 1
             self.lost += 1
