@@ -11,7 +11,7 @@ help:
 	@echo "make up       build and run the system on embedded defaults"
 	@echo "make test     set up and run every test (lint, type check, pytest)"
 	@echo "make program  build the on-chain programs into program/target/deploy/"
-	@echo "make bench    run the benchmarks, writing bench/results/*.json"
+	@echo "make bench    run the benchmarks: bench/results/*.json, rendered in bench/README.md"
 	@echo "make idl      regenerate program/idl/spec/*.json (Anchor 0.30+ IDL) from program/idl/*.json"
 
 bootstrap:

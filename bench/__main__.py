@@ -1,4 +1,5 @@
-"""`make bench`: runs every ``bench/bench_*.py`` module and writes its JSON result."""
+"""`make bench`: runs every ``bench/bench_*.py`` module, writes its JSON result and renders the
+latest results into bench/README.md (never the root README)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def main(selected: list[str]) -> int:
         out = RESULTS / f"{name.removeprefix('bench_')}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({"benchmark": name, "written": str(out.relative_to(RESULTS.parent.parent)), **result}))
-    from bench.report import update_readme
+    from bench.report import update_bench_readme
 
-    update_readme()
+    update_bench_readme()
     return 0
 
 

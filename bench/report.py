@@ -1,5 +1,7 @@
-"""Renders the README's benchmark section from bench/results/*.json (run by `make bench`
-after the benchmarks, so the README always shows the latest measured numbers)."""
+"""Renders the latest-results block of bench/README.md from bench/results/*.json (run by
+`make bench` after the benchmarks, so bench/README.md always shows the latest measured
+numbers). It writes only bench/README.md, between its markers; the root README links there
+and is never touched."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+BENCH_README = Path("bench") / "README.md"  # relative to the repository's root
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -56,7 +59,8 @@ def render() -> str:
     # the machine's cores as the mesh run recorded them (results written before it did: unnamed)
     count = (mesh or {}).get("machine_cores")
     cores, machine = (f"the {count} cores", f"{count} cores") if count else ("the cores", "its cores")
-    lines = [f"Latest `make bench` run on this machine ({machine}; servers and load generators share them).", ""]
+    lines = [f"Latest results in `bench/results/` (`make bench`; `python -m bench NAME` reruns one) on "
+             f"this machine ({machine}; servers and load generators share them).", ""]
     cu = _load("program_cu")
     if cu:
         classic, ptoken = cu["classic_spl_token"], cu["p_token"]
@@ -204,18 +208,29 @@ def render() -> str:
                   f"{_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ bare "
                   f"{wrapper['wrapped_over_bare']} (h2load, {wrapper['in_flight']} in flight, median of "
                   f"{wrapper['passes']} interleaved passes)." + _get_vault_alone(wrapper), ""]
+    spool = _load("audit_spool")
+    if spool:
+        one, many = spool["one_at_a_time"], spool["32_in_flight"]
+        lines += [f"Audit spool (`audit_spool.json`): journaling a submission's audit entry (a write and an fdatasync, "
+                  f"median of {spool['median_of']} passes): one at a time p50 {one['p50_ms']} ms, p99 {one['p99_ms']} "
+                  f"ms, {one['cpu_us_per_call']} µs of CPU per call; 32 in flight p50 {many['p50_ms']} ms, p99 "
+                  f"{many['p99_ms']} ms, {many['cpu_us_per_call']} µs per call, {many['calls_per_sync']} calls per "
+                  "sync.", ""]
     return "\n".join(lines)
 
 
-def update_readme() -> None:
-    readme = ROOT / "README.md"
+def update_bench_readme(root: Path = ROOT) -> Path:
+    """Writes the rendered block between the markers of `root`/bench/README.md (nothing else
+    in that file, and no other file, changes); returns the path written."""
+    readme = root / BENCH_README
     text = readme.read_text()
     if START not in text or END not in text:
-        raise SystemExit("README.md has no benchmark markers")
+        raise SystemExit(f"{BENCH_README} has no benchmark markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     readme.write_text(f"{head}{START}\n{render()}\n{END}{tail}")
+    return readme
 
 
 if __name__ == "__main__":
-    update_readme()
+    update_bench_readme()

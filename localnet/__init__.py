@@ -1,2 +1,2 @@
 """A Solana-compatible JSON-RPC and PubSub node over LiteSVM, with the programs deployed
-(`python -m localnet`). See issue 4 / README."""
+(`python -m localnet`). See docs/localnet.md."""
