@@ -49,6 +49,17 @@ PREVIOUS = {
 }
 
 
+#: deposit and withdraw (transaction CU, vault program CU) of main before issue 23's
+#: timelock and withdrawal throttle (deposit without the authority, withdraw with it read-only),
+#: measured by this benchmark on that code (commit 8e3d241).
+BEFORE_GUARD_RAILS = {
+    "classic": {"bare_token_transfer_cu": 4644, "deposit": [7066, 2421], "withdraw": [7199, 2554],
+                "deposit_ratio_to_bare_transfer": 1.52},
+    "p-token": {"bare_token_transfer_cu": 76, "deposit": [2497, 2421], "withdraw": [2630, 2554],
+                "deposit_ratio_to_bare_transfer": 32.86},
+}
+
+
 def own_cu(logs: list[str], program: str) -> int:
     """CU of ``program``'s own code: its consumed line minus its direct callees'. Builtin
     programs (System) log no consumed line, so frames close on success/failed."""
@@ -121,12 +132,14 @@ def measure_all(token: str) -> dict[str, Any]:
     env.lock(dave, 40 * USDT)
     env.ok([env.program.remove_authorized_program(admin.pubkey(), env.pm_id)], admin)
     measure("release_orphaned_lock", env.ok([env.program.release_orphaned_lock(dave.key, env.pm_id)], dave.wallet))
-    env.ok([env.program.add_authorized_program(admin.pubkey(), env.pm_id)], admin)
+    env.authorize_now(env.pm_id)
     measure("close_vault", env.ok([env.program.close_vault(carol.key)], carol.wallet))
     measure("set_paused", env.ok([env.program.set_paused(admin.pubkey(), Pause.ALL)], admin))
-    env.ok([env.program.set_paused(admin.pubkey(), 0)], admin)
-    measure("add_authorized_program", env.ok([env.program.add_authorized_program(admin.pubkey(), env.rogue_pm_id)],
-                                             admin))
+    env.set_paused_now(0)
+    change_id = env.authority().next_change_id + 1
+    measure("add_authorized_program (queues)",
+            env.ok([env.program.add_authorized_program(admin.pubkey(), env.rogue_pm_id)], admin))
+    measure("execute_change (authorizes)", env.ok([env.program.execute_change(change_id, env.rogue_pm_id)], admin))
     measure("remove_authorized_program",
             env.ok([env.program.remove_authorized_program(admin.pubkey(), env.rogue_pm_id)], admin))
     batch = max_settle_batch(env)
@@ -134,7 +147,9 @@ def measure_all(token: str) -> dict[str, Any]:
         key: batch[key] for key in ("transaction_cu", "vault_program_cu", "position_manager_cu")}
 
     deposit = rows["deposit"]
+    before = BEFORE_GUARD_RAILS["classic" if token == "classic" else "p-token"]
     return {
+        "deposit_withdraw_before_guard_rails": before,
         "bare_token_transfer_cu": bare,
         "instructions": rows,
         "deposit_ratio_to_bare_transfer": round(deposit["transaction_cu"] / bare, 2),

@@ -21,7 +21,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import VersionedTransaction
 
-from localnet.genesis import USDT_DECIMALS, ExchangeSetup, dev_keypair
+from localnet.genesis import DEV_TIMELOCK_DELAY, USDT_DECIMALS, ExchangeSetup, dev_keypair
 from services.common import spl_token
 from services.common.vault_program import POSITION_MANAGER_ID, PROGRAM_ID, Authority, ExchangeProgram, VaultProgram
 
@@ -51,11 +51,14 @@ async def setup(url: str, exchange_setup: ExchangeSetup) -> None:
                 spl_token.initialize_mint2(mint.pubkey(), USDT_DECIMALS, faucet.pubkey())], admin, mint)
         authority = (await client.get_account_info(program.authority)).value
         if authority is None:
-            await _send(client, [program.initialize_authority(admin.pubkey())], admin)
+            await _send(client, [program.initialize_authority(admin.pubkey(), DEV_TIMELOCK_DELAY)], admin)
             authority = (await client.get_account_info(program.authority)).value
         assert authority is not None
-        if POSITION_MANAGER_ID not in Authority.decode(bytes(authority.data)).programs:
-            await _send(client, [program.add_authorized_program(admin.pubkey(), POSITION_MANAGER_ID)], admin)
+        state = Authority.decode(bytes(authority.data))
+        if POSITION_MANAGER_ID not in state.programs:
+            # a delay of 0 (development): queued and executed in one transaction
+            await _send(client, program.authorize_program_now(admin.pubkey(), POSITION_MANAGER_ID,
+                                                              state.next_change_id + 1), admin)
         for owner in owners:
             if (await client.get_account_info(program.vault(owner.pubkey()))).value is None:
                 await _send(client, [program.initialize_vault(owner.pubkey())], owner)

@@ -26,6 +26,8 @@ USDT_DECIMALS = 6
 #: development exit and configuration delays: 25 slots, 10 s at localnet's 400 ms slots
 DEV_EXIT_DELAY_SLOTS = 25
 DEV_CONFIG_DELAY_SLOTS = 25
+#: development (localnet, tests): loosening changes of the VaultAuthority apply at once
+DEV_TIMELOCK_DELAY = 0
 SOL = 10**9
 
 
@@ -79,8 +81,9 @@ def create(chain: Chain, admin: Keypair, faucet: Keypair, mint: Keypair | None =
                                      program_keypair("position_manager_unauthorized"))
     mint_key = chain.create_mint(admin, faucet.pubkey(), USDT_DECIMALS, mint)
     program = VaultProgram(mint_key, vault_id)
-    chain.send_ok([program.initialize_authority(admin.pubkey())], admin)
-    chain.send_ok([program.add_authorized_program(admin.pubkey(), pm_id)], admin)
+    # Development: a timelock delay of 0, so the authorization is queued and executed at once.
+    chain.send_ok([program.initialize_authority(admin.pubkey(), DEV_TIMELOCK_DELAY)], admin)
+    chain.send_ok(program.authorize_program_now(admin.pubkey(), pm_id, 1), admin)
     for owner in (setup.fee_owner, setup.insurance_owner):
         fund(chain, owner.pubkey(), 10 * SOL)
         chain.send_ok([program.initialize_vault(owner.pubkey())], owner)

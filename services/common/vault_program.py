@@ -43,6 +43,34 @@ class Pause:
     ALL = 31
 
 
+class ChangeKind:
+    """collateral_vault's timelocked (loosening) changes: ``PendingChange.kind``."""
+
+    AUTHORIZE_PROGRAM = 0
+    ADMIN_TRANSFER = 1
+    LIFT_PAUSE = 2
+    SET_DELAY = 3
+    RAISE_WITHDRAW_LIMITS = 4
+    NAMES = ("authorize_program", "admin_transfer", "lift_pause", "set_delay", "raise_withdraw_limits")
+
+
+#: `program log` line of a withdrawal the throttle refused (collateral_vault/src/throttle.rs)
+THROTTLED_LOG = "Program log: withdrawal throttled: available_now="
+
+
+@dataclass(frozen=True)
+class WithdrawLimits:
+    """The withdrawal throttle's limits, in ``set_withdraw_limits``' order."""
+
+    max_outflow_bps: int
+    window_slots: int
+    min_budget: int
+    exempt_amount: int
+
+    def values(self) -> list[int]:
+        return [self.max_outflow_bps, self.window_slots, self.min_budget, self.exempt_amount]
+
+
 class ConfigChange:
     """position_manager's delayed configuration changes (ExchangeConfig.pending index)."""
 
@@ -143,6 +171,17 @@ class Vault:
 
 
 @dataclass(frozen=True)
+class QueuedChange:
+    """A loosening change of the VaultAuthority waiting out its timelock (``ChangeKind``)."""
+
+    change_id: int
+    eta: int
+    kind: int
+    target: Pubkey
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Authority:
     admin: Pubkey
     pending_admin: Pubkey
@@ -153,14 +192,34 @@ class Authority:
     pause_flags: int
     bump: int
     event_seq: int = 0
+    timelock_delay: int = 0
+    next_change_id: int = 0
+    #: the queued changes (occupied slots, in slot order)
+    pending_changes: tuple[QueuedChange, ...] = ()
+    max_outflow_bps: int = 0
+    window_slots: int = 0
+    min_budget: int = 0
+    exempt_amount: int = 0
+    tvl: int = 0
+    outflow_budget: int = 0
+    exempt_budget: int = 0
+    last_refill_slot: int = 0
 
     @classmethod
     def decode(cls, data: bytes) -> Authority:
-        return cls(**_account_fields(IDL, "VaultAuthority", data))
+        fields = _account_fields(IDL, "VaultAuthority", data)
+        fields["pending_changes"] = tuple(
+            QueuedChange(c["change_id"], c["eta"], c["kind"], c["target"], tuple(c["values"]))
+            for c in fields["pending_changes"] if c["change_id"])
+        return cls(**fields)
 
     @property
     def programs(self) -> list[Pubkey]:
         return self.authorized_programs[: self.authorized_count]
+
+    @property
+    def limits(self) -> WithdrawLimits:
+        return WithdrawLimits(self.max_outflow_bps, self.window_slots, self.min_budget, self.exempt_amount)
 
 
 @dataclass(frozen=True)
@@ -222,14 +281,39 @@ class VaultProgram:
     def _ix(self, name: str, accounts: dict[str, Pubkey], **args: Any) -> Instruction:
         return IDL.instruction(name, accounts, self.program_id, **args)
 
-    def initialize_authority(self, admin: Pubkey) -> Instruction:
+    def initialize_authority(self, admin: Pubkey, timelock_delay: int = 0) -> Instruction:
+        """``timelock_delay``: seconds a loosening change waits (production e.g. 48 h)."""
         return self._ix("initialize_authority", {
             "admin": admin, "authority": self.authority, "usdt_mint": self.mint,
             "program_data": program_data_address(self.program_id), "system_program": spl_token.SYSTEM_PROGRAM_ID,
-        })
+        }, timelock_delay=timelock_delay)
 
     def add_authorized_program(self, admin: Pubkey, program: Pubkey) -> Instruction:
+        """Queues the authorization; ``execute_change`` applies it once due."""
         return self._ix("add_authorized_program", {"admin": admin, "authority": self.authority, "program": program})
+
+    def authorize_program_now(self, admin: Pubkey, program: Pubkey, change_id: int) -> list[Instruction]:
+        """Queue and execute in one transaction: only with a timelock delay of 0 (development);
+        ``change_id`` is the authority's ``next_change_id + 1``."""
+        return [self.add_authorized_program(admin, program), self.execute_change(change_id, program)]
+
+    def set_timelock_delay(self, admin: Pubkey, delay: int) -> Instruction:
+        return self._ix("set_timelock_delay", {"admin": admin, "authority": self.authority}, delay=delay)
+
+    def set_withdraw_limits(self, admin: Pubkey, limits: WithdrawLimits) -> Instruction:
+        return self._ix("set_withdraw_limits", {"admin": admin, "authority": self.authority},
+                        max_outflow_bps=limits.max_outflow_bps, window_slots=limits.window_slots,
+                        min_budget=limits.min_budget, exempt_amount=limits.exempt_amount)
+
+    def execute_change(self, change_id: int, program: Pubkey | None = None) -> Instruction:
+        """Anyone may send it once the change is due; ``program`` for an authorization."""
+        accounts = {"authority": self.authority}
+        if program is not None:
+            accounts["program"] = program
+        return self._ix("execute_change", accounts, change_id=change_id)
+
+    def cancel_change(self, admin: Pubkey, change_id: int) -> Instruction:
+        return self._ix("cancel_change", {"admin": admin, "authority": self.authority}, change_id=change_id)
 
     def remove_authorized_program(self, admin: Pubkey, program: Pubkey) -> Instruction:
         return self._ix("remove_authorized_program", {"admin": admin, "authority": self.authority},
@@ -255,7 +339,8 @@ class VaultProgram:
     def deposit(self, owner: Pubkey, user_token_account: Pubkey, amount: int) -> Instruction:
         return self._ix("deposit", {
             "owner": owner, "vault": self.vault(owner), "user_token_account": user_token_account,
-            "vault_token_account": self.vault_token(owner), "token_program": spl_token.TOKEN_PROGRAM_ID,
+            "vault_token_account": self.vault_token(owner), "authority": self.authority,
+            "token_program": spl_token.TOKEN_PROGRAM_ID,
         }, amount=amount)
 
     def withdraw(self, owner: Pubkey, destination: Pubkey, amount: int) -> Instruction:

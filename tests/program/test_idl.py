@@ -43,7 +43,8 @@ VAULT = Sources(IDL, PROGRAM / "vault-interface/src/instruction.rs", PROGRAM / "
                 PROGRAM / "collateral-vault/src/events.rs",
                 {"CollateralVault": PROGRAM / "vault-interface/src/state.rs",
                  "ProgramLock": PROGRAM / "vault-interface/src/state.rs",
-                 "VaultAuthority": PROGRAM / "collateral-vault/src/state/authority.rs"})
+                 "VaultAuthority": PROGRAM / "collateral-vault/src/state/authority.rs",
+                 "PendingChange": PROGRAM / "collateral-vault/src/state/authority.rs"})
 EXCHANGE = Sources(PM_IDL, PROGRAM / "position-manager/src/instruction.rs", PROGRAM / "position-manager/src/error.rs",
                    PROGRAM / "position-manager/src/events.rs",
                    {"ExchangeConfig": PROGRAM / "position-manager/src/state.rs",
@@ -171,7 +172,10 @@ def test_every_event_is_emitted_with_exactly_its_idl_size() -> None:
 
     admin, ex = env.admin, env.exchange
     run([env.program.set_paused(admin.pubkey(), 0)], admin)
-    run([env.program.add_authorized_program(admin.pubkey(), env.rogue_pm_id)], admin)
+    run(env.program.authorize_program_now(admin.pubkey(), env.rogue_pm_id, env.authority().next_change_id + 1), admin)
+    run([env.program.set_withdraw_limits(admin.pubkey(), env.authority().limits)], admin)  # equal: instant
+    run([env.program.set_timelock_delay(admin.pubkey(), 0)], admin)
+    run([env.program.cancel_change(admin.pubkey(), env.authority().next_change_id)], admin)
     run([env.program.remove_authorized_program(admin.pubkey(), env.rogue_pm_id)], admin)
     run([env.program.transfer_admin(admin.pubkey(), admin.pubkey())], admin)
     run([env.program.accept_admin(admin.pubkey())], admin)
@@ -212,7 +216,7 @@ def test_every_event_is_emitted_with_exactly_its_idl_size() -> None:
     deploy_upgradeable(chain, deployer, program_path("collateral_vault").read_bytes(),
                        program_keypair("collateral_vault"))
     fresh = VaultProgram(chain.create_mint(deployer, deployer.pubkey()))
-    result = chain.send_ok([fresh.initialize_authority(deployer.pubkey())], deployer)
+    result = chain.send_ok([fresh.initialize_authority(deployer.pubkey(), 0)], deployer)
     seen["vault"] |= {IDL.decode_event(line.parts[0]).name for line in data_lines(result.logs())}
     assert seen["vault"] == set(IDL.events)
     assert seen["exchange"] == set(PM_IDL.events)

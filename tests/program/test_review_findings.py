@@ -10,7 +10,7 @@ from solders.pubkey import Pubkey
 
 from services.common import spl_token
 from services.common.vault_program import Authority, Pause, SettlePair
-from tests.support.vault_env import DAY, USDT, User, VaultEnv
+from tests.support.vault_env import DAY, UNTHROTTLED, USDT, User, VaultEnv
 
 MAX = 2**64 - 1
 
@@ -27,6 +27,8 @@ def test_lifetime_counters_saturate_so_a_donation_near_u64_max_cannot_freeze_a_v
     user = env.user(0)
     env.chain.mint_to(user.wallet, env.mint, user.token_account, env.mint_authority, MAX)
     env.deposit(user, MAX)
+    env.set_limits_now(UNTHROTTLED)  # the withdrawal throttle would refuse u64::MAX
+    env.warp_slots(1)  # its budget refills to the new capacity over the (1-slot) window
     env.ok([env.program.withdraw(user.key, user.token_account, MAX)], user.wallet)
     vault = env.vault(user.key)
     assert (vault.total_deposited, vault.total_withdrawn) == (MAX, MAX)

@@ -25,7 +25,7 @@ def test_authority_is_initialized_by_the_upgrade_authority(env: VaultEnv) -> Non
     assert authority.admin == env.admin.pubkey()
     assert authority.usdt_mint == env.mint
     assert authority.programs == [env.pm_id]
-    assert len(env.chain.account(env.program.authority).data) == 1144
+    assert len(env.chain.account(env.program.authority).data) == 1928
     assert authority.caller_authorities[0] == caller_authority(env.pm_id)[0]
     assert authority.pause_flags == 0
 
@@ -113,9 +113,10 @@ def test_every_vault_event_carries_the_vaults_next_sequence_number(env: VaultEnv
 
 def test_admin_events_carry_the_authoritys_sequence_number(env: VaultEnv) -> None:
     before = env.authority().event_seq
-    assert before == 2  # AuthorityInitialized, ProgramAuthorized (position_manager) at genesis
+    # AuthorityInitialized, then ChangeQueued, ChangeExecuted, ProgramAuthorized (position_manager) at genesis
+    assert before == 4
     result = env.ok([env.program.set_paused(env.admin.pubkey(), 0)], env.admin)
-    assert env.events(result)[0].fields["seq"] == 3 == env.authority().event_seq
+    assert env.events(result)[0].fields["seq"] == 5 == env.authority().event_seq
 
 
 def test_close_vault_returns_rent_and_token_account(env: VaultEnv) -> None:
@@ -141,9 +142,10 @@ def test_admin_controls(env: VaultEnv) -> None:
     assert env.authority().pause_flags == 3
     assert env.events(result)[0].name == "PauseFlagsSet"
 
-    result = env.ok([env.program.add_authorized_program(admin, env.rogue_pm_id)], env.admin)
+    result = env.authorize_now(env.rogue_pm_id)  # queued and executed (delay 0 here)
     assert env.authority().programs == [env.pm_id, env.rogue_pm_id]
-    assert env.events(result)[0].fields["caller_authority"] == caller_authority(env.rogue_pm_id)[0]
+    assert [e.name for e in env.events(result)] == ["ChangeQueued", "ChangeExecuted", "ProgramAuthorized"]
+    assert env.events(result)[2].fields["caller_authority"] == caller_authority(env.rogue_pm_id)[0]
     env.ok([env.program.remove_authorized_program(admin, env.pm_id)], env.admin)
     assert env.authority().programs == [env.rogue_pm_id]
 
@@ -152,7 +154,7 @@ def test_admin_controls(env: VaultEnv) -> None:
     assert env.authority().pending_admin == new_admin.pubkey()
     assert env.authority().admin == admin  # not yet
     result = env.ok([env.program.accept_admin(new_admin.pubkey())], new_admin)
-    assert env.events(result)[0].name == "AdminTransferAccepted"
+    assert [e.name for e in env.events(result)] == ["ChangeExecuted", "AdminTransferAccepted"]
     authority = env.authority()
     assert authority.admin == new_admin.pubkey() and authority.pending_admin == Pubkey.default()
 

@@ -164,7 +164,7 @@ def test_fake_vault_account_owned_by_another_program(funded: tuple[VaultEnv, Use
 def test_wrong_token_program(funded: tuple[VaultEnv, User]) -> None:
     env, user = funded
     ix = env.program.deposit(user.key, user.token_account, 1 * USDT)
-    accounts = [*ix.accounts[:4], AccountMeta(env.pm_id, False, False)]
+    accounts = [*ix.accounts[:5], AccountMeta(env.pm_id, False, False)]
     refused(env, [Instruction(ix.program_id, ix.data, accounts)], user.wallet, "InvalidProgramAccount")
 
 
@@ -254,7 +254,7 @@ def test_program_b_cannot_unlock_or_transfer_what_program_a_locked(trading: tupl
     env, user = trading
     other = env.user()
     rogue = rogue_exchange(env)
-    env.ok([env.program.add_authorized_program(env.admin.pubkey(), env.rogue_pm_id)], env.admin)
+    env.authorize_now(env.rogue_pm_id)
     env.ok([rogue.grant(user.key, 100 * USDT, env.now() + 100)], user.wallet)
     env.lock(user, 50 * USDT)
     operator = env.operator.pubkey()
@@ -313,7 +313,7 @@ def test_pause_refuses_everything_but_deposits(trading: tuple[VaultEnv, User]) -
         refused(env, [ix], env.operator, "OperationPaused")
     newcomer = env.user(with_vault=False)
     refused(env, [env.program.initialize_vault(newcomer.key)], newcomer.wallet, "OperationPaused")
-    env.ok([env.program.set_paused(env.admin.pubkey(), 0)], env.admin)
+    env.set_paused_now(0)
     env.ok([env.program.withdraw(user.key, user.token_account, 1 * USDT)], user.wallet)
 
 
@@ -372,7 +372,7 @@ def test_authorized_list_is_bounded(env: VaultEnv) -> None:
     for _ in range(15):
         program_id = Pubkey.new_unique()
         env.chain.svm.add_program(program_id, hello)
-        env.ok([env.program.add_authorized_program(env.admin.pubkey(), program_id)], env.admin)
+        env.authorize_now(program_id)
     assert len(env.authority().programs) == 16
     extra = Pubkey.new_unique()
     env.chain.svm.add_program(extra, hello)

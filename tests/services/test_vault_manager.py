@@ -339,7 +339,7 @@ async def test_signed_but_malformed_transactions_are_invalid_argument(env: Env) 
         "account index out of range": _signed_raw(message(1, CompiledInstruction(1, data, bytes([0, 1, 9, 0, 0]))),
                                                   signer),
     }
-    expected = {"no signature": "no signature", "too few accounts": "names 2 accounts; it takes 5",
+    expected = {"no signature": "no signature", "too few accounts": "names 2 accounts; it takes 6",
                 "program index out of range": "program index 7", "account index out of range": "account index 9"}
     for case, raw in cases.items():
         await expect(env.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(

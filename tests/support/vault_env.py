@@ -25,12 +25,14 @@ from localnet import genesis
 from localnet.svm import Chain
 from services.common.idl import DecodedEvent, Idl
 from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, PM_IDL, Authority, ExchangeConfig, Grant, Vault
+from services.common.vault_program import IDL, PM_IDL, Authority, ExchangeConfig, Grant, Vault, WithdrawLimits
 
 USDT = 10**6
 DAY = 86_400
 #: the cluster time a test chain starts at (LiteSVM's own clock starts at 0)
 START_TIME = 1_800_000_000
+#: withdrawal limits that never throttle (tests that move sums beyond the defaults)
+UNTHROTTLED = WithdrawLimits(max_outflow_bps=10_000, window_slots=1, min_budget=2**64 - 1, exempt_amount=2**64 - 1)
 LOOKUP_TABLE_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
 _FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-f]+)$")
 
@@ -127,6 +129,32 @@ class VaultEnv:
         if with_vault:
             self.ok([self.program.initialize_vault(user.key)], wallet)
         return user
+
+    def authorize_now(self, program: Pubkey) -> TransactionMetadata:
+        """Authorizes ``program`` (queue and execute in one transaction: the environment's
+        timelock delay is 0 unless a test changed it)."""
+        change_id = self.authority().next_change_id + 1
+        return self.ok(self.program.authorize_program_now(self.admin.pubkey(), program, change_id), self.admin)
+
+    def change_now(self, ix: Instruction, program: Pubkey | None = None) -> TransactionMetadata:
+        """Sends an admin instruction that queues a loosening change, with its execution in the
+        same transaction (the environment's timelock delay is 0 unless a test changed it)."""
+        change_id = self.authority().next_change_id + 1
+        return self.ok([ix, self.program.execute_change(change_id, program)], self.admin)
+
+    def set_limits_now(self, limits: WithdrawLimits) -> TransactionMetadata:
+        """The withdrawal limits, at once (raising them is queued: executed in the same transaction)."""
+        ix = self.program.set_withdraw_limits(self.admin.pubkey(), limits)
+        if _tightens(self.authority().limits, limits):
+            return self.ok([ix], self.admin)
+        return self.change_now(ix)
+
+    def set_paused_now(self, flags: int) -> TransactionMetadata:
+        """``set_paused``; a lift is queued, then executed in the same transaction."""
+        ix = self.program.set_paused(self.admin.pubkey(), flags)
+        if self.authority().pause_flags & ~flags:
+            return self.change_now(ix)
+        return self.ok([ix], self.admin)
 
     def deposit(self, user: User, amount: int) -> TransactionMetadata:
         return self.ok([self.program.deposit(user.key, user.token_account, amount)], user.wallet)
@@ -228,6 +256,11 @@ def anchor_line(name: str, code: int, message: str) -> str:
 def anchor_error_line(result: FailedTransactionMetadata) -> str | None:
     """The first `AnchorError` log line of a failed transaction (the one Anchor clients parse)."""
     return next((line for line in result.meta().logs() if line.startswith("Program log: AnchorError")), None)
+
+
+def _tightens(current: WithdrawLimits, new: WithdrawLimits) -> bool:
+    return (new.max_outflow_bps <= current.max_outflow_bps and new.window_slots >= current.window_slots
+            and new.min_budget <= current.min_budget and new.exempt_amount <= current.exempt_amount)
 
 
 def failing_program(result: FailedTransactionMetadata) -> tuple[Pubkey, int] | None:

@@ -114,26 +114,34 @@ pub fn now() -> Result<i64, ProgramError> {
     Ok(Clock::get()?.unix_timestamp)
 }
 
+/// The cluster's clock (unix time and slot, from one syscall).
+#[inline(always)]
+pub fn clock() -> Result<Clock, ProgramError> {
+    Clock::get()
+}
+
 /// Tokens sent to a vault's token account directly (not through `deposit`) would break
 /// `token amount == total_balance` and lock the vault; they are credited to the owner's
 /// available balance instead, with a `SurplusAbsorbed` event. Fewer tokens than recorded
 /// cannot happen (only the vault PDA can move them) and is refused. `total_deposited` is a
-/// statistic and saturates: a donation near u64::MAX must not freeze the vault.
+/// statistic and saturates: a donation near u64::MAX must not freeze the vault. Returns the
+/// surplus absorbed (deposit and withdraw add it to the authority's `tvl`).
 #[inline(always)]
 pub fn absorb_surplus(
     vault: &mut CollateralVault,
     vault_key: &Pubkey,
     token_amount: u64,
     timestamp: i64,
-) -> Result<(), ProgramError> {
+) -> Result<u64, ProgramError> {
     if token_amount == vault.total_balance {
-        return Ok(());
+        return Ok(0);
     }
     let surplus = token_amount.checked_sub(vault.total_balance).ok_or(VaultError::InvariantViolation)?;
     vault.total_balance = token_amount;
     vault.available_balance = vault.available_balance.checked_add(surplus).ok_or(VaultError::Overflow)?;
     vault.total_deposited = vault.total_deposited.saturating_add(surplus);
-    balance_changed(SURPLUS_ABSORBED, vault_key, vault, surplus, timestamp)
+    balance_changed(SURPLUS_ABSORBED, vault_key, vault, surplus, timestamp)?;
+    Ok(surplus)
 }
 
 /// After a token movement: the token account holds exactly the vault's total,

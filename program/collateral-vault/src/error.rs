@@ -69,6 +69,20 @@ pub enum VaultError {
     NoLockForProgram = 6029,
     /// The same account was passed where two different accounts are expected.
     DuplicateAccount = 6030,
+    /// The change's timelock delay has not passed yet.
+    ChangeNotReady = 6031,
+    /// No queued change has this id.
+    ChangeNotFound = 6032,
+    /// The queue of pending changes is full.
+    ChangeQueueFull = 6033,
+    /// An admin transfer takes effect when the new admin signs accept_admin.
+    AcceptanceRequired = 6034,
+    /// The timelock delay must be between 0 and 30 days.
+    InvalidTimelockDelay = 6035,
+    /// Withdrawal limits out of range (bps at most 10000, window 1 to 2^32-1 slots).
+    InvalidWithdrawLimits = 6036,
+    /// The withdrawal exceeds what the protocol-wide throttle allows now.
+    WithdrawalThrottled = 6037,
 }
 }
 

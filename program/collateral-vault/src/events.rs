@@ -25,6 +25,10 @@ pub const COLLATERAL_TRANSFERRED: [u8; 8] = event("CollateralTransferred");
 pub const SURPLUS_ABSORBED: [u8; 8] = event("SurplusAbsorbed");
 pub const ORPHANED_LOCK_RELEASED: [u8; 8] = event("OrphanedLockReleased");
 pub const VAULT_CLOSED: [u8; 8] = event("VaultClosed");
+pub const CHANGE_QUEUED: [u8; 8] = event("ChangeQueued");
+pub const CHANGE_EXECUTED: [u8; 8] = event("ChangeExecuted");
+pub const CHANGE_CANCELLED: [u8; 8] = event("ChangeCancelled");
+pub const WITHDRAW_LIMITS_SET: [u8; 8] = event("WithdrawLimitsSet");
 
 /// An event of this program; the largest (CollateralTransferred) is 176 bytes.
 pub type Event = sbf_runtime::anchor::Event<192>;

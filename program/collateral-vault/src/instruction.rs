@@ -10,12 +10,16 @@ pub use collateral_vault_interface::instruction::*;
 
 /// A decoded instruction.
 pub enum VaultInstruction {
-    InitializeAuthority,
+    InitializeAuthority { timelock_delay: i64 },
     AddAuthorizedProgram,
     RemoveAuthorizedProgram { program_id: Pubkey },
     SetPaused { flags: u8 },
     TransferAdmin { new_admin: Pubkey },
     AcceptAdmin,
+    SetTimelockDelay { delay: i64 },
+    SetWithdrawLimits { limits: [u64; 4] },
+    ExecuteChange { change_id: u64 },
+    CancelChange { change_id: u64 },
     InitializeVault,
     Deposit { amount: u64 },
     Withdraw { amount: u64 },
@@ -30,6 +34,15 @@ pub enum VaultInstruction {
 fn u64_arg(args: &[u8]) -> Result<u64, VaultError> {
     if args.len() == 8 {
         Ok(load_u64(args.as_ptr()))
+    } else {
+        Err(VaultError::InvalidInstruction)
+    }
+}
+
+#[inline(always)]
+fn limits_arg(args: &[u8]) -> Result<[u64; 4], VaultError> {
+    if args.len() == 32 {
+        Ok([u64_arg(&args[..8])?, u64_arg(&args[8..16])?, u64_arg(&args[16..24])?, u64_arg(&args[24..])?])
     } else {
         Err(VaultError::InvalidInstruction)
     }
@@ -72,6 +85,10 @@ impl VaultInstruction {
         const D_TRANSFER_ADMIN: u64 = as_u64(TRANSFER_ADMIN);
         const D_ACCEPT: u64 = as_u64(ACCEPT_ADMIN);
         const D_RELEASE_ORPHANED: u64 = as_u64(RELEASE_ORPHANED_LOCK);
+        const D_SET_DELAY: u64 = as_u64(SET_TIMELOCK_DELAY);
+        const D_SET_LIMITS: u64 = as_u64(SET_WITHDRAW_LIMITS);
+        const D_EXECUTE: u64 = as_u64(EXECUTE_CHANGE);
+        const D_CANCEL: u64 = as_u64(CANCEL_CHANGE);
         Ok(match tag {
             D_DEPOSIT => Self::Deposit { amount: u64_arg(args)? },
             D_WITHDRAW => Self::Withdraw { amount: u64_arg(args)? },
@@ -80,7 +97,7 @@ impl VaultInstruction {
             D_TRANSFER => Self::TransferCollateral { amount: u64_arg(args)? },
             D_INIT_VAULT => no_args(args).map(|_| Self::InitializeVault)?,
             D_CLOSE => no_args(args).map(|_| Self::CloseVault)?,
-            D_INIT_AUTH => no_args(args).map(|_| Self::InitializeAuthority)?,
+            D_INIT_AUTH => Self::InitializeAuthority { timelock_delay: u64_arg(args)? as i64 },
             D_ADD => no_args(args).map(|_| Self::AddAuthorizedProgram)?,
             D_REMOVE => Self::RemoveAuthorizedProgram { program_id: pubkey_arg(args)? },
             D_PAUSE => match args {
@@ -89,6 +106,10 @@ impl VaultInstruction {
             },
             D_TRANSFER_ADMIN => Self::TransferAdmin { new_admin: pubkey_arg(args)? },
             D_ACCEPT => no_args(args).map(|_| Self::AcceptAdmin)?,
+            D_SET_DELAY => Self::SetTimelockDelay { delay: u64_arg(args)? as i64 },
+            D_SET_LIMITS => Self::SetWithdrawLimits { limits: limits_arg(args)? },
+            D_EXECUTE => Self::ExecuteChange { change_id: u64_arg(args)? },
+            D_CANCEL => Self::CancelChange { change_id: u64_arg(args)? },
             D_RELEASE_ORPHANED => Self::ReleaseOrphanedLock { program: pubkey_arg(args)? },
             _ => return Err(VaultError::InvalidInstruction),
         })

@@ -5,6 +5,7 @@
 //! * [`state`] — zero-copy layouts of `CollateralVault` and `VaultAuthority`;
 //! * [`processor`] — one module per instruction;
 //! * [`checks`] — the account checks every processor shares;
+//! * [`throttle`] — the protocol-wide withdrawal throttle (a token bucket);
 //! * [`events`] — Anchor-compatible events (`sol_log_data`);
 //! * [`error`] — Anchor-style error codes (6000+).
 //!
@@ -20,5 +21,6 @@ pub mod generated_ids;
 pub mod instruction;
 pub mod processor;
 pub mod state;
+pub mod throttle;
 
 sbf_runtime::entrypoint!(processor::process, error::VaultError);

@@ -7,6 +7,14 @@ pub const REMOVE_AUTHORIZED_PROGRAM: [u8; 8] = instruction("remove_authorized_pr
 pub const SET_PAUSED: [u8; 8] = instruction("set_paused");
 pub const TRANSFER_ADMIN: [u8; 8] = instruction("transfer_admin");
 pub const ACCEPT_ADMIN: [u8; 8] = instruction("accept_admin");
+/// `set_timelock_delay(delay: i64)`: queued (a loosening or tightening change alike).
+pub const SET_TIMELOCK_DELAY: [u8; 8] = instruction("set_timelock_delay");
+/// `set_withdraw_limits(max_outflow_bps, window_slots, min_budget, exempt_amount: u64)`.
+pub const SET_WITHDRAW_LIMITS: [u8; 8] = instruction("set_withdraw_limits");
+/// `execute_change(change_id: u64)`: anyone, once the change's delay has passed.
+pub const EXECUTE_CHANGE: [u8; 8] = instruction("execute_change");
+/// `cancel_change(change_id: u64)`: the admin, any time before it executes.
+pub const CANCEL_CHANGE: [u8; 8] = instruction("cancel_change");
 pub const INITIALIZE_VAULT: [u8; 8] = instruction("initialize_vault");
 pub const DEPOSIT: [u8; 8] = instruction("deposit");
 pub const WITHDRAW: [u8; 8] = instruction("withdraw");

@@ -1,5 +1,9 @@
 //! `initialize_authority`: creates the `VaultAuthority` PDA `[b"vault_authority"]`.
 //!
+//! `initialize_authority(timelock_delay: i64)`: the timelock delay in seconds (0 to 30 days;
+//! production e.g. 48 h, development 0). The withdrawal limits start at
+//! [`default_limits`], the throttle's budgets full at the floor.
+//!
 //! Accounts: `[admin (signer, writable), authority (writable), usdt_mint, program_data,
 //! system_program]`. Only the program's upgrade authority may call it (checked against the
 //! BPF Upgradeable Loader's ProgramData account), so nobody can front-run the deployment
@@ -10,17 +14,18 @@ use sbf_runtime::pubkey::keys_eq;
 use sbf_runtime::system::create_zero_copy;
 use sbf_runtime::{AccountView, ProgramResult, Pubkey};
 
-use crate::checks::{now, signer, system_program, writable};
+use crate::checks::{clock, signer, system_program, writable};
 use crate::error::VaultError;
 use crate::events::{Event, AUTHORITY_INITIALIZED};
 use crate::generated_ids;
-use crate::state::authority::AUTHORITY_SEED;
+use crate::processor::admin::valid_delay;
+use crate::state::authority::{default_limits, AUTHORITY_SEED};
 use crate::state::VaultAuthority;
 
 /// SPL Token mint size.
 const MINT_LEN: usize = 82;
 
-pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
+pub fn process(program_id: &Pubkey, accounts: &[AccountView], timelock_delay: i64) -> ProgramResult {
     let [admin, authority, mint, program_data, system, ..] = accounts else {
         return Err(VaultError::MissingAccounts.into());
     };
@@ -28,6 +33,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     writable(admin)?;
     writable(authority)?;
     system_program(system)?;
+    valid_delay(timelock_delay)?;
 
     // The upgrade authority of this program is the only admin that may initialize.
     if !is_upgrade_authority(program_data, generated_ids::PROGRAM_DATA, admin.key()) {
@@ -50,6 +56,14 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     state.admin = *admin.key();
     state.usdt_mint = *mint.key();
     state.bump = bump;
+    state.timelock_delay = timelock_delay;
+    let clock = clock()?;
+    state.set_limits(
+        &[default_limits::MAX_OUTFLOW_BPS, default_limits::WINDOW_SLOTS, default_limits::MIN_BUDGET, default_limits::EXEMPT_AMOUNT],
+        clock.slot,
+    );
+    state.outflow_budget = default_limits::MIN_BUDGET;
+    state.exempt_budget = default_limits::MIN_BUDGET;
     let seq = state.next_event()?;
-    Event::new(AUTHORITY_INITIALIZED).key(admin.key()).key(mint.key()).i64(now()?).u64(seq).emit()
+    Event::new(AUTHORITY_INITIALIZED).key(admin.key()).key(mint.key()).i64(clock.unix_timestamp).u64(seq).emit()
 }

@@ -73,5 +73,5 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView]) -> ProgramResult {
     state.bump = bump;
     let seq = state.next_seq()?;
     Event::new(VAULT_INITIALIZED).key(owner.key()).key(vault.key()).key(vault_token.key()).i64(timestamp).u64(seq).emit()?;
-    absorb_surplus(state, vault.key(), existing, timestamp)
+    absorb_surplus(state, vault.key(), existing, timestamp).map(|_| ())
 }

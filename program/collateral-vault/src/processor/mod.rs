@@ -14,6 +14,7 @@ pub mod initialize_authority;
 pub mod initialize_vault;
 pub mod lock;
 pub mod release_orphaned_lock;
+pub mod timelock;
 pub mod transfer_collateral;
 pub mod withdraw;
 
@@ -33,7 +34,7 @@ pub fn process(ctx: &InstructionContext) -> ProgramResult {
         VaultInstruction::ReleaseOrphanedLock { program } => release_orphaned_lock::process(id, accounts, &program),
         VaultInstruction::InitializeVault => initialize_vault::process(id, accounts),
         VaultInstruction::CloseVault => close_vault::process(id, accounts),
-        VaultInstruction::InitializeAuthority => initialize_authority::process(id, accounts),
+        VaultInstruction::InitializeAuthority { timelock_delay } => initialize_authority::process(id, accounts, timelock_delay),
         VaultInstruction::AddAuthorizedProgram => admin::add_authorized_program(id, accounts),
         VaultInstruction::RemoveAuthorizedProgram { program_id } => {
             admin::remove_authorized_program(id, accounts, &program_id)
@@ -41,5 +42,9 @@ pub fn process(ctx: &InstructionContext) -> ProgramResult {
         VaultInstruction::SetPaused { flags } => admin::set_paused(id, accounts, flags),
         VaultInstruction::TransferAdmin { new_admin } => admin::transfer_admin(id, accounts, &new_admin),
         VaultInstruction::AcceptAdmin => admin::accept_admin(id, accounts),
+        VaultInstruction::SetTimelockDelay { delay } => admin::set_timelock_delay(id, accounts, delay),
+        VaultInstruction::SetWithdrawLimits { limits } => admin::set_withdraw_limits(id, accounts, &limits),
+        VaultInstruction::ExecuteChange { change_id } => timelock::execute_change(id, accounts, change_id),
+        VaultInstruction::CancelChange { change_id } => timelock::cancel_change(id, accounts, change_id),
     }
 }
