@@ -92,6 +92,7 @@ async function main() {
       vault,
       userTokenAccount: ownerToken,
       vaultTokenAccount: vaultToken,
+      authority,
       tokenProgram: TOKEN_PROGRAM,
     })
     .rpc();

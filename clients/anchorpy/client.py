@@ -87,7 +87,7 @@ async def main(url: str, keypair_path: str, amount: int) -> dict[str, Any]:
         await client.confirm_transaction(init_sig, Confirmed)
         deposit_sig = await vault_program.rpc["deposit"](amount, ctx=Context(accounts={
             "owner": owner.pubkey(), "vault": vault, "user_token_account": owner_token,
-            "vault_token_account": vault_token, "token_program": TOKEN_PROGRAM}))
+            "vault_token_account": vault_token, "authority": authority, "token_program": TOKEN_PROGRAM}))
         await client.confirm_transaction(deposit_sig, Confirmed)
         decoded = await vault_program.account["CollateralVault"].fetch(vault)
         parser = EventParser(pid, vault_program.coder)
