@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -27,6 +28,7 @@ from collateral_vault.v1 import (
 )
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -586,3 +588,12 @@ async def test_the_vault_admin_runs_the_timelock_through_built_transactions(stac
     assert state.pending_admin == "11111111111111111111111111111111", "a cancelled transfer clears pending_admin"
     await refused(stack.cpi.BuildCancelChange(pb.BuildCancelChangeRequest(admin=key, change_id=change.change_id)),
                   grpc.StatusCode.NOT_FOUND, f"change {change.change_id} is not queued")
+
+    # SubmitTransaction checks an execution account for account, like every instruction
+    ix = deployment.program.execute_change(change.change_id, deployment.rogue_pm_id)
+    forged = Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(Pubkey.new_unique(), False, True)])
+    blockhash = (await stack.client.get_latest_blockhash()).value.blockhash
+    tx = VersionedTransaction(Message.new_with_blockhash([forged], operator.pubkey(), blockhash), [operator])
+    await refused(stack.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+        signed_transaction_base64=base64.b64encode(bytes(tx)).decode())), grpc.StatusCode.INVALID_ARGUMENT,
+        "instruction 0 (execute_change): account #2 is not the one expected")
