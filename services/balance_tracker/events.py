@@ -21,10 +21,11 @@ KINDS = {
     "SurplusAbsorbed": "surplus", "OrphanedLockReleased": "orphaned_lock_released",
 }
 # the vault program's admin events (each carries the VaultAuthority's `seq`); the
-# timelock's (issue 23: a loosening change is queued, then executed or cancelled) too
+# timelock's (issue 23: a loosening change is queued, then executed or cancelled) and the
+# withdrawal limits' too (left out, each limits change looked like a gap in the numbering)
 ADMIN_EVENTS = {"AuthorityInitialized", "ProgramAuthorized", "ProgramDeauthorized", "PauseFlagsSet",
                 "AdminTransferProposed", "AdminTransferAccepted", "ChangeQueued", "ChangeExecuted",
-                "ChangeCancelled"}
+                "ChangeCancelled", "WithdrawLimitsSet"}
 # position_manager
 EXCHANGE_KINDS = {"GrantSet": "grant_set", "GrantRevoked": "grant_revoked", "ExitRequested": "exit_requested",
                   "ExitServed": "exit_served"}

@@ -68,6 +68,8 @@ OPEN = frozenset({
     f"{_P}.CpiManager/BuildGrant", f"{_P}.CpiManager/BuildRevoke", f"{_P}.CpiManager/BuildRequestExit",
     f"{_P}.CpiManager/BuildExit", f"{_P}.CpiManager/BuildProposeConfigChange",
     f"{_P}.CpiManager/BuildApplyConfigChange", f"{_P}.CpiManager/BuildCancelConfigChange",
+    f"{_P}.CpiManager/BuildExecuteChange", f"{_P}.CpiManager/BuildCancelChange",
+    f"{_P}.CpiManager/BuildSetTimelockDelay", f"{_P}.CpiManager/BuildSetWithdrawLimits",
     f"{_P}.VaultMonitor/GetTvl", f"{_P}.VaultMonitor/GetVaultHealth", f"{_P}.VaultMonitor/ListAlerts",
 })
 

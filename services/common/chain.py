@@ -3,6 +3,7 @@ JSON-RPC API (localnet or a real cluster: only the URL differs)."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.common.rpc_http import call_batch, rpc_client
 from services.common.vault_program import VAULT_SIZE as VAULT_SIZE
 from services.common.vault_program import Authority, Vault, VaultProgram
 
+CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
 MAX_STATUSES = 256  # getSignatureStatuses' limit per call
 Status = tuple[int, str, Any]  # (slot, confirmation status, error)
 
@@ -141,6 +143,14 @@ class ChainClient:
         if response.value is None:
             return None
         return Authority.decode(bytes(response.value.data))
+
+    async def unix_time(self) -> int:
+        """The cluster's Clock `unix_timestamp`: the time the program compares a queued
+        change's eta with."""
+        account = await self.account(CLOCK_SYSVAR)
+        if account is None or len(account.data) < 40:
+            raise unavailable("the cluster answered no Clock sysvar")
+        return int(struct.unpack_from("<q", bytes(account.data), 32)[0])
 
     async def token_amount(self, account: Pubkey) -> int | None:
         response = await self._call("getAccountInfo", self.client.get_account_info(account))

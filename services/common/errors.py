@@ -16,12 +16,13 @@ from services.common.vault_program import IDL, PM_IDL
 # Program errors that mean "the request is malformed" rather than "the state forbids it".
 _INVALID_ARGUMENT_ERRORS = {"InvalidAmount", "InvalidInstruction", "InvalidMint", "InvalidTokenAccount",
                             "InvalidPda", "SameVault", "MissingAccounts", "InvalidProgramAccount",
-                            "InvalidSettleBatch", "DuplicateAccount", "InvalidConfigChange", "InvalidExpiry"}
+                            "InvalidSettleBatch", "DuplicateAccount", "InvalidConfigChange", "InvalidExpiry",
+                            "InvalidTimelockDelay", "InvalidWithdrawLimits"}
 _PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority", "MissingSigner", "NotVaultOwner",
                       "NotAdmin"}
 # by program: the vault program's InvalidVault is "no such vault"; position_manager's is a
 # receiver that is not a vault (a malformed settlement)
-_NOT_FOUND_ERRORS = {("vault", "InvalidVault")}
+_NOT_FOUND_ERRORS = {("vault", "InvalidVault"), ("vault", "ChangeNotFound")}
 _PM_INVALID_ARGUMENT_ERRORS = {"InvalidVault", "GrantMismatch", "InvalidAccount"}
 _FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-fA-F]+)$")
 # the vault program's withdrawal throttle (issue 23) says, when it refuses, how much can go now

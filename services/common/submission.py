@@ -17,7 +17,7 @@ from services.common.errors import invalid
 from services.common.idl import Idl
 from services.common.quoting import quoted
 from services.common.tx_building import COMPUTE_BUDGET_PROGRAM
-from services.common.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram
+from services.common.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram, WithdrawLimits
 
 # Instructions a wallet has no reason to send directly: they are CPI-only, deploy-time, or
 # position_manager's operator instructions (signed by the exchange's operator key, not a wallet).
@@ -96,6 +96,16 @@ def _expected(program: VaultProgram, name: str, accounts: list[Pubkey], args: di
             return program.transfer_admin(signer, args["new_admin"])
         case "accept_admin":
             return program.accept_admin(signer)
+        # the timelock (issue 23): what the vault's admin signs, and an execution anyone sends
+        case "set_timelock_delay":
+            return program.set_timelock_delay(signer, args["delay"])
+        case "set_withdraw_limits":
+            return program.set_withdraw_limits(signer, WithdrawLimits(
+                args["max_outflow_bps"], args["window_slots"], args["min_budget"], args["exempt_amount"]))
+        case "cancel_change":
+            return program.cancel_change(signer, args["change_id"])
+        case "execute_change":  # [authority, program (an authorization only)]: no signer among them
+            return program.execute_change(args["change_id"], accounts[1] if len(accounts) > 1 else None)
         # position_manager: what the trader's wallet signs (operator instructions are not submitted here)
         case "grant":
             return ExchangeProgram(program, pm_id).grant(signer, args["max_locked"], args["expires_at"])
@@ -145,7 +155,7 @@ def check(tx: VersionedTransaction, program: VaultProgram, position_managers: se
             args = _decode_args(idl, name, data)
         except (ValueError, KeyError) as exc:
             raise invalid(f"instruction {index} ({name}) has malformed arguments") from exc
-        wanted = len(idl.instructions[name].accounts)
+        wanted = sum(1 for a in idl.instructions[name].accounts if not a.get("isOptional"))
         if len(accounts) < wanted:
             raise invalid(f"instruction {index} ({name}) names {len(accounts)} accounts; it takes {wanted}")
         expected = _expected(program, name, accounts, args, program_id)

@@ -53,6 +53,10 @@ class ChangeKind:
     RAISE_WITHDRAW_LIMITS = 4
     NAMES = ("authorize_program", "admin_transfer", "lift_pause", "set_delay", "raise_withdraw_limits")
 
+    @staticmethod
+    def name_of(kind: int) -> str:
+        return ChangeKind.NAMES[kind] if 0 <= kind < len(ChangeKind.NAMES) else f"kind {kind}"
+
 
 #: `program log` line of a withdrawal the throttle refused (collateral_vault/src/throttle.rs)
 THROTTLED_LOG = "Program log: withdrawal throttled: available_now="

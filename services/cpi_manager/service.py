@@ -3,7 +3,8 @@
 * Operator RPCs (Lock, Release, Settle, Liquidate, `operator` role): validated here, run
   by `executor.py` (signed with the operator key, idempotent by client_request_id).
 * Build* RPCs: unsigned transactions for the trader's wallet (grant, revoke, request_exit,
-  exit), the exchange's admin (configuration changes) and the vault's admin.
+  exit), the exchange's admin (configuration changes) and the vault's admin (including the
+  timelock's execute / cancel / delay / withdrawal limits, checked in `timelock.py`).
 * Reads from the chain: authorized programs, a vault's locks per program, a trader's grant."""
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.convert import unsigned_message
 from services.common.errors import invalid, not_found, unavailable
-from services.common.vault_program import MAX_SETTLE_PAIRS, ConfigChange, ExchangeProgram
+from services.common.vault_program import MAX_SETTLE_PAIRS, Authority, ChangeKind, ConfigChange, ExchangeProgram
+from services.cpi_manager import timelock
 from services.cpi_manager.executor import OperatorExecutor
 from services.cpi_manager.operations import LIQUIDATE, LOCK, RELEASE, SETTLE, Leg, Operation
 
@@ -208,9 +210,7 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
     async def ListAuthorizedPrograms(self, request: cpi_manager_pb2.ListAuthorizedProgramsRequest,
                                      context: grpc.aio.ServicerContext
                                      ) -> cpi_manager_pb2.ListAuthorizedProgramsResponse:
-        authority = await self.chain.authority()
-        if authority is None:
-            raise unavailable("the VaultAuthority is not initialized on this cluster")
+        authority = await self._authority()
         return cpi_manager_pb2.ListAuthorizedProgramsResponse(programs=[
             cpi_manager_pb2.AuthorizedProgram(program_id=str(p), caller_authority=str(c))
             for p, c in zip(authority.programs, authority.caller_authorities, strict=False)])
@@ -238,6 +238,48 @@ class CpiManagerService(cpi_manager_pb2_grpc.CpiManagerServicer):
             raise invalid("pause_flags must combine 1 withdraw, 2 lock, 4 unlock, 8 transfer, 16 initialize/close")
         ix = self.chain.program.set_paused(admin, request.pause_flags)
         return cpi_manager_pb2.BuildSetPausedResponse(transaction=await self._build(admin, [ix]))
+
+    # --- the vault's admin: the timelock (timelock.py) ---------------------------------------
+
+    async def _authority(self) -> Authority:
+        authority = await self.chain.authority()
+        if authority is None:
+            raise unavailable("the VaultAuthority is not initialized on this cluster")
+        return authority
+
+    async def BuildExecuteChange(self, request: cpi_manager_pb2.BuildExecuteChangeRequest,
+                                 context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildExecuteChangeResponse:
+        payer = validation.pubkey(request.payer, "payer")
+        change = timelock.queued_change(await self._authority(), request.change_id)
+        timelock.executable(change, await self.chain.unix_time())
+        program = change.target if change.kind == ChangeKind.AUTHORIZE_PROGRAM else None
+        ix = self.chain.program.execute_change(change.change_id, program)
+        return cpi_manager_pb2.BuildExecuteChangeResponse(transaction=await self._build(payer, [ix]))
+
+    async def BuildCancelChange(self, request: cpi_manager_pb2.BuildCancelChangeRequest,
+                                context: grpc.aio.ServicerContext) -> cpi_manager_pb2.BuildCancelChangeResponse:
+        admin = validation.pubkey(request.admin, "admin")
+        change = timelock.queued_change(await self._authority(), request.change_id)
+        ix = self.chain.program.cancel_change(admin, change.change_id)
+        return cpi_manager_pb2.BuildCancelChangeResponse(transaction=await self._build(admin, [ix]))
+
+    async def BuildSetTimelockDelay(self, request: cpi_manager_pb2.BuildSetTimelockDelayRequest,
+                                    context: grpc.aio.ServicerContext
+                                    ) -> cpi_manager_pb2.BuildSetTimelockDelayResponse:
+        admin = validation.pubkey(request.admin, "admin")
+        ix = self.chain.program.set_timelock_delay(admin, timelock.delay(request.seconds))
+        return cpi_manager_pb2.BuildSetTimelockDelayResponse(transaction=await self._build(admin, [ix]))
+
+    async def BuildSetWithdrawLimits(self, request: cpi_manager_pb2.BuildSetWithdrawLimitsRequest,
+                                     context: grpc.aio.ServicerContext
+                                     ) -> cpi_manager_pb2.BuildSetWithdrawLimitsResponse:
+        admin = validation.pubkey(request.admin, "admin")
+        limits = timelock.limits(request.max_outflow_bps, request.window_slots, request.min_budget,
+                                 request.exempt_amount)
+        queued = timelock.loosens((await self._authority()).limits, limits)
+        ix = self.chain.program.set_withdraw_limits(admin, limits)
+        return cpi_manager_pb2.BuildSetWithdrawLimitsResponse(transaction=await self._build(admin, [ix]),
+                                                              queued=queued)
 
     # --- reads ----------------------------------------------------------------------------
 

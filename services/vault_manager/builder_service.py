@@ -180,8 +180,20 @@ class TransactionBuilderService(transaction_builder_pb2_grpc.TransactionBuilderS
         message = common_pb2.TransactionStatus(
             signature=checked.signature, commitment=COMMITMENT_VALUES.get(reached, 0),  # type: ignore[arg-type]
             slot=slot, already_submitted=already,
-            error=program_error(err).message if err is not None else "")
+            error=(await self._failure(signature, err)).message if err is not None else "")
         return transaction_builder_pb2.SubmitTransactionResponse(status=message)
+
+    async def _failure(self, signature: Signature, err: object) -> ServiceError:
+        """A transaction that landed and failed, as a status: read with its log (getTransaction),
+        which names the failing program and, for a withdrawal the throttle refused, how much
+        can be withdrawn now. Without the log (the node has none yet, or does not answer) the
+        error is named from its code alone."""
+        try:
+            logs = await self.chain.transaction_logs(signature)
+        except ServiceError as exc:
+            logger.warning("no log for the failed transaction %s: %s", signature, exc.message)
+            logs = []
+        return program_error(err, logs, str(self.chain.program.program_id))
 
     def _audit_entry(self, checked: CheckedTransaction) -> audit.Entry:
         """The submission's audit entry; its id makes it one row however often it is written."""

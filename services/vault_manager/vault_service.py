@@ -1,5 +1,6 @@
 """VaultManager: GetVault (process memory, then the Redis cache, then the chain), ListVaults
-(paged), GetVaultAddress, GetAuthority."""
+(paged), GetVaultAddress, GetAuthority (with the timelock's queued changes and the
+withdrawal throttle's limits and state)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.common.convert import vault_message
 from services.common.errors import not_found, unavailable
 from services.common.metrics import CACHE_LOOKUPS
 from services.common.vault_cache import VaultCache
+from services.common.vault_program import ChangeKind, QueuedChange
 from services.vault_manager.mirror import VaultMirror
 
 # How long an answer is served from process memory after it was last confirmed. The mirror
@@ -81,7 +83,21 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
         authority = await self.chain.authority()
         if authority is None:
             raise unavailable("the VaultAuthority is not initialized on this cluster")
+        limits = authority.limits
         return vault_manager_pb2.GetAuthorityResponse(
             address=str(self.chain.program.authority), admin=str(authority.admin),
             pending_admin=str(authority.pending_admin), usdt_mint=str(authority.usdt_mint),
-            authorized_programs=[str(p) for p in authority.programs], pause_flags=authority.pause_flags)
+            authorized_programs=[str(p) for p in authority.programs], pause_flags=authority.pause_flags,
+            timelock_delay=authority.timelock_delay,
+            pending_changes=[queued_change(change) for change in authority.pending_changes],
+            withdraw_limits=vault_manager_pb2.WithdrawLimits(
+                max_outflow_bps=limits.max_outflow_bps, window_slots=limits.window_slots,
+                min_budget=limits.min_budget, exempt_amount=limits.exempt_amount),
+            tvl=authority.tvl, outflow_budget=authority.outflow_budget, exempt_budget=authority.exempt_budget,
+            last_refill_slot=authority.last_refill_slot)
+
+
+def queued_change(change: QueuedChange) -> vault_manager_pb2.QueuedChange:
+    return vault_manager_pb2.QueuedChange(
+        change_id=change.change_id, kind=ChangeKind.name_of(change.kind), target=str(change.target),
+        values=list(change.values), eta=change.eta)

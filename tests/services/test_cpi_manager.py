@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -22,9 +23,12 @@ from collateral_vault.v1 import (
     cpi_manager_pb2_grpc,
     transaction_builder_pb2,
     transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
 )
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -63,6 +67,7 @@ class Stack:
     client: AsyncClient
     database_url: str
     settings: Settings
+    vaults: vault_manager_pb2_grpc.VaultManagerStub
 
     @property
     def pm_id(self) -> Pubkey:
@@ -85,7 +90,8 @@ async def stack(node: Node, pg_database: str, redis_ns: RedisNamespace) -> Async
             AsyncClient(node.rpc_url, commitment=Confirmed) as client:
         await fund_operator(client)
         yield Stack(node, cpi_manager_pb2_grpc.CpiManagerStub(cm_channel),
-                    transaction_builder_pb2_grpc.TransactionBuilderStub(vm_channel), client, pg_database, cm.settings)
+                    transaction_builder_pb2_grpc.TransactionBuilderStub(vm_channel), client, pg_database, cm.settings,
+                    vault_manager_pb2_grpc.VaultManagerStub(vm_channel))
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -484,3 +490,110 @@ async def test_the_exchange_admin_proposes_and_cancels_a_configuration_change(st
     await refused(stack.cpi.BuildProposeConfigChange(pb.BuildProposeConfigChangeRequest(
         admin=str(dev_keypair("operator").pubkey()), kind=pb.CONFIG_CHANGE_KIND_EXIT_DELAY, value=5)),
         grpc.StatusCode.PERMISSION_DENIED, "NotAdmin")  # a key with SOL that is not the admin
+
+
+async def test_the_vault_admin_runs_the_timelock_through_built_transactions(stack: Stack) -> None:
+    """collateral_vault's timelock (issue 23): each change built here, signed by the vault's
+    admin (anyone for an execution) and submitted through vault_manager; GetAuthority shows
+    what is queued; what the program would refuse is refused before building, saying why."""
+    assert stack.node.ledger is not None
+    deployment = stack.node.ledger.deployment
+    admin, operator = dev_keypair("admin"), dev_keypair("operator")
+    key = str(admin.pubkey())
+
+    async def authority() -> vault_manager_pb2.GetAuthorityResponse:
+        return await stack.vaults.GetAuthority(vault_manager_pb2.GetAuthorityRequest())
+
+    state = await authority()
+    assert (state.timelock_delay, list(state.pending_changes)) == (0, [])
+    limits = state.withdraw_limits
+    assert (limits.max_outflow_bps, limits.window_slots, limits.min_budget, limits.exempt_amount) == (
+        1_000, 216_000, 100_000 * USDT, 1_000 * USDT)
+    assert state.outflow_budget == 100_000 * USDT and state.last_refill_slot > 0
+
+    # the delay: queued (always), then executed by anyone once due (at once: the delay was 0)
+    built = await stack.cpi.BuildSetTimelockDelay(pb.BuildSetTimelockDelayRequest(admin=key, seconds=3600))
+    await submit(stack, built.transaction, admin)
+    [change] = (await authority()).pending_changes
+    assert (change.kind, list(change.values), change.target) == ("set_delay", [3600, 0, 0, 0],
+                                                                  "11111111111111111111111111111111")
+    execute = await stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer=str(operator.pubkey()),
+                                                                              change_id=change.change_id))
+    await submit(stack, execute.transaction, operator)
+    state = await authority()
+    assert (state.timelock_delay, list(state.pending_changes)) == (3600, [])
+
+    # an authorization now waits an hour: executing it is refused saying when it is due
+    added = await stack.cpi.BuildAddAuthorizedProgram(pb.BuildAddAuthorizedProgramRequest(
+        admin=key, program_id=str(deployment.rogue_pm_id)))
+    await submit(stack, added.transaction, admin)
+    [change] = (await authority()).pending_changes
+    assert (change.kind, change.target) == ("authorize_program", str(deployment.rogue_pm_id))
+    due = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(change.eta))
+    await refused(stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer=key, change_id=change.change_id)),
+                  grpc.StatusCode.FAILED_PRECONDITION, f"change {change.change_id} (authorize_program) is due at {due}")
+    await refused(stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer=key, change_id=999)),
+                  grpc.StatusCode.NOT_FOUND, f"change 999 is not queued (executed, cancelled or never queued); "
+                  f"queued now: {change.change_id} (authorize_program)")
+    await refused(stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer=key)),
+                  grpc.StatusCode.INVALID_ARGUMENT, "change_id is required")
+    await refused(stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer="nope", change_id=1)),
+                  grpc.StatusCode.INVALID_ARGUMENT, "payer")
+
+    # withdrawal limits: raising one is queued, lowering all applies at once
+    raised = await stack.cpi.BuildSetWithdrawLimits(pb.BuildSetWithdrawLimitsRequest(
+        admin=key, max_outflow_bps=2_000, window_slots=216_000, min_budget=100_000 * USDT, exempt_amount=1_000 * USDT))
+    assert raised.queued
+    await submit(stack, raised.transaction, admin)
+    assert [c.kind for c in (await authority()).pending_changes] == ["authorize_program", "raise_withdraw_limits"]
+    lowered = await stack.cpi.BuildSetWithdrawLimits(pb.BuildSetWithdrawLimitsRequest(
+        admin=key, max_outflow_bps=500, window_slots=432_000, min_budget=50_000 * USDT, exempt_amount=500 * USDT))
+    assert not lowered.queued
+    await submit(stack, lowered.transaction, admin)
+    limits = (await authority()).withdraw_limits
+    assert (limits.max_outflow_bps, limits.window_slots, limits.min_budget, limits.exempt_amount) == (
+        500, 432_000, 50_000 * USDT, 500 * USDT)
+
+    # an admin transfer is applied by the new admin's accept_admin, never by an execution
+    signature = (await stack.client.send_transaction(VersionedTransaction(Message.new_with_blockhash(
+        [deployment.program.transfer_admin(admin.pubkey(), operator.pubkey())], admin.pubkey(),
+        (await stack.client.get_latest_blockhash()).value.blockhash), [admin]))).value
+    await stack.client.confirm_transaction(signature, Confirmed)
+    transfer = (await authority()).pending_changes[-1]
+    assert (transfer.kind, transfer.target) == ("admin_transfer", str(operator.pubkey()))
+    await refused(stack.cpi.BuildExecuteChange(pb.BuildExecuteChangeRequest(payer=key, change_id=transfer.change_id)),
+                  grpc.StatusCode.FAILED_PRECONDITION, "only the new admin")
+
+    # bad input: nothing is built
+    for request, fragment in ((pb.BuildSetTimelockDelayRequest(admin=key, seconds=-1), "seconds must be 0 to"),
+                              (pb.BuildSetTimelockDelayRequest(admin=key, seconds=30 * 86_400 + 1), "30 days"),
+                              (pb.BuildSetTimelockDelayRequest(admin="", seconds=60), "admin")):
+        await refused(stack.cpi.BuildSetTimelockDelay(request), grpc.StatusCode.INVALID_ARGUMENT, fragment)
+    for limits_request, fragment in (
+            (pb.BuildSetWithdrawLimitsRequest(admin=key, max_outflow_bps=10_001, window_slots=1), "max_outflow_bps"),
+            (pb.BuildSetWithdrawLimitsRequest(admin=key, max_outflow_bps=1, window_slots=0), "window_slots"),
+            (pb.BuildSetWithdrawLimitsRequest(admin=key, max_outflow_bps=1, window_slots=2**32), "window_slots")):
+        await refused(stack.cpi.BuildSetWithdrawLimits(limits_request), grpc.StatusCode.INVALID_ARGUMENT, fragment)
+    # a key that is not the admin: the program's refusal, from the simulation
+    await refused(stack.cpi.BuildCancelChange(pb.BuildCancelChangeRequest(admin=str(operator.pubkey()),
+                                                                          change_id=change.change_id)),
+                  grpc.StatusCode.PERMISSION_DENIED, "Unauthorized")
+
+    # cancelled: gone, and a second cancel is NOT_FOUND; the program was never authorized
+    for queued in list((await authority()).pending_changes):
+        cancel = await stack.cpi.BuildCancelChange(pb.BuildCancelChangeRequest(admin=key, change_id=queued.change_id))
+        await submit(stack, cancel.transaction, admin)
+    state = await authority()
+    assert list(state.pending_changes) == [] and str(deployment.rogue_pm_id) not in state.authorized_programs
+    assert state.pending_admin == "11111111111111111111111111111111", "a cancelled transfer clears pending_admin"
+    await refused(stack.cpi.BuildCancelChange(pb.BuildCancelChangeRequest(admin=key, change_id=change.change_id)),
+                  grpc.StatusCode.NOT_FOUND, f"change {change.change_id} is not queued")
+
+    # SubmitTransaction checks an execution account for account, like every instruction
+    ix = deployment.program.execute_change(change.change_id, deployment.rogue_pm_id)
+    forged = Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(Pubkey.new_unique(), False, True)])
+    blockhash = (await stack.client.get_latest_blockhash()).value.blockhash
+    tx = VersionedTransaction(Message.new_with_blockhash([forged], operator.pubkey(), blockhash), [operator])
+    await refused(stack.builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+        signed_transaction_base64=base64.b64encode(bytes(tx)).decode())), grpc.StatusCode.INVALID_ARGUMENT,
+        "instruction 0 (execute_change): account #2 is not the one expected")

@@ -1,19 +1,35 @@
 """The withdrawal throttle's refusal as the services report it (issue 23): the vault program
 refuses with `WithdrawalThrottled` and logs `withdrawal throttled: available_now=<n>`; a
 simulation, preflight or landed failure with that log becomes FAILED_PRECONDITION saying how
-much can be withdrawn now (HTTP 409 at the gateway). The program change is another branch's:
-until it is in this tree the error's code is not in the IDL, so these cases use a code the
-IDL does not name, which is what the services see until then."""
+much can be withdrawn now (HTTP 409 at the gateway). The unit cases use a code the IDL does
+not name too (the line alone is read only for a refusal not named otherwise); the last test
+drives the real program on localnet through vault_manager, at build and after landing."""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
+from collateral_vault.v1 import transaction_builder_pb2, transaction_builder_pb2_grpc
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solana.rpc.models import TxOpts
+from solders.message import Message
+from solders.transaction import VersionedTransaction
 
+from localnet.genesis import dev_keypair
+from localnet.node import Node
 from services.common.errors import THROTTLED, program_error, throttled_available, usdt
-from services.common.vault_program import IDL
+from services.common.vault_program import IDL, WithdrawLimits
+from tests.conftest import RedisNamespace
+from tests.support.localnet_node import RpcUser, running_node
+from tests.support.services import settings_for, sign, vault_manager
+from tests.support.traffic import users_with_vaults
 
 VAULT = str(IDL.address)
+USDT = 10**6
 UNNAMED = 6099  # not in the IDL yet: WithdrawalThrottled's code once the program lands
 
 
@@ -68,3 +84,52 @@ def test_without_logs_the_refusal_is_mapped_as_before() -> None:
     err, _ = refusal(6002)
     assert program_error(err).program_error == "InsufficientAvailableBalance"
     assert throttled_available(None) is None
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    async with running_node() as n:
+        yield n
+
+
+async def test_a_throttled_withdrawal_says_how_much_can_go_at_build_and_after_landing(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """With the real program on localnet and vault_manager over gRPC: the admin lowers the
+    limits (instant) so that 1 USDT may leave now; a 5 USDT withdrawal is refused when built
+    (the simulation's log) and, sent by the wallet itself without preflight so that it lands
+    and fails, when submitted (the landed transaction's log, read with getTransaction)."""
+    assert node.ledger is not None
+    program = node.ledger.deployment.program
+    admin = dev_keypair("admin")
+    async with vault_manager(settings_for("vault_manager", node, pg_database, redis_ns.url, redis_ns.prefix)) as vm, \
+            grpc.aio.insecure_channel(vm.target) as channel, AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+        builder = transaction_builder_pb2_grpc.TransactionBuilderStub(channel)
+        [account] = await users_with_vaults(node, client, 1)
+        owner = account.user.key
+        await account.user.send([program.deposit(owner, account.token_account, 100 * USDT)])
+        await RpcUser(client, admin).send([program.set_withdraw_limits(
+            admin.pubkey(), WithdrawLimits(max_outflow_bps=0, window_slots=2**32 - 1, min_budget=USDT,
+                                           exempt_amount=0))])
+        throttled = "withdrawal throttled: 1 USDT can be withdrawn now"
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await builder.BuildWithdraw(transaction_builder_pb2.BuildWithdrawRequest(owner=str(owner),
+                                                                                     amount=5 * USDT))
+        assert (info.value.code(), info.value.details()) == (grpc.StatusCode.FAILED_PRECONDITION, throttled)
+
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        tx = VersionedTransaction(Message.new_with_blockhash(
+            [program.withdraw(owner, account.token_account, 5 * USDT)], owner, blockhash), [account.user.keypair])
+        signature = (await client.send_transaction(tx, opts=TxOpts(skip_preflight=True))).value
+        await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
+        reply = await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+            signed_transaction_base64=base64.b64encode(bytes(tx)).decode()))
+        assert reply.status.signature == str(signature) and reply.status.slot > 0
+        assert reply.status.error == throttled
+
+        # what may go now still goes: 1 USDT
+        allowed = await builder.BuildWithdraw(transaction_builder_pb2.BuildWithdrawRequest(owner=str(owner),
+                                                                                           amount=USDT))
+        reply = await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+            signed_transaction_base64=sign(allowed.transaction.transaction_base64, account.user.keypair)))
+        assert reply.status.error == ""
