@@ -66,8 +66,10 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                 await asyncio.sleep(0.3)
                 tvl = await stub.GetTvl(vault_monitor_pb2.GetTvlRequest())
                 # the vaults: the two users' and genesis' fee and insurance vaults (empty)
-                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches) == (
-                    1000 * USDT, 2 + len(GENESIS_OWNERS), 1000 * USDT, True)
+                # (no chain read: chain_matches is the latest reconciliation's verdict, none ran yet)
+                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches, tvl.reconciled_at) == (
+                    1000 * USDT, 2 + len(GENESIS_OWNERS), 0, False, 0)
+                assert tvl.slot > 0
                 health = await stub.GetVaultHealth(vault_monitor_pb2.GetVaultHealthRequest(owner=str(alice.user.key)))
                 assert health.balanced and health.token_account_matches and health.locked_ratio == 0.0
                 assert await kinds() == []
@@ -106,6 +108,8 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                         await chain.close()
                     assert result.findings
                     assert "reconciliation_mismatch" in await kinds()
+                    tvl = await stub.GetTvl(vault_monitor_pb2.GetTvlRequest())
+                    assert not tvl.chain_matches and tvl.reconciled_at > 0
 
                     # 5. the indexer lagging: its cursor far behind the chain
                     await conn.execute("UPDATE indexer_cursor SET slot = 0")
