@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +34,12 @@ from services.balance_tracker.store import write_batch
 from services.common import page_tokens, vault_rows
 from services.common.config import Settings
 from services.common.errors import ServiceError
-from services.common.migrations import MIGRATIONS_DIR, migrate
+from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
 from services.common.vault_program import VaultProgram
 from services.gateway.app import Gateway, GatewayConfig
 from tests.conftest import RedisNamespace
+from tests.support.databases import migrated_before
 from tests.support.localnet_node import free_port, running_node
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import GENESIS_OWNERS, balance_tracker, monitor, settings_for, vault_manager, wait_for_rows
@@ -144,26 +143,14 @@ async def test_tvl_follows_every_write_of_vault_rows(migrated_pool: asyncpg.Pool
 
 
 async def test_the_migration_backfills_the_totals_from_existing_vault_rows(pg_database: str) -> None:
-    earlier = Path(tempfile.mkdtemp(prefix="cvmigrations-"))
-    try:
-        for path in MIGRATIONS_DIR.glob("*.sql"):
-            if int(path.name[:3]) < 251:
-                shutil.copy(path, earlier / path.name)
-        pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=2)
-        assert pool is not None
-        try:
-            await migrate(pool, earlier)
-            await pool.execute(
-                "INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance, "
-                "last_slot, closed_at) SELECT 'o' || i, 'a' || i, 't' || i, i * 10, i, i * 9, i, "
-                "CASE WHEN i % 5 = 0 THEN now() END FROM generate_series(1, 100) AS i")
-            await migrate(pool)
-            # the open vaults: i not a multiple of 5 (80 of them)
-            assert await totals_match_rows(pool) == (10 * (5050 - 1050), 5050 - 1050, 9 * (5050 - 1050), 80, 100)
-        finally:
-            await pool.close()
-    finally:
-        shutil.rmtree(earlier, ignore_errors=True)
+    async with migrated_before(pg_database, 251) as pool:
+        await pool.execute(
+            "INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance, "
+            "last_slot, closed_at) SELECT 'o' || i, 'a' || i, 't' || i, i * 10, i, i * 9, i, "
+            "CASE WHEN i % 5 = 0 THEN now() END FROM generate_series(1, 100) AS i")
+        await migrate(pool)
+        # the open vaults: i not a multiple of 5 (80 of them)
+        assert await totals_match_rows(pool) == (10 * (5050 - 1050), 5050 - 1050, 9 * (5050 - 1050), 80, 100)
 
 
 async def test_pages_follow_the_address_keyset_and_say_their_slot(migrated_pool: asyncpg.Pool) -> None:
