@@ -22,7 +22,13 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
-from collateral_vault.v1 import vault_manager_pb2, vault_manager_pb2_grpc
+from collateral_vault.v1 import (
+    common_pb2,
+    transaction_builder_pb2,
+    transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+)
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
@@ -42,7 +48,15 @@ from tests.conftest import RedisNamespace
 from tests.support.databases import migrated_before
 from tests.support.localnet_node import free_port, running_node
 from tests.support.rpc_proxy import RpcProxy
-from tests.support.services import GENESIS_OWNERS, balance_tracker, monitor, settings_for, vault_manager, wait_for_rows
+from tests.support.services import (
+    GENESIS_OWNERS,
+    balance_tracker,
+    monitor,
+    settings_for,
+    sign,
+    vault_manager,
+    wait_for_rows,
+)
 from tests.support.traffic import users_with_vaults
 
 USDT = 10**6
@@ -262,3 +276,67 @@ async def call_tvl(port: int) -> dict[str, Any]:
         assert response.status == 200
         answer: dict[str, Any] = await response.json()
         return answer
+
+
+async def test_get_vault_and_submissions_go_on_while_a_client_walks_every_vault(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """Issue 25: a ListVaults walk re-read every vault from the chain per page, and GetVault
+    stalled up to 3.4 s and deposits over 2 s while one client paged. Now each page is one
+    indexed read: with 20,000 vault rows walked in pages of 500, over and over, GetVault (from
+    memory and from the chain) and a deposit's build and submission complete while the walk
+    is in progress, between its pages (asserted by the order things finish in, no timing)."""
+    settings = settings_for("vault_manager", node, pg_database, redis_ns.url, redis_ns.prefix)
+    async with vault_manager(settings) as running, grpc.aio.insecure_channel(running.target) as channel, \
+            AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+        conn = await asyncpg.connect(pg_database)
+        try:
+            await conn.execute(
+                "INSERT INTO vaults (owner, address, token_account, total_balance, available_balance, last_slot) "
+                "SELECT 'o' || i, 'a' || lpad(i::text, 6, '0'), 't' || i, i, i, i FROM generate_series(1, 20000) i")
+        finally:
+            await conn.close()
+        [account] = await users_with_vaults(node, client, 1)
+        owner = str(account.user.key)
+        stub = vault_manager_pb2_grpc.VaultManagerStub(channel)
+        builder = transaction_builder_pb2_grpc.TransactionBuilderStub(channel)
+        log: list[str] = []  # what finished, in order
+        done = asyncio.Event()
+
+        async def walk() -> None:
+            while not done.is_set():
+                token = ""
+                while True:
+                    page = await stub.ListVaults(vault_manager_pb2.ListVaultsRequest(page_size=500, page_token=token))
+                    log.append("page")
+                    token = page.next_page_token
+                    if not token:
+                        break
+                log.append("walked")
+
+        walker = asyncio.create_task(walk())
+        try:
+            while log.count("page") < 3:
+                await asyncio.sleep(0.01)
+            for n in range(20):
+                reply = await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner, fresh=n % 2 == 0))
+                assert reply.vault.owner == owner
+                log.append("get_vault")
+            built = await builder.BuildDeposit(transaction_builder_pb2.BuildDepositRequest(owner=owner,
+                                                                                         amount=USDT))
+            result = await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                signed_transaction_base64=sign(built.transaction.transaction_base64, account.user.keypair),
+                wait_for=common_pb2.COMMITMENT_CONFIRMED))
+            assert result.status.error == "" and result.status.commitment >= common_pb2.COMMITMENT_CONFIRMED
+            log.append("submitted")
+            pages_before = log.count("page")
+            while log.count("page") < pages_before + 3:  # and the walk goes on after them
+                await asyncio.sleep(0.01)
+        finally:
+            done.set()
+            await walker
+        first, last = log.index("get_vault"), log.index("submitted")
+        assert "page" in log[:first] and "page" in log[last:]
+        # between GetVault answers, pages were answered too: each waited for no walk to end
+        assert "page" in log[first:last]
+        assert (await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner, fresh=True))).vault.total_balance \
+            == USDT  # the deposit landed
