@@ -22,7 +22,7 @@ import asyncpg
 
 logger = logging.getLogger("snapshots")
 
-BATCH_ROWS = 5_000
+BATCH_ROWS = 1_000  # owners per transaction: an indexer batch touching one of them waits for it (tens of ms)
 PAUSE_SECONDS = 0.05  # between two batches of one pass: other work gets the database in between
 
 # A batch of the owners whose balances changed, taken (their markers deleted) in the

@@ -282,7 +282,7 @@ class Settings:
     snapshot_interval_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_INTERVAL_SECONDS", 60))
     snapshot_retention_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_RETENTION_INTERVAL_SECONDS",
                                                                              300))
-    snapshot_batch_rows: int = field(default_factory=lambda: _int("SNAPSHOT_BATCH_ROWS", 5_000))
+    snapshot_batch_rows: int = field(default_factory=lambda: _int("SNAPSHOT_BATCH_ROWS", 1_000))
 
     def __post_init__(self) -> None:
         problems = []
