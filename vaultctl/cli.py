@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
     async def tvl(clients: Clients) -> int:
         reply = await clients.monitor.GetTvl(vault_monitor_pb2.GetTvlRequest())
+        verdict = ("agreed" if reply.chain_matches else "found mismatches") if reply.reconciled_at else "none yet"
         print(f"TVL {reply.total / USDT:,.2f} USDT (locked {reply.locked / USDT:,.2f}, available "
-              f"{reply.available / USDT:,.2f}) in {reply.vault_count} vaults; chain agrees: {reply.chain_matches}")
+              f"{reply.available / USDT:,.2f}) in {reply.vault_count} vaults at slot {reply.slot}; last "
+              f"reconciliation: {verdict}")
         return 0
     return asyncio.run(with_clients(tvl))
 

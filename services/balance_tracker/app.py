@@ -29,7 +29,7 @@ GRPC_PORT, METRICS_PORT = 50052, 9102
 @dataclass
 class BalanceTrackerApp(ServiceApp):
     indexer_enabled: bool = field(default_factory=lambda: os.environ.get("INDEXER_ENABLED", "1") != "0")
-    snapshot_seconds: float = field(default_factory=lambda: float(os.environ.get("SNAPSHOT_INTERVAL_SECONDS", "60")))
+    snapshot_seconds: float | None = None  # None: the settings' SNAPSHOT_INTERVAL_SECONDS
     reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
                                                                                   "300")))
     indexer: Indexer | None = None
@@ -57,7 +57,9 @@ class BalanceTrackerApp(ServiceApp):
             self.tasks.append(asyncio.create_task(progress.watch(self.indexer, self._report_progress,
                                                                  s.indexer_stuck_seconds,
                                                                  min(5.0, s.indexer_stuck_seconds / 4))))
-        self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
+        snapshot_seconds = self.snapshot_seconds or s.snapshot_interval_seconds
+        self.tasks.append(asyncio.create_task(snapshots.every(pool, snapshot_seconds, s.snapshot_retention_seconds,
+                                                              s.snapshot_batch_rows)))
         reconciler = reconcile.Reconciler(pool, chain)
         self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
         self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,

@@ -454,3 +454,24 @@ def number(events: list[EventRow], after: int) -> int:
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:
     row = await conn.fetchrow("SELECT slot, signature FROM indexer_cursor WHERE name = $1", name)
     return (row["slot"], row["signature"]) if row else None
+
+
+# The indexer's watermark (migration 253): fenced like a batch, and never moving back.
+_RECORD_SEEN = """
+UPDATE indexer_cursor SET chain_slot = GREATEST(chain_slot, $2), caught_up_slot = GREATEST(caught_up_slot, $3),
+                          seen_at = now()
+WHERE name = $1 AND indexer_fence($4, $5) IS NOT NULL
+"""
+
+
+async def record_seen(conn: asyncpg.Connection | asyncpg.Pool, cursor_name: str, chain_slot: int,
+                      caught_up_slot: int, fence: Fence | None = None) -> None:
+    """The chain's slot as the indexer last saw it, and the slot it had then processed every
+    program transaction up to (0: not caught up, the stored one stays). Refused (`Fenced`)
+    for a term that is over."""
+    try:
+        await conn.execute(_RECORD_SEEN, cursor_name, chain_slot, caught_up_slot, *(fence or _NO_FENCE))
+    except asyncpg.ObjectNotInPrerequisiteStateError as exc:
+        if exc.detail == "fenced":
+            raise Fenced(exc.message) from exc
+        raise

@@ -270,6 +270,19 @@ class Settings:
     # how long a finished operator request (its client_request_id and answer) is remembered
     operator_request_retention_days: float = field(default_factory=lambda: _float("OPERATOR_REQUEST_RETENTION_DAYS",
                                                                                   30))
+    # --- added by issue 25 (answers over every vault from PostgreSQL) ---
+    # ListVaults' page tokens are signed (HMAC-SHA256) with the key in this file (at least
+    # 32 bytes, shared by every vault_manager replica); unset: a random key per process, so a
+    # token is refused (INVALID_ARGUMENT) by any replica but the one that issued it. A token
+    # older than the time to live is refused too.
+    page_token_key_file: str = field(default_factory=lambda: _env("PAGE_TOKEN_KEY_FILE", ""))
+    page_token_ttl_seconds: float = field(default_factory=lambda: _float("PAGE_TOKEN_TTL_SECONDS", 3600))
+    # balance snapshots: how often a pass writes the vaults that changed, and how often the
+    # retention policy thins old ones (docs/snapshots.md); each works in batches of this many rows
+    snapshot_interval_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_INTERVAL_SECONDS", 60))
+    snapshot_retention_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_RETENTION_INTERVAL_SECONDS",
+                                                                             300))
+    snapshot_batch_rows: int = field(default_factory=lambda: _int("SNAPSHOT_BATCH_ROWS", 1_000))
 
     def __post_init__(self) -> None:
         problems = []
@@ -279,6 +292,13 @@ class Settings:
             problems.append(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         problems += self.security.problems()
         problems += self.operator_signer.problems(self.profile)
+        problems += _existing_files({"PAGE_TOKEN_KEY_FILE": self.page_token_key_file})
+        for name, value in (("PAGE_TOKEN_TTL_SECONDS", self.page_token_ttl_seconds),
+                            ("SNAPSHOT_INTERVAL_SECONDS", self.snapshot_interval_seconds),
+                            ("SNAPSHOT_RETENTION_INTERVAL_SECONDS", self.snapshot_retention_seconds),
+                            ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows)):
+            if value <= 0:
+                problems.append(f"{name} must be positive, got {value}")
         if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0 \
                 or self.operator_request_retention_days <= 0:
             problems.append("OPERATOR_CONCURRENCY must be at least 1, OPERATOR_TIMEOUT_SECONDS and "

@@ -1,5 +1,5 @@
-"""VaultMonitor: GetTvl (from the database, cross-checked on chain), GetVaultHealth,
-ListAlerts."""
+"""VaultMonitor: GetTvl (one row the indexer keeps up to date, with the verdict of the latest
+reconciliation run; no chain read), GetVaultHealth, ListAlerts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncpg
 import grpc
 from collateral_vault.v1 import vault_monitor_pb2, vault_monitor_pb2_grpc
 
-from services.common import validation
+from services.common import validation, vault_rows
 from services.common.chain import ChainClient
 from services.common.errors import invalid, not_found
 
@@ -19,14 +19,17 @@ class VaultMonitorService(vault_monitor_pb2_grpc.VaultMonitorServicer):
 
     async def GetTvl(self, request: vault_monitor_pb2.GetTvlRequest,
                      context: grpc.aio.ServicerContext) -> vault_monitor_pb2.GetTvlResponse:
-        row = await self.pool.fetchrow(
-            "SELECT count(*) AS n, COALESCE(sum(total_balance), 0) AS total, COALESCE(sum(locked_balance), 0) AS "
-            "locked, COALESCE(sum(available_balance), 0) AS available FROM vaults WHERE closed_at IS NULL")
-        assert row is not None
-        chain_total = sum(state.vault.total_balance for state in await self.chain.vaults())
+        """O(1): `vault_totals` (maintained in the indexer's transactions) and the latest
+        finished reconciliation run (the primary key's last entries). Comparing with the chain
+        is reconciliation's job: summing it here read every vault per request."""
+        totals = await vault_rows.totals(self.pool)
+        run = await self.pool.fetchrow(
+            "SELECT status, finished_at FROM reconciliation_runs WHERE status IN ('ok', 'mismatch') "
+            "ORDER BY id DESC LIMIT 1")
         return vault_monitor_pb2.GetTvlResponse(
-            total=int(row["total"]), locked=int(row["locked"]), available=int(row["available"]),
-            vault_count=int(row["n"]), chain_total=chain_total, chain_matches=chain_total == int(row["total"]))
+            total=totals.total, locked=totals.locked, available=totals.available, vault_count=totals.vault_count,
+            chain_matches=run is not None and run["status"] == "ok", slot=totals.slot,
+            reconciled_at=int(run["finished_at"].timestamp()) if run is not None and run["finished_at"] else 0)
 
     async def GetVaultHealth(self, request: vault_monitor_pb2.GetVaultHealthRequest,
                              context: grpc.aio.ServicerContext) -> vault_monitor_pb2.GetVaultHealthResponse:

@@ -10,7 +10,13 @@
   time), and an operator operation the chain refused (cpi_manager records refusals in
   `operator_requests`; services share the database, not code);
 
-and exports TVL, vault count and indexer lag as gauges."""
+and exports TVL, vault count and indexer lag as gauges.
+
+Each pass costs what changed since the last (issue 25): the events are read after a cursor on
+their numbers (`feed.py`), reconciliation runs after a cursor on their ids, refusals after a
+cursor on their time (all kept in `monitor_cursor`), withdrawals are summed in memory over
+the window (`withdrawals.py`), TVL is one row (`vault_totals`), and the indexer's lag is one
+row (its watermark, written by the indexer events or not)."""
 
 from __future__ import annotations
 
@@ -26,13 +32,20 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter, Gauge
 
+from services.common import vault_rows
 from services.common.chain import ChainClient
+from services.monitor.feed import Cursors, new_events
+from services.monitor.withdrawals import WithdrawalWindow
 
 logger = logging.getLogger("watcher")
+# the kinds of events the checks read: withdrawals (large ones), lock / unlock / transfer
+# (their caller), the exchange's liquidations and exits
+EVENT_KINDS = ["withdraw", "lock", "unlock", "transfer", "operator_liquidate", "exit_requested", "exit_served"]
 ALERTS = Counter("monitor_alerts_total", "Alerts raised", ["kind"])
 TVL = Gauge("vault_tvl", "Collateral in vaults (USDT base units)", ["part"])
 VAULTS = Gauge("vault_count", "Open vaults")
-LAG = Gauge("indexer_lag_slots", "Chain slot minus the indexer's cursor slot")
+LAG = Gauge("indexer_lag_slots", "The chain's slot as the indexer last saw it minus the slot it had processed "
+            "everything up to")
 PAUSED = Gauge("vault_program_pause_flags", "Pause flags of the vault authority")
 
 
@@ -46,6 +59,9 @@ class WatcherConfig:
     tvl_share: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_TVL_SHARE", 0.2))
     window_seconds: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_WINDOW_SECONDS", 3600))
     max_lag_slots: int = field(default_factory=lambda: int(_float("ALERT_INDEXER_LAG_SLOTS", 150)))
+    # the indexer records its watermark every few seconds while it leads: silent for this long,
+    # it is down or stuck (an alert too)
+    silent_seconds: float = 60.0
     interval_seconds: float = field(default_factory=lambda: _float("MONITOR_INTERVAL_SECONDS", 2))
     cursor_name: str = "collateral_vault"
 
@@ -55,10 +71,12 @@ class Watcher:
     pool: asyncpg.Pool
     chain: ChainClient
     config: WatcherConfig = field(default_factory=WatcherConfig)
-    # how far the exchange checks have read (alerts are deduplicated anyway: a restart
-    # reads again from the start, a page per pass)
-    _exchange_seq: int = 0
-    _refusals_since: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
+    cursors: Cursors = field(init=False)
+    window: WithdrawalWindow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cursors = Cursors(self.pool)
+        self.window = WithdrawalWindow(self.config.window_seconds)
 
     async def raise_alert(self, kind: str, severity: str, message: str, key: str, owner: str = "",
                           details: dict[str, Any] | None = None) -> bool:
@@ -74,102 +92,135 @@ class Watcher:
     async def check_once(self) -> None:
         await self.check_tvl()
         await self.check_reconciliation()
-        await self.check_withdrawals()
-        await self.check_callers_and_pause()
+        await self.check_pause()
+        await self.check_events()
         await self.check_lag()
-        await self.check_exchange_events()
         await self.check_operator_refusals()
 
-    async def check_exchange_events(self) -> None:
-        """Liquidations and exits, from the event ledger (each once: it follows the events'
-        numbers, a page per pass, and alerts are deduplicated by event id)."""
-        rows = await self.pool.fetch(
-            "SELECT owner, signature, instruction_index, event_index, kind, amount, counterparty, details, seq "
-            "FROM transactions WHERE kind IN ('operator_liquidate', 'exit_requested', 'exit_served') AND seq > $1 "
-            "ORDER BY seq LIMIT 500", self._exchange_seq)
-        for r in rows:
-            self._exchange_seq = max(self._exchange_seq, int(r["seq"]))
+    async def check_events(self) -> None:
+        """The events numbered since the last pass, of the kinds some check looks at."""
+        if not self.window.loaded:
+            await self.window.load(self.pool, time.time())
+        after = await self.cursors.get("events")
+        events, position = await new_events(self.pool, after, EVENT_KINDS)
+        allowed: set[str] | None = None
+        if any(r["caller_program"] is not None and r["kind"] in ("lock", "unlock", "transfer") for r in events):
+            authority = await self.chain.authority()
+            allowed = {str(p) for p in authority.programs} if authority is not None else None
+        withdrawn: dict[str, str] = {}  # owner -> the event id of its newest withdrawal this pass
+        for r in events:
             event_id = f"{r['signature']}:{r['instruction_index']}:{r['event_index']}"
-            details = json.loads(r["details"]) if isinstance(r["details"], str) else (r["details"] or {})
-            common = {"event_id": event_id, "signature": r["signature"]}
-            if r["kind"] == "operator_liquidate":
-                await self.raise_alert("liquidation", "warning",
-                                       f"{r['owner']} was liquidated: {r['amount']} moved to the insurance fund "
-                                       f"({r['counterparty']})", f"liquidation:{event_id}", owner=r["owner"],
-                                       details={**common, "amount": str(r["amount"])})
-            elif r["kind"] == "exit_requested":
-                await self.raise_alert("exit_requested", "warning",
-                                       f"{r['owner']} requested an exit: the operator must release or settle what "
-                                       f"it holds before slot {details.get('deadline_slot')}", f"exit:{event_id}",
-                                       owner=r["owner"], details={**common, **details})
-            elif not details.get("by_operator", True):
-                await self.raise_alert("exit_served_by_trader", "critical",
-                                       f"{r['owner']} exited by himself after the deadline ({r['amount']} released): "
-                                       "the operator did not answer the exit request in time",
-                                       f"exit_served:{event_id}", owner=r["owner"],
-                                       details={**common, "released": str(r["amount"])})
+            if r["kind"] == "withdraw":
+                if r["at"].timestamp() >= time.time() - self.config.window_seconds \
+                        and self.window.add(r["at"], r["owner"], int(r["amount"]), event_id):
+                    withdrawn[r["owner"]] = event_id
+            elif r["kind"] in ("lock", "unlock", "transfer"):
+                if allowed is not None and r["caller_program"] is not None and r["caller_program"] not in allowed:
+                    await self.raise_alert("unauthorized_caller", "critical",
+                                           f"{r['kind']} on {r['owner']} by {r['caller_program']}, which is not an "
+                                           "authorized program", f"caller:{event_id}", owner=r["owner"],
+                                           details={"event_id": event_id, "caller_program": r["caller_program"]})
+            else:
+                await self._exchange_event(r, event_id)
+        await self._withdrawals(withdrawn)
+        if position > after:
+            await self.cursors.move("events", position)
+
+    async def _exchange_event(self, r: Any, event_id: str) -> None:
+        """Liquidations and exits (each once: alerts are deduplicated by event id)."""
+        details = json.loads(r["details"]) if isinstance(r["details"], str) else (r["details"] or {})
+        common = {"event_id": event_id, "signature": r["signature"]}
+        if r["kind"] == "operator_liquidate":
+            await self.raise_alert("liquidation", "warning",
+                                   f"{r['owner']} was liquidated: {r['amount']} moved to the insurance fund "
+                                   f"({r['counterparty']})", f"liquidation:{event_id}", owner=r["owner"],
+                                   details={**common, "amount": str(r["amount"])})
+        elif r["kind"] == "exit_requested":
+            await self.raise_alert("exit_requested", "warning",
+                                   f"{r['owner']} requested an exit: the operator must release or settle what "
+                                   f"it holds before slot {details.get('deadline_slot')}", f"exit:{event_id}",
+                                   owner=r["owner"], details={**common, **details})
+        elif r["kind"] == "exit_served" and not details.get("by_operator", True):
+            await self.raise_alert("exit_served_by_trader", "critical",
+                                   f"{r['owner']} exited by himself after the deadline ({r['amount']} released): "
+                                   "the operator did not answer the exit request in time",
+                                   f"exit_served:{event_id}", owner=r["owner"],
+                                   details={**common, "released": str(r["amount"])})
 
     async def check_operator_refusals(self) -> None:
-        """Operator operations the chain refused (cpi_manager's records), each once."""
+        """Operator operations the chain refused (cpi_manager's records), each once, after a
+        cursor on their time (microseconds since the epoch)."""
+        since = datetime.fromtimestamp(await self.cursors.get("operator_refusals") / 1e6, UTC)
         rows = await self.pool.fetch(
             "SELECT request_id, operation, traders, op_ids, error_name, error_message, finished_at "
             "FROM operator_requests WHERE state = 'refused' AND finished_at > $1 ORDER BY finished_at LIMIT 500",
-            self._refusals_since)
+            since)
         for r in rows:
-            self._refusals_since = max(self._refusals_since, r["finished_at"])
+            since = max(since, r["finished_at"])
             await self.raise_alert("operator_refused", "warning",
                                    f"the chain refused the operator's {r['operation']} {r['request_id']!r} for "
                                    f"{', '.join(r['traders'])}: {r['error_message']}",
                                    f"operator_refused:{r['request_id']}", owner=r["traders"][0],
                                    details={"request_id": r["request_id"], "error": r["error_name"],
                                             "op_ids": list(r["op_ids"])})
+        if rows:
+            await self.cursors.move("operator_refusals", int(since.timestamp() * 1e6))
 
     async def check_tvl(self) -> None:
-        row = await self.pool.fetchrow(
-            "SELECT count(*) AS n, COALESCE(sum(total_balance), 0) AS total, COALESCE(sum(locked_balance), 0) AS "
-            "locked, COALESCE(sum(available_balance), 0) AS available FROM vaults WHERE closed_at IS NULL")
-        assert row is not None
-        VAULTS.set(row["n"])
-        for part in ("total", "locked", "available"):
-            TVL.labels(part).set(float(row[part]))
+        totals = await vault_rows.totals(self.pool, self.config.cursor_name)
+        VAULTS.set(totals.vault_count)
+        for part, value in (("total", totals.total), ("locked", totals.locked), ("available", totals.available)):
+            TVL.labels(part).set(float(value))
 
     async def check_reconciliation(self) -> None:
-        row = await self.pool.fetchrow("SELECT id, findings FROM reconciliation_runs WHERE status = 'mismatch' "
-                                       "ORDER BY id DESC LIMIT 1")
-        if row is not None:
-            await self.raise_alert("reconciliation_mismatch", "critical",
-                                   f"reconciliation run {row['id']} found {row['findings']} mismatches between "
-                                   "the chain, the database and the token accounts", f"reconciliation:{row['id']}",
-                                   details={"run_id": row["id"]})
-
-    async def check_withdrawals(self) -> None:
-        since = time.time() - self.config.window_seconds
+        """The runs finished since the last pass (a run still going stops the cursor, unless
+        it has been going for an hour: its process died)."""
+        after = await self.cursors.get("reconciliation_runs")
         rows = await self.pool.fetch(
-            "SELECT t.owner, sum(t.amount) AS withdrawn, max(t.signature) AS last_signature, v.total_balance "
-            "FROM transactions t JOIN vaults v USING (owner) WHERE t.kind = 'withdraw' "
-            "AND t.block_time >= to_timestamp($1) GROUP BY t.owner, v.total_balance", since)
-        tvl = int(await self.pool.fetchval("SELECT COALESCE(sum(total_balance), 0) FROM vaults "
-                                           "WHERE closed_at IS NULL"))
-        total_withdrawn = 0
-        for r in rows:
-            withdrawn, before = int(r["withdrawn"]), int(r["withdrawn"]) + int(r["total_balance"])
-            total_withdrawn += withdrawn
-            if before and withdrawn > self.config.vault_share * before:
+            "SELECT id, status, findings, started_at < now() - interval '1 hour' AS abandoned "
+            "FROM reconciliation_runs WHERE id > $1 ORDER BY id LIMIT 100", after)
+        position = after
+        for row in rows:
+            if row["status"] == "running" and not row["abandoned"]:
+                break
+            position = row["id"]
+            if row["status"] == "mismatch":
+                await self.raise_alert("reconciliation_mismatch", "critical",
+                                       f"reconciliation run {row['id']} found {row['findings']} mismatches between "
+                                       "the chain, the database and the token accounts",
+                                       f"reconciliation:{row['id']}", details={"run_id": row["id"]})
+        if position > after:
+            await self.cursors.move("reconciliation_runs", position)
+
+    async def _withdrawals(self, withdrawn: dict[str, str]) -> None:
+        """Large withdrawals within the window: per vault (for the vaults that withdrew this
+        pass) and of TVL."""
+        now = time.time()
+        self.window.expire(now)
+        if not withdrawn:
+            return
+        balances = {r["owner"]: int(r["total"]) for r in await self.pool.fetch(
+            "SELECT owner, total_balance::text AS total FROM vaults WHERE owner = ANY($1::text[])", list(withdrawn))}
+        for owner, event_id in withdrawn.items():
+            amount = self.window.by_owner.get(owner, 0)
+            before = amount + balances.get(owner, 0)
+            if before and amount > self.config.vault_share * before:
                 await self.raise_alert(
                     "large_withdrawal", "warning",
-                    f"{r['owner']} withdrew {withdrawn} of {before} ({withdrawn / before:.0%}) within "
-                    f"{self.config.window_seconds:.0f} s", f"withdrawal:{r['owner']}:{r['last_signature']}",
-                    owner=r["owner"], details={"withdrawn": withdrawn, "vault_before": before})
-        before_tvl = tvl + total_withdrawn
+                    f"{owner} withdrew {amount} of {before} ({amount / before:.0%}) within "
+                    f"{self.config.window_seconds:.0f} s", f"withdrawal:{owner}:{event_id}",
+                    owner=owner, details={"withdrawn": amount, "vault_before": before})
+        total_withdrawn = self.window.total
+        before_tvl = (await vault_rows.totals(self.pool, self.config.cursor_name)).total + total_withdrawn
         if before_tvl and total_withdrawn > self.config.tvl_share * before_tvl:
-            bucket = int(time.time() // self.config.window_seconds)
+            bucket = int(now // self.config.window_seconds)
             await self.raise_alert(
                 "large_withdrawal", "critical",
                 f"withdrawals of {total_withdrawn} ({total_withdrawn / before_tvl:.0%} of TVL) within "
                 f"{self.config.window_seconds:.0f} s", f"withdrawal:tvl:{bucket}",
                 details={"withdrawn": total_withdrawn, "tvl_before": before_tvl})
 
-    async def check_callers_and_pause(self) -> None:
+    async def check_pause(self) -> None:
         authority = await self.chain.authority()
         if authority is None:
             return
@@ -177,34 +228,38 @@ class Watcher:
         if authority.pause_flags:
             slot = await self.chain.slot()
             previous = await self.pool.fetchval(
-                "SELECT details ->> 'flags' FROM alerts WHERE kind = 'program_paused' ORDER BY id DESC LIMIT 1")
+                "SELECT details ->> 'flags' FROM alerts WHERE kind = 'program_paused' "
+                "ORDER BY raised_at DESC, id DESC LIMIT 1")
             if previous != str(authority.pause_flags):
                 await self.raise_alert("program_paused", "critical",
                                        f"the vault program is paused (flags {authority.pause_flags})",
                                        f"paused:{authority.pause_flags}:{slot}",
                                        details={"flags": authority.pause_flags})
-        allowed = [str(p) for p in authority.programs]
-        rows = await self.pool.fetch(
-            "SELECT owner, signature, instruction_index, event_index, kind, caller_program FROM transactions "
-            "WHERE kind IN ('lock', 'unlock', 'transfer') AND caller_program IS NOT NULL "
-            "AND NOT (caller_program = ANY($1::text[])) ORDER BY slot DESC LIMIT 100", allowed)
-        for r in rows:
-            event_id = f"{r['signature']}:{r['instruction_index']}:{r['event_index']}"
-            await self.raise_alert("unauthorized_caller", "critical",
-                                   f"{r['kind']} on {r['owner']} by {r['caller_program']}, which is not an "
-                                   "authorized program", f"caller:{event_id}", owner=r["owner"],
-                                   details={"event_id": event_id, "caller_program": r["caller_program"]})
 
     async def check_lag(self) -> None:
-        cursor = await self.pool.fetchval("SELECT slot FROM indexer_cursor WHERE name = $1", self.config.cursor_name)
-        slot = await self.chain.slot()
-        lag = slot - int(cursor or 0)
+        """Against the chain's slot as the indexer last saw it (its watermark, recorded every
+        few seconds while it leads, events or not): an idle indexer that is caught up has no
+        lag. An indexer that has not recorded it for `silent_seconds` is down or stuck."""
+        row = await self.pool.fetchrow(
+            "SELECT chain_slot, GREATEST(slot, caught_up_slot) AS processed, "
+            "extract(epoch FROM now() - COALESCE(seen_at, updated_at))::float8 AS silent "
+            "FROM indexer_cursor WHERE name = $1", self.config.cursor_name)
+        if row is None:  # nothing indexed yet: nothing to be behind
+            LAG.set(0)
+            return
+        lag = max(int(row["chain_slot"]) - int(row["processed"]), 0)
         LAG.set(lag)
+        minute = int(time.time() // 60)
         if lag > self.config.max_lag_slots:
-            minute = int(time.time() // 60)
             await self.raise_alert("indexer_lag", "warning",
-                                   f"the indexer is {lag} slots behind the chain (limit {self.config.max_lag_slots})",
-                                   f"lag:{minute}", details={"lag": lag, "cursor": cursor, "slot": slot})
+                                   f"the indexer is {lag} slots behind the chain as it last saw it (limit "
+                                   f"{self.config.max_lag_slots})", f"lag:{minute}",
+                                   details={"lag": lag, "processed": row["processed"], "slot": row["chain_slot"]})
+        elif row["silent"] > self.config.silent_seconds:
+            await self.raise_alert("indexer_lag", "warning",
+                                   f"the indexer has not reported where it is for {row['silent']:.0f} s (limit "
+                                   f"{self.config.silent_seconds:.0f} s): it is down or stuck", f"lag:{minute}",
+                                   details={"silent_seconds": row["silent"], "processed": row["processed"]})
 
     async def run(self) -> None:
         while True:

@@ -13,13 +13,14 @@ from collateral_vault.v1 import (
     vault_manager_pb2_grpc,
 )
 
-from services.common import cluster, pools
+from services.common import cluster, page_tokens, pools
 from services.common.audit import AuditLog
 from services.common.audit_outbox import AuditOutbox
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
+from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
 from services.vault_manager import vault_changes
 from services.vault_manager.builder_service import TransactionBuilderService
@@ -40,7 +41,8 @@ class VaultManagerApp(ServiceApp):
         chain = ChainClient.for_settings(s)
         await cluster.verify_or_close(s, chain, pool, redis)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
-        vaults = VaultManagerService(chain, cache, s.service)
+        tokens = PageTokens(page_tokens.read_key(s.page_token_key_file), "ListVaults", s.page_token_ttl_seconds)
+        vaults = VaultManagerService(chain, cache, s.service, pool, tokens)
         outbox = AuditOutbox(AuditLog(pool), Path(s.audit_spool_dir) / f"{s.service}-audit.log", s.service)
         await outbox.open()  # delivers what an earlier process journaled and did not see stored
         builder = TransactionBuilderService(chain, redis, outbox, {s.position_manager_id}, s.redis_prefix, s.service,

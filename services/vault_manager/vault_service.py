@@ -1,17 +1,20 @@
 """VaultManager: GetVault (process memory, then the Redis cache, then the chain), ListVaults
-(paged), GetVaultAddress, GetAuthority (with the timelock's queued changes and the
-withdrawal throttle's limits and state)."""
+(keyset pages of the indexed vault rows in PostgreSQL, with signed page tokens),
+GetVaultAddress, GetAuthority (with the timelock's queued changes and the withdrawal
+throttle's limits and state)."""
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 from collateral_vault.v1 import common_pb2, vault_manager_pb2, vault_manager_pb2_grpc
 
-from services.common import validation
+from services.common import validation, vault_rows
 from services.common.chain import ChainClient
 from services.common.convert import vault_message
-from services.common.errors import not_found, unavailable
+from services.common.errors import invalid, not_found, unavailable
 from services.common.metrics import CACHE_LOOKUPS
+from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
 from services.common.vault_program import ChangeKind, QueuedChange
 from services.vault_manager.mirror import VaultMirror
@@ -23,8 +26,11 @@ LOCAL_TTL_SECONDS = 1.0
 
 
 class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
-    def __init__(self, chain: ChainClient, cache: VaultCache, service: str = "vault_manager") -> None:
+    def __init__(self, chain: ChainClient, cache: VaultCache, service: str = "vault_manager",
+                 pool: asyncpg.Pool | None = None, tokens: PageTokens | None = None) -> None:
         self.chain = chain
+        self.pool = pool  # the indexed vault rows (ListVaults)
+        self.tokens = tokens
         self.cache = cache
         self.service = service
         self.mirror = VaultMirror(chain.program, LOCAL_TTL_SECONDS)
@@ -61,14 +67,20 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
 
     async def ListVaults(self, request: vault_manager_pb2.ListVaultsRequest,
                          context: grpc.aio.ServicerContext) -> vault_manager_pb2.ListVaultsResponse:
+        """One indexed range read per page (`vault_rows.page`): no chain read, and a page costs
+        the same whichever page it is and however many vaults there are."""
         size = validation.page_size(request.page_size)
-        after = str(validation.pubkey(request.page_token, "page_token")) if request.page_token else ""
-        states = sorted(await self.chain.vaults(), key=lambda s: str(s.address))
-        page = [s for s in states if str(s.address) > after][:size]
-        more = len([s for s in states if str(s.address) > after]) > size
+        if self.pool is None or self.tokens is None:
+            raise unavailable("this process serves no vault listing (it has no database)")
+        after = ""
+        if request.page_token:
+            position = self.tokens.read(request.page_token)
+            if len(position) != 1 or not isinstance(position[0], str):
+                raise invalid("page_token is not a token this service issued; start from the first page")
+            after = position[0]
+        vaults, more, slot = await vault_rows.page(self.pool, after, size)
         return vault_manager_pb2.ListVaultsResponse(
-            vaults=[vault_message(s.vault, s.address, s.slot, common_pb2.DATA_SOURCE_CHAIN) for s in page],
-            next_page_token=str(page[-1].address) if more and page else "")
+            vaults=vaults, next_page_token=self.tokens.issue([vaults[-1].address]) if more else "", slot=slot)
 
     async def GetVaultAddress(self, request: vault_manager_pb2.GetVaultAddressRequest,
                               context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultAddressResponse:

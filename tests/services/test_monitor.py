@@ -4,6 +4,7 @@ localnet, the real indexer, PostgreSQL and Redis."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -66,8 +67,10 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                 await asyncio.sleep(0.3)
                 tvl = await stub.GetTvl(vault_monitor_pb2.GetTvlRequest())
                 # the vaults: the two users' and genesis' fee and insurance vaults (empty)
-                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches) == (
-                    1000 * USDT, 2 + len(GENESIS_OWNERS), 1000 * USDT, True)
+                # (no chain read: chain_matches is the latest reconciliation's verdict, none ran yet)
+                assert (tvl.total, tvl.vault_count, tvl.chain_total, tvl.chain_matches, tvl.reconciled_at) == (
+                    1000 * USDT, 2 + len(GENESIS_OWNERS), 0, False, 0)
+                assert tvl.slot > 0
                 health = await stub.GetVaultHealth(vault_monitor_pb2.GetVaultHealthRequest(owner=str(alice.user.key)))
                 assert health.balanced and health.token_account_matches and health.locked_ratio == 0.0
                 assert await kinds() == []
@@ -92,7 +95,7 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                         "INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, amount, "
                         "caller_program, total_balance, locked_balance, available_balance, slot, block_time, seq) "
                         "VALUES ($1, $2, 0, 0, 'lock', 1, $3, 10, 1, 9, 1, $4, "
-                        "(SELECT max(seq) + 1000000 FROM transactions))", str(bob.user.key),
+                        "(SELECT max(seq) + 1000 FROM transactions))", str(bob.user.key),
                         str(Signature.new_unique()), str(deployment.rogue_pm_id), datetime.now(UTC))
                     assert "unauthorized_caller" in await kinds()
 
@@ -106,13 +109,13 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                         await chain.close()
                     assert result.findings
                     assert "reconciliation_mismatch" in await kinds()
+                    tvl = await stub.GetTvl(vault_monitor_pb2.GetTvlRequest())
+                    assert not tvl.chain_matches and tvl.reconciled_at > 0
 
-                    # 5. the indexer lagging: its cursor far behind the chain
-                    await conn.execute("UPDATE indexer_cursor SET slot = 0")
+                    # 5. the indexer lagging: the chain as it last saw it far ahead of what it processed
+                    await conn.execute("UPDATE indexer_cursor SET chain_slot = GREATEST(slot, caught_up_slot) + 1000")
                 finally:
                     await conn.close()
-                while (await client.get_slot()).value <= 60:
-                    await asyncio.sleep(0.1)
                 assert await kinds() == ["indexer_lag", "large_withdrawal", "program_paused",
                                          "reconciliation_mismatch", "unauthorized_caller"]
                 # alerts are deduplicated: another pass adds nothing
@@ -131,3 +134,53 @@ async def test_tvl_health_and_every_alert(node: Node, pg_database: str, redis_ns
                 assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         finally:
             await monitor.stop()
+
+
+async def test_no_lag_alert_while_idle_and_an_alert_when_the_indexer_goes_silent(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """Issue 25: the lag was the chain's slot minus the slot of the last event, so an idle
+    system raised "indexer lag" once no vault changed for the limit's worth of slots. Now it
+    is measured against the chain as the indexer last saw it (its watermark, recorded every
+    second here, events or not). Idle for three times the limit: no alert. The indexer
+    stopped: its watermark goes silent, and that is an alert."""
+    limit = 10  # slots: 4 s of localnet's 400 ms slots
+    settings = settings_for("monitor", node, pg_database, redis_ns.url, redis_ns.prefix)
+    monitor = MonitorApp(settings, WatcherConfig(max_lag_slots=limit, interval_seconds=3600, silent_seconds=3),
+                         run_watcher=False)
+    tracker = dataclasses.replace(settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix),
+                                  indexer_stuck_seconds=4.0)  # the progress watch (and watermark) every second
+    async with balance_tracker(tracker, reconcile_seconds=3600.0), AsyncClient(node.rpc_url) as client:
+        await monitor.start()
+        assert monitor.watcher is not None
+        watcher = monitor.watcher
+        try:
+            conn = await asyncpg.connect(pg_database)
+            try:
+                for _ in range(200):  # genesis' events indexed and a first watermark recorded
+                    if await conn.fetchval("SELECT seen_at IS NOT NULL AND caught_up_slot > 0 FROM indexer_cursor"):
+                        break
+                    await asyncio.sleep(0.1)
+                start = (await client.get_slot()).value
+                cursor = await conn.fetchval("SELECT slot FROM indexer_cursor")
+                while (await client.get_slot()).value < start + 3 * limit:
+                    await watcher.check_once()
+                    await asyncio.sleep(0.5)
+                assert await conn.fetchval("SELECT slot FROM indexer_cursor") == cursor  # no event meanwhile
+                assert await conn.fetchval("SELECT count(*) FROM alerts WHERE kind = 'indexer_lag'") == 0
+                assert (await client.get_slot()).value - cursor > limit  # what the old measure alerted on
+            finally:
+                await conn.close()
+        except BaseException:
+            await monitor.stop()
+            raise
+    try:  # the balance_tracker stopped: no watermark any more
+        await asyncio.sleep(3.5)
+        await watcher.check_once()
+        conn = await asyncpg.connect(pg_database)
+        try:
+            messages = [r["message"] for r in await conn.fetch("SELECT message FROM alerts WHERE kind = 'indexer_lag'")]
+        finally:
+            await conn.close()
+        assert len(messages) == 1 and "has not reported" in messages[0], messages
+    finally:
+        await monitor.stop()

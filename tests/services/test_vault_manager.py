@@ -260,21 +260,6 @@ async def test_bad_input_gets_clear_statuses(env: Env) -> None:
         bytes(tx)).decode())), invalid, "account #1")
 
 
-async def test_list_vaults_pages(env: Env) -> None:
-    for _ in range(3):
-        await with_vault(env, 1)
-    seen: list[str] = []
-    token = ""
-    while True:
-        page = await env.vaults.ListVaults(vault_manager_pb2.ListVaultsRequest(page_size=2, page_token=token))
-        assert len(page.vaults) <= 2
-        seen += [v.address for v in page.vaults]
-        token = page.next_page_token
-        if not token:
-            break
-    assert len(seen) >= 3 and seen == sorted(seen) and len(set(seen)) == len(seen)
-
-
 async def test_health_reflection_and_metrics(env: Env) -> None:
     health = health_pb2_grpc.HealthStub(env.channel)
     for name in ("", "collateral_vault.v1.VaultManager", "collateral_vault.v1.TransactionBuilder"):

@@ -14,12 +14,14 @@ cluster can:
 * `rewrite(request, answer)`: every forwarded request's answer goes through it (a node that
   serves a wrong answer, e.g. a transaction's log with an event missing).
 
-Everything else is forwarded as it is. Real HTTP over loopback sockets."""
+Everything else is forwarded as it is, and every request is counted by method (`calls`).
+Real HTTP over loopback sockets."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ class RpcProxy:
     dropped: list[str] = field(default_factory=list)  # the signatures dropped, in order
     drops: int = 0  # sends dropped
     lost: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # requests by JSON-RPC method
     port: int = field(default_factory=free_port)
 
     @property
@@ -64,6 +67,7 @@ class RpcProxy:
         answers: dict[int, Any] = {}
         forward = []
         for i, item in enumerate(batch):
+            self.calls[str(item.get("method"))] += 1
             signature = _signature_of(item) if item.get("method") == "sendTransaction" else None
             if signature is not None and signature not in self.dropped and len(self.dropped) < self.drop_signatures:
                 self.dropped.append(signature)
