@@ -307,6 +307,9 @@ class Settings:
             problems += _refuse_development_keys({"VAULT_PROGRAM_ID": self.vault_program_id,
                                                   "POSITION_MANAGER_ID": self.position_manager_id,
                                                   "USDT_MINT": self.usdt_mint})
+            if self.service == "vault_manager" and not self.page_token_key_file:
+                problems.append("PAGE_TOKEN_KEY_FILE is required in production: every vault_manager replica must "
+                                "sign ListVaults' page tokens with the same key")
             if not self.genesis_hash:
                 problems.append("GENESIS_HASH is required (the cluster's getGenesisHash)")
             if not self.security.tls:

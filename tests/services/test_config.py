@@ -27,7 +27,7 @@ CLUSTER = {"VAULT_PROGRAM_ID": str(Pubkey.new_unique()), "POSITION_MANAGER_ID": 
            "USDT_MINT": "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB",
            "GENESIS_HASH": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"}
 ENV_NAMES = ("CV_PROFILE", *CLUSTER, "GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_TLS_CLIENT_CA", "GRPC_AUTH_FILE",
-             "GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY")
+             "GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY", "PAGE_TOKEN_KEY_FILE")
 
 
 @pytest.fixture
@@ -73,6 +73,13 @@ def test_production_accepts_a_cluster_of_its_own_and_refuses_any_development_id(
             env.setenv(name, dev_id)
             with pytest.raises(ConfigError, match=f"{name} must be set to this cluster's own id: {dev_id}"):
                 Settings(service="cpi_manager")
+    # vault_manager's replicas must share the key that signs ListVaults' page tokens: a random
+    # key per process made a token from one replica INVALID_ARGUMENT at the next
+    with pytest.raises(ConfigError, match="PAGE_TOKEN_KEY_FILE is required in production"):
+        Settings(service="vault_manager")
+    (tmp_path / "page-token.key").write_bytes(os.urandom(32))
+    clean_env.setenv("PAGE_TOKEN_KEY_FILE", str(tmp_path / "page-token.key"))
+    assert Settings(service="vault_manager").page_token_key_file == str(tmp_path / "page-token.key")
     clean_env.setenv("GRPC_TLS_CERT", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"missing\.pem does not exist"):
         Settings(service="cpi_manager")
