@@ -58,7 +58,7 @@ class BalanceTrackerApp(ServiceApp):
                                                                  s.indexer_stuck_seconds,
                                                                  min(5.0, s.indexer_stuck_seconds / 4))))
         self.tasks.append(asyncio.create_task(snapshots.every(pool, self.snapshot_seconds)))
-        reconciler = reconcile.Reconciler(pool, chain)
+        reconciler = reconcile.Reconciler(pool, chain, config.cursor_name)
         self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
         self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,
                                            max_subscribers=s.stream_max_subscribers,
