@@ -118,9 +118,10 @@ async def _count(database_url: str, query: str) -> int:
         await conn.close()
 
 
-async def list_walk(stub: vault_manager_pb2_grpc.VaultManagerStub) -> dict[str, Any]:
-    """Every page of ListVaults, one after the other."""
-    pages: list[float] = []
+async def list_walk(stub: vault_manager_pb2_grpc.VaultManagerStub, pages: list[float] | None = None
+                    ) -> dict[str, Any]:
+    """Every page of ListVaults, one after the other (each page's latency into `pages`)."""
+    pages = [] if pages is None else pages
     seen, token = 0, ""
     started = time.perf_counter()
     while True:
@@ -181,7 +182,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
 
         async def walker() -> None:
             while not done.is_set():
-                walk = await list_walk(manager)
+                walk = await list_walk(manager, latencies["list_page"])
                 walks.append(walk["seconds"])
 
         async def tvl() -> None:
@@ -228,7 +229,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                 raise task.exception()  # type: ignore[misc]
         return {"seconds": round(time.perf_counter() - started, 2),
                 "get_vault": _ms(latencies["get_vault"]), "get_tvl": _ms(latencies["get_tvl"]),
-                "deposit": _ms(latencies["deposit"]),
+                "deposit": _ms(latencies["deposit"]), "list_page": _ms(latencies["list_page"]),
                 "list_walks": {"completed": len(walks), "median_seconds": round(statistics.median(walks), 3)
                                if walks else None, "max_seconds": round(max(walks), 3) if walks else None},
                 "reconciliation": {"seconds": round(reconcile_seconds, 2), "vaults_checked": run.vaults_checked,
