@@ -60,6 +60,7 @@ from solana.rpc.commitment import Confirmed
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
+from bench import scale_report
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
 from bench.stats import pct
@@ -384,6 +385,7 @@ def run_at(vaults: int) -> dict[str, Any]:
     result = event_loop.run(main())
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"scale-{vaults}.json").write_text(json.dumps(result, indent=2) + "\n")
+    scale_report.update_readme()
     return result
 
 
