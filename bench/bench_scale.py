@@ -98,6 +98,8 @@ def _env(database_url: str) -> dict[str, str]:
 
 
 def _ms(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"calls": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     return {"calls": len(values), "p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99),
             "max_ms": round(max(values) * 1000, 2) if values else 0.0}
 
