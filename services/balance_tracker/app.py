@@ -60,7 +60,7 @@ class BalanceTrackerApp(ServiceApp):
         snapshot_seconds = self.snapshot_seconds or s.snapshot_interval_seconds
         self.tasks.append(asyncio.create_task(snapshots.every(pool, snapshot_seconds, s.snapshot_retention_seconds,
                                                               s.snapshot_batch_rows)))
-        reconciler = reconcile.Reconciler(pool, chain)
+        reconciler = reconcile.Reconciler(pool, chain, config.cursor_name)
         self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
         self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,
                                            max_subscribers=s.stream_max_subscribers,

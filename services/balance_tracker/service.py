@@ -92,7 +92,7 @@ class BalanceTrackerService(balance_tracker_pb2_grpc.BalanceTrackerServicer):
         self.fanout = fanout
         self.cursor_name = cursor_name
         self.watermark = CursorWatermark(pool, cursor_name)
-        self.reconciler = reconciler or reconcile.Reconciler(pool, chain)
+        self.reconciler = reconciler or reconcile.Reconciler(pool, chain, cursor_name)
 
     async def GetBalance(self, request: balance_tracker_pb2.GetBalanceRequest,
                          context: grpc.aio.ServicerContext) -> balance_tracker_pb2.GetBalanceResponse:

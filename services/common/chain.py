@@ -123,6 +123,21 @@ class ChainClient:
                 if account is not None and account.owner == self.program.program_id else None
                 for owner, account in zip(owners, response.value, strict=True)]
 
+    async def accounts(self, addresses: list[Pubkey]) -> tuple[int, list[Account | None]]:
+        """Up to 100 accounts in one getMultipleAccounts, all as of one slot (returned with them)."""
+        response = await self._call("getMultipleAccounts", self.client.get_multiple_accounts(addresses,
+                                                                                             encoding="base64"))
+        return response.context.slot, list(response.value)
+
+    async def newest_transaction_slot(self, address: Pubkey) -> int | None:
+        """The slot of the newest successful transaction naming `address`, at the client's
+        commitment (at least confirmed: history serves no less), or None if none is among the
+        newest ten."""
+        commitment = Commitment("confirmed") if self.commitment == "processed" else self.commitment
+        page = (await self._call("getSignaturesForAddress", self.client.get_signatures_for_address(
+            address, limit=10, commitment=commitment))).value
+        return next((s.slot for s in page if s.err is None), None)
+
     async def vaults(self) -> list[VaultState]:
         response = await self._call("getProgramAccounts", self.client.get_program_accounts(
             self.program.program_id, encoding="base64",

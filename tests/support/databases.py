@@ -1,43 +1,16 @@
-"""Throwaway PostgreSQL databases (created and dropped by whoever asked for one)."""
+"""Throwaway PostgreSQL databases (created and dropped by whoever asked for one): the
+benchmarks' own (bench/environment.py), which may not import tests/."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.environment import DEFAULT_DATABASE_URL, database_url, temporary_database, with_database
 
-
-def database_url() -> str:
-    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-@asynccontextmanager
-async def temporary_database(prefix: str = "cvtest") -> AsyncIterator[str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(database_url())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(database_url(), name)
-    finally:
-        admin = await asyncpg.connect(database_url())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+__all__ = ["DEFAULT_DATABASE_URL", "database_url", "migrated_before", "temporary_database", "with_database"]
 
 
 @asynccontextmanager

@@ -1,0 +1,414 @@
+"""The system at N vaults (issue 25 item 7), as `make up` runs it, measured through the public
+gRPC API (so it holds whichever way a service answers):
+
+1. population: N vaults opened and funded by real signed transactions, several vaults per
+   transaction, straight to localnet (bench/populate.py); then until the indexer has every
+   vault row;
+2. alone: a full ListVaults walk (pages of 500: total time and per-page latency) and GetTvl
+   latency (LATENCY_CALLS calls, one at a time);
+3. under load: for at least LOAD_SECONDS and until one reconciliation run (BalanceTracker
+   Reconcile) has finished, at the same time: ListVaults walks in a loop, GetTvl in a loop,
+   GetVault callers (random vaults) and deposit callers (owner-signed deposits through
+   SubmitTransaction, waited for at `processed`); GetVault, GetTvl and deposit p50/p99, the
+   reconciliation's time, vaults checked, findings (mismatches reported under deposit load)
+   and unverified differences are reported;
+4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database): time
+   and rows written;
+5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
+   history from nothing; its events per second, from its first stored event to its last,
+   against the node's serve rate for the same transactions: getTransaction for each of
+   them from this process, as many in flight as the indexer's backfill asks for (8), the
+   answers read but not parsed.
+
+The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
+its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
+--vaults N` writes bench/results/scale-<N>.json; `make bench` runs DEFAULT_VAULTS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from collateral_vault.v1 import (
+    balance_tracker_pb2,
+    balance_tracker_pb2_grpc,
+    common_pb2,
+    transaction_builder_pb2,
+    transaction_builder_pb2_grpc,
+    vault_manager_pb2,
+    vault_manager_pb2_grpc,
+    vault_monitor_pb2,
+    vault_monitor_pb2_grpc,
+)
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.message import Message
+from solders.transaction import VersionedTransaction
+
+from bench import scale_report
+from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
+from bench.populate import Population, populate
+from bench.stats import pct
+from localnet.genesis import dev_keypair
+from services.balance_tracker import snapshots
+from services.common import event_loop
+from services.common.http_client import HttpClient
+from services.common.vault_program import VaultProgram
+
+DEFAULT_VAULTS = 2_000
+PAGE_SIZE = 500
+LATENCY_CALLS = 30
+LOAD_SECONDS = 15.0
+LOAD_CAP_SECONDS = 900.0
+GET_VAULT_CALLERS = 2
+DEPOSIT_CALLERS = 4
+GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
+BACKFILL_IN_FLIGHT = 8  # IndexerConfig.backfill_concurrency
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _env(database_url: str) -> dict[str, str]:
+    spool = tempfile.mkdtemp(prefix="cvbench-spool-")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url(),
+           "REDIS_PREFIX": f"cvbench:{uuid.uuid4().hex[:12]}:", "LOG_LEVEL": "WARNING", "AUDIT_SPOOL_DIR": spool,
+           "UP_SECURITY": "off", "SNAPSHOT_INTERVAL_SECONDS": "86400", "RECONCILE_INTERVAL_SECONDS": "86400"}
+    for name in ("LOCALNET_RPC_PORT", "LOCALNET_WS_PORT", "GATEWAY_PORT"):
+        env[name] = str(unused_port())
+    for service in ("VAULT_MANAGER", "BALANCE_TRACKER", "CPI_MANAGER", "MONITOR"):
+        env[f"{service}_GRPC_PORT"], env[f"{service}_METRICS_PORT"] = str(unused_port()), str(unused_port())
+        env[f"{service}_ADDR"] = f"127.0.0.1:{env[f'{service}_GRPC_PORT']}"
+    env["SOLANA_RPC_URL"] = f"http://127.0.0.1:{env['LOCALNET_RPC_PORT']}"
+    env["SOLANA_WS_URL"] = f"ws://127.0.0.1:{env['LOCALNET_WS_PORT']}"
+    return env
+
+
+def _ms(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"calls": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {"calls": len(values), "p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99),
+            "max_ms": round(max(values) * 1000, 2) if values else 0.0}
+
+
+async def _until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> float:
+    started = time.perf_counter()
+    while not await check():
+        if time.perf_counter() - started > seconds:
+            raise RuntimeError(f"{what} did not happen within {seconds:.0f} s")
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - started
+
+
+async def _count(database_url: str, query: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(query))
+    finally:
+        await conn.close()
+
+
+async def list_walk(stub: vault_manager_pb2_grpc.VaultManagerStub, pages: list[float] | None = None
+                    ) -> dict[str, Any]:
+    """Every page of ListVaults, one after the other (each page's latency into `pages`)."""
+    pages = [] if pages is None else pages
+    seen, token = 0, ""
+    started = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        page = await stub.ListVaults(vault_manager_pb2.ListVaultsRequest(page_size=PAGE_SIZE, page_token=token),
+                                     timeout=600)
+        pages.append(time.perf_counter() - t0)
+        seen += len(page.vaults)
+        token = page.next_page_token
+        if not token:
+            break
+    return {"seconds": round(time.perf_counter() - started, 3), "vaults": seen, "page": _ms(pages)}
+
+
+async def _timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        await call()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+class _Deposits:
+    """Owner-signed deposits (one owner per caller, each owner's in order, distinct amounts),
+    signed just before they are sent, with a blockhash renewed every few seconds."""
+
+    def __init__(self, client: AsyncClient, program: VaultProgram, population: Population) -> None:
+        self.client = client
+        self.program = program
+        self.population = population
+        self._blockhash: tuple[Any, float] | None = None
+
+    async def signed(self, caller: int, n: int) -> str:
+        if self._blockhash is None or time.monotonic() - self._blockhash[1] > 5.0:
+            self._blockhash = ((await self.client.get_latest_blockhash(Confirmed)).value.blockhash, time.monotonic())
+        owner = self.population.owners[caller]
+        account = self.population.token_account(owner, self.program)
+        message = Message.new_with_blockhash([self.program.deposit(owner.pubkey(), account, 1 + n)], owner.pubkey(),
+                                             self._blockhash[0])
+        return base64.b64encode(bytes(VersionedTransaction(message, [owner]))).decode()
+
+
+async def under_load(env: dict[str, str], program: VaultProgram, population: Population, walk: bool = True
+                     ) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(env["VAULT_MANAGER_ADDR"]) as vm, \
+            grpc.aio.insecure_channel(env["MONITOR_ADDR"]) as mon, \
+            grpc.aio.insecure_channel(env["BALANCE_TRACKER_ADDR"]) as bt, \
+            AsyncClient(env["SOLANA_RPC_URL"], commitment=Confirmed) as client:
+        manager = vault_manager_pb2_grpc.VaultManagerStub(vm)
+        monitor = vault_monitor_pb2_grpc.VaultMonitorStub(mon)
+        tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(bt)
+        builder = transaction_builder_pb2_grpc.TransactionBuilderStub(vm)
+        done = asyncio.Event()
+        latencies: dict[str, list[float]] = {"get_vault": [], "get_tvl": [], "deposit": [], "list_page": []}
+        walks: list[float] = []
+        owners = [str(k.pubkey()) for k in population.owners]
+        rng = random.Random(5)
+
+        async def walker() -> None:
+            while not done.is_set():
+                walk = await list_walk(manager, latencies["list_page"])
+                walks.append(walk["seconds"])
+
+        async def tvl() -> None:
+            while not done.is_set():
+                latencies["get_tvl"] += await _timed(lambda: monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(),
+                                                                            timeout=600), 1)
+
+        async def reader() -> None:
+            while not done.is_set():
+                request = vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners))
+                t0 = time.perf_counter()
+                await manager.GetVault(request, timeout=60)
+                latencies["get_vault"].append(time.perf_counter() - t0)
+
+        async def depositor(caller: int) -> None:
+            n = 0
+            while not done.is_set():
+                tx = await deposits.signed(caller, n)
+                n += 1
+                t0 = time.perf_counter()
+                reply = await builder.SubmitTransaction(transaction_builder_pb2.SubmitTransactionRequest(
+                    signed_transaction_base64=tx, wait_for=common_pb2.COMMITMENT_PROCESSED), timeout=60)
+                if reply.status.error:
+                    raise RuntimeError(f"a deposit failed: {reply.status.error}")
+                latencies["deposit"].append(time.perf_counter() - t0)
+
+        deposits = _Deposits(client, program, population)
+        started = time.perf_counter()
+        tasks = [*([asyncio.create_task(walker())] if walk else []), asyncio.create_task(tvl()),
+                 *(asyncio.create_task(reader()) for _ in range(GET_VAULT_CALLERS)),
+                 *(asyncio.create_task(depositor(i)) for i in range(min(DEPOSIT_CALLERS, len(owners))))]
+        try:
+            await asyncio.sleep(1.0)  # every load is going before the reconciliation starts
+            t0 = time.perf_counter()
+            run = await tracker.Reconcile(balance_tracker_pb2.ReconcileRequest(), timeout=LOAD_CAP_SECONDS)
+            reconcile_seconds = time.perf_counter() - t0
+            remaining = LOAD_SECONDS - (time.perf_counter() - started)
+            await asyncio.wait_for(_wait_walk(walks if walk else [0.0], tasks, remaining), LOAD_CAP_SECONDS)
+        finally:
+            done.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return {"seconds": round(time.perf_counter() - started, 2),
+                "get_vault": _ms(latencies["get_vault"]), "get_tvl": _ms(latencies["get_tvl"]),
+                "deposit": _ms(latencies["deposit"]), "list_page": _ms(latencies["list_page"]),
+                "list_walks": {"completed": len(walks), "median_seconds": round(statistics.median(walks), 3)
+                               if walks else None, "max_seconds": round(max(walks), 3) if walks else None},
+                "reconciliation": {"seconds": round(reconcile_seconds, 2), "vaults_checked": run.vaults_checked,
+                                   "mismatches": len(run.findings),
+                                   "findings": sorted({f.field for f in run.findings})}}
+
+
+async def _wait_walk(walks: list[float], tasks: list[asyncio.Task[None]], remaining: float) -> None:
+    """At least the load's time, and one ListVaults walk completed."""
+    await asyncio.sleep(max(0.0, remaining))
+    while not walks and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.2)
+
+
+async def snapshot_pass(database_url: str) -> dict[str, Any]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        t0 = time.perf_counter()
+        rows = await snapshots.take(pool)
+        return {"seconds": round(time.perf_counter() - t0, 3), "rows": rows}
+    finally:
+        await pool.close()
+
+
+async def node_serve_rate(rpc_url: str, signatures: list[str]) -> dict[str, Any]:
+    """getTransaction for each signature, BACKFILL_IN_FLIGHT at a time (answers read, not parsed)."""
+    http = HttpClient(rpc_url, timeout=60)
+    queue = list(reversed(signatures))
+
+    async def worker() -> None:
+        while queue:
+            signature = queue.pop()
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [
+                signature, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]})
+            response = await http.post(body.encode())
+            if response.status != 200 or b'"result":null' in response.body:
+                raise RuntimeError(f"getTransaction {signature}: {response.body[:200]!r}")
+
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(BACKFILL_IN_FLIGHT)))
+    finally:
+        await http.close()
+    seconds = time.perf_counter() - t0
+    return {"transactions": len(signatures), "seconds": round(seconds, 2),
+            "transactions_per_second": round(len(signatures) / seconds, 1)}
+
+
+async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
+    """A second balance_tracker indexing the whole history from nothing, against the node."""
+    events = await _settled_count(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        signatures = [r["signature"] for r in await conn.fetch("SELECT DISTINCT signature FROM transactions")]
+    finally:
+        await conn.close()
+    serve = await node_serve_rate(env["SOLANA_RPC_URL"], signatures)
+    async with temporary_database("cvbench") as fresh:
+        other = {**env, "DATABASE_URL": fresh, "REDIS_PREFIX": f"cvbench:{uuid.uuid4().hex[:12]}:",
+                 "BALANCE_TRACKER_GRPC_PORT": str(unused_port()), "BALANCE_TRACKER_METRICS_PORT": str(unused_port())}
+        process = subprocess.Popen([sys.executable, "-m", "services.balance_tracker"], cwd=ROOT, env=other,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            count = "SELECT count(*) FROM transactions"
+            first = 0.0
+
+            async def started() -> bool:
+                try:
+                    return await _count(fresh, count) > 0
+                except (OSError, asyncpg.PostgresError):
+                    return False  # its tables are not made yet
+
+            await _until(started, 120, "the second indexer's first event")
+            first = time.perf_counter()
+            start_count = await _count(fresh, count)
+
+            async def finished() -> bool:
+                return await _count(fresh, count) >= events
+
+            await _until(finished, LOAD_CAP_SECONDS, "the second indexer's catch-up")
+            seconds = time.perf_counter() - first
+        finally:
+            process.terminate()
+            process.wait(30)
+    per_tx = events / max(1, len(signatures))
+    node_events = serve["transactions_per_second"] * per_tx
+    # from its first committed batch to its last: a history of one batch gives no rate
+    rate = (events - start_count) / seconds if seconds and events > start_count else None
+    return {"events": events, "events_after_first_batch": events - start_count,
+            "indexer_events_per_second": round(rate, 1) if rate else None,
+            "node_get_transaction": serve, "node_events_per_second": round(node_events, 1),
+            "indexer_over_node": round(rate / node_events, 2) if rate and node_events else None}
+
+
+async def _settled_count(database_url: str) -> int:
+    """The event count once the running indexer has written everything (unchanged for 2 s)."""
+    last = -1
+    while True:
+        now = await _count(database_url, "SELECT count(*) FROM transactions")
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(2.0)
+
+
+async def measure(database_url: str, vaults: int, walk: bool = True) -> dict[str, Any]:
+    """Every measure at `vaults`; without `walk`, no ListVaults walk (alone or under load)."""
+    env = _env(database_url)
+    up, _ = start_system(env)
+    try:
+        program = VaultProgram(dev_keypair("usdt_mint").pubkey())
+        population = await populate(env["SOLANA_RPC_URL"], vaults, program)
+        rows = "SELECT count(*) FROM vaults WHERE closed_at IS NULL AND total_balance > 0"
+        indexed = await _until(lambda: _has(database_url, rows, vaults), LOAD_CAP_SECONDS, "indexing the vaults")
+        async with grpc.aio.insecure_channel(env["VAULT_MANAGER_ADDR"]) as vm, \
+                grpc.aio.insecure_channel(env["MONITOR_ADDR"]) as mon:
+            manager = vault_manager_pb2_grpc.VaultManagerStub(vm)
+            monitor = vault_monitor_pb2_grpc.VaultMonitorStub(mon)
+            walked = await list_walk(manager) if walk else None
+            tvl = await _timed(lambda: monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(), timeout=600), LATENCY_CALLS)
+            owner = str(population.owners[0].pubkey())
+            get_vault = await _timed(lambda: manager.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner),
+                                                              timeout=60), LATENCY_CALLS * 10)
+        loaded = await under_load(env, program, population, walk)
+        async with grpc.aio.insecure_channel(env["BALANCE_TRACKER_ADDR"]) as bt:
+            t0 = time.perf_counter()
+            alone = await balance_tracker_pb2_grpc.BalanceTrackerStub(bt).Reconcile(
+                balance_tracker_pb2.ReconcileRequest(), timeout=LOAD_CAP_SECONDS)
+            reconciliation = {"seconds": round(time.perf_counter() - t0, 2), "vaults_checked": alone.vaults_checked,
+                              "mismatches": len(alone.findings)}
+        snapshot = await snapshot_pass(database_url)
+        caught_up = await catch_up(env, database_url)
+    finally:
+        stop_system(up)
+    return {"vaults": vaults, "population": {**population.report(), "indexed_after_seconds": round(indexed, 2)},
+            "alone": {"list_walk": walked, "get_tvl": _ms(tvl), "get_vault": _ms(get_vault),
+                      "reconciliation": reconciliation},
+            "under_load": loaded, "snapshot_pass": snapshot, "catch_up": caught_up,
+            "note": ("through the public gRPC API of the system as make up runs it (plaintext); load generator, "
+                     "localnet, services, PostgreSQL and Redis share the machine's cores")}
+
+
+async def _has(database_url: str, query: str, at_least: int) -> bool:
+    return await _count(database_url, query) >= at_least
+
+
+def run_at(vaults: int, walk: bool = True) -> dict[str, Any]:
+    """The measurement at `vaults`, also written to bench/results/scale-<vaults>.json."""
+    async def main() -> dict[str, Any]:
+        async with temporary_database("cvbench") as db:
+            return await measure(db, vaults, walk)
+
+    result = event_loop.run(main())
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"scale-{vaults}.json").write_text(json.dumps(result, indent=2) + "\n")
+    scale_report.update_readme()
+    return result
+
+
+def run() -> dict[str, Any]:
+    return run_at(DEFAULT_VAULTS)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vaults", type=int, default=DEFAULT_VAULTS, help="vaults to populate (default %(default)s)")
+    parser.add_argument("--no-list-walk", action="store_true",
+                        help="no ListVaults walk (for sizes where one walk would take too long)")
+    args = parser.parse_args(argv)
+    if args.vaults < DEPOSIT_CALLERS:
+        parser.error(f"--vaults must be at least {DEPOSIT_CALLERS}")
+    os.environ.setdefault("CV_PROFILE", "development")
+    print(json.dumps(run_at(args.vaults, not args.no_list_walk), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

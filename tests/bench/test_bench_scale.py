@@ -1,0 +1,31 @@
+"""bench_scale end to end at a tiny N (the system as make up runs it): every measure is
+there, and nothing the benchmark does is reported as a mismatch."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import bench_scale
+from bench.environment import temporary_database
+
+VAULTS = 6
+
+
+async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CV_PROFILE", "development")
+    monkeypatch.setattr(bench_scale, "LOAD_SECONDS", 3.0)
+    monkeypatch.setattr(bench_scale, "LATENCY_CALLS", 3)
+    async with temporary_database("cvbench") as db:
+        result = await bench_scale.measure(db, VAULTS)
+    everyone = VAULTS + bench_scale.GENESIS_VAULTS
+    assert result["population"]["vaults"] == VAULTS and result["population"]["transactions"] == VAULTS // 2
+    alone, loaded = result["alone"], result["under_load"]
+    assert alone["list_walk"]["vaults"] == everyone and alone["get_tvl"]["calls"] == 3
+    assert alone["reconciliation"] == {**alone["reconciliation"], "vaults_checked": everyone, "mismatches": 0}
+    assert loaded["reconciliation"]["mismatches"] == 0 and loaded["reconciliation"]["vaults_checked"] == everyone
+    assert loaded["deposit"]["calls"] > 0 and loaded["get_vault"]["calls"] > 0 and loaded["get_tvl"]["calls"] > 0
+    assert loaded["list_walks"]["completed"] >= 1 and loaded["seconds"] >= 3.0
+    assert result["snapshot_pass"]["rows"] == everyone
+    catch_up = result["catch_up"]
+    assert catch_up["events"] >= 2 * VAULTS + loaded["deposit"]["calls"]
+    assert catch_up["node_get_transaction"]["transactions_per_second"] > 0
