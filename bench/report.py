@@ -28,6 +28,14 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _direct(wrapper: dict[str, Any]) -> str:
+    if "direct" not in wrapper:  # results written before it was measured
+        return ""
+    return (f"; the same wrapper put on the handler at registration, without an interceptor, "
+            f"{_n(wrapper['direct']['median_rps'])}/s ({wrapper['direct']['cpu_us_per_call']} µs), direct ÷ bare "
+            f"{wrapper['direct_over_bare']}")
+
+
 def _get_vault_alone(wrapper: dict[str, Any]) -> str:
     if "get_vault" not in wrapper:  # results written before it was measured
         return ""
@@ -204,9 +212,10 @@ def render() -> str:
     if wrapper:
         bare, wrapped = wrapper["bare"], wrapper["wrapped"]
         lines += [f"gRPC wrapper (`grpc_wrapper.json`): a do-nothing handler bare {_n(bare['median_rps'])}/s "
-                  f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' `Observability` "
-                  f"{_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ bare "
-                  f"{wrapper['wrapped_over_bare']} (h2load, {wrapper['in_flight']} in flight, median of "
+                  f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' "
+                  f"`ObservingInterceptor` {_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ "
+                  f"bare {wrapper['wrapped_over_bare']}" + _direct(wrapper) + f" (h2load, {wrapper['in_flight']} in "
+                  f"flight, median of "
                   f"{wrapper['passes']} interleaved passes)." + _get_vault_alone(wrapper), ""]
     spool = _load("audit_spool")
     if spool:
