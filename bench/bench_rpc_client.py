@@ -1,7 +1,9 @@
 """Client CPU per JSON-RPC call against localnet (a separate process on loopback), for the
 transports the services have used: aiohttp's client (before), the services' own HTTP/1.1
-client (`services/common/http_client.py`), and the chain client's status lookup over it
-(solders' typed request and response, through the coalescer). Then the same lookups made 32
+client (`services/common/http_client.py`), the services' typed client over it (the
+chain client's `client`: `services/common/rpc_http.py`'s `RpcClient`, solders' typed
+request and response), and the chain client's status lookup (the same, through the
+coalescer). Then the same lookups made 32
 at a time, where the coalescer gathers them into shared round trips.
 
 getSignatureStatuses of one unknown signature: the smallest call on the submission path
@@ -65,10 +67,14 @@ async def measure(url: str) -> dict[str, Any]:
             async def via_http_client() -> Any:
                 return json.loads((await http.post(body)).body)
 
+            async def via_typed_client() -> Any:
+                return await chain.client.get_signature_statuses([Signature.default()])
+
             async def via_chain_client() -> Any:
                 return await chain.status(Signature.default())
 
-            transports = {"aiohttp": via_aiohttp, "http_client": via_http_client, "chain_client": via_chain_client}
+            transports = {"aiohttp": via_aiohttp, "http_client": via_http_client, "typed_client": via_typed_client,
+                          "chain_client": via_chain_client}
             passes: dict[str, list[float]] = {name: [] for name in transports}
             for _ in range(PASSES):
                 for name, call in transports.items():
