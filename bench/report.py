@@ -36,6 +36,15 @@ def _direct(wrapper: dict[str, Any]) -> str:
             f"{wrapper['direct_over_bare']}")
 
 
+def _solana_py(each: dict[str, Any]) -> str:
+    return f"solana-py's AsyncClient over httpx {each['solana_py']} µs, " if "solana_py" in each else ""
+
+
+def _typed_client(each: dict[str, Any]) -> str:
+    return (f"the services' typed client over it (`RpcClient`) {each['typed_client']} µs, "
+            if "typed_client" in each else "")
+
+
 def _get_vault_alone(wrapper: dict[str, Any]) -> str:
     if "get_vault" not in wrapper:  # results written before it was measured
         return ""
@@ -113,9 +122,10 @@ def render() -> str:
     if rpc:
         each, together = rpc["client_cpu_us_per_call"], rpc["chain_client_concurrent"]
         lines += [f"RPC client (`rpc_client.json`): client CPU per {rpc['method']} against localnet, median of "
-                  f"{rpc['passes']} passes of {_n(rpc['calls'])} calls in a row: aiohttp's client "
-                  f"{each['aiohttp']} µs, the services' HTTP/1.1 client {each['http_client']} µs, the chain client "
-                  f"(solders' typed request over it, through the coalescer) {each['chain_client']} µs; the chain "
+                  f"{rpc['passes']} passes of {_n(rpc['calls'])} calls in a row: " + _solana_py(each) + "aiohttp's "
+                  f"client {each['aiohttp']} µs, the services' HTTP/1.1 client {each['http_client']} µs, "
+                  + _typed_client(each) + "the chain client (solders' typed request over it, through the coalescer) "
+                  f"{each['chain_client']} µs; the chain "
                   f"client with {together['in_flight']} calls in flight: {together['client_cpu_us_per_call']} µs per "
                   f"call, {together['round_trips_per_call']} round trips per call.", ""]
     idx = _load("indexer")
