@@ -1,13 +1,16 @@
 """What the services' per-call gRPC wrapper (services/common/observability.py: request id,
 status mapping, Prometheus metrics) costs a handler that does nothing, and what GetVault's
-whole serving path costs apart from the rest of the system: the echo server bare and
-wrapped, and GetVault served from memory as vault_manager serves it but alone in its process
-(bench/get_vault_server.py), each in its own process, driven in turn by h2load (4 calls in
-flight, one connection, loopback) with the same GetVaultRequest, seven passes interleaved.
-Reports each server's median rate and CPU per call (from /proc), the wrapped ÷ bare ratio
-and GetVault ÷ bare echo (the mesh benchmark's ratio, without the system around it). Then,
-in process (bench/handler_path.py), how much of each server's CPU per call is its own
-Python apart from gRPC: handler, wrapper, request parse and answer serialization."""
+whole serving path costs apart from the rest of the system: the echo server bare, wrapped
+as the services wrap it (their `ObservingInterceptor`), and wrapped directly at
+registration (the same wrapper without an interceptor: what grpc's interceptor step costs);
+and GetVault served from memory as vault_manager serves it but alone in its process
+(bench/get_vault_server.py). Each runs in its own process, driven in turn by h2load (4
+calls in flight, one connection, loopback) with the same GetVaultRequest, seven passes
+interleaved. Reports each server's median rate and CPU per call (from /proc), the wrapped
+÷ bare and direct ÷ bare ratios and GetVault ÷ bare echo (the mesh benchmark's ratio,
+without the system around it). Then, in process (bench/handler_path.py), how much of each
+server's CPU per call is its own Python apart from gRPC: interceptor step, handler,
+wrapper, request parse and answer serialization."""
 
 from __future__ import annotations
 
@@ -33,15 +36,15 @@ GET_VAULT = "/collateral_vault.v1.VaultManager/GetVault"
 
 
 async def measure() -> dict[str, Any]:
-    ports = {"bare": free_port(), "wrapped": free_port(), "get_vault": free_port()}
-    methods = {"bare": METHOD, "wrapped": METHOD, "get_vault": GET_VAULT}
+    ports = {"bare": free_port(), "wrapped": free_port(), "direct": free_port(), "get_vault": free_port()}
+    methods = {"bare": METHOD, "wrapped": METHOD, "direct": METHOD, "get_vault": GET_VAULT}
     servers: dict[str, subprocess.Popen[bytes]] = {}
     runs: dict[str, list[tuple[int, float]]] = {name: [] for name in ports}
     answer_bytes: dict[str, int] = {}  # per call; a failed gRPC call returns none (tests/bench)
     try:
         for name, port in ports.items():
             servers[name] = (await get_vault_server.spawn(port, OWNER) if name == "get_vault"
-                             else await echo_server.spawn(port, observed=name == "wrapped"))
+                             else await echo_server.spawn(port, observed=name == "wrapped", direct=name == "direct"))
             warm_up = await h2load.unary(port, methods[name], MESSAGE, IN_FLIGHT, 2_000, 60)
             answer_bytes[name] = warm_up["response_bytes"] // 2_000
         if answer_bytes["bare"] != len(h2load.grpc_frame(MESSAGE)) or answer_bytes["get_vault"] <= 5:
@@ -61,6 +64,7 @@ async def measure() -> dict[str, Any]:
             **{name: {"median_rps": rps[name], "cpu_us_per_call": round(median_low(c for _, c in passes)),
                       "rps_of_passes": [r for r, _ in passes]} for name, passes in runs.items()},
             "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3),
+            "direct_over_bare": round(rps["direct"] / rps["bare"], 3),
             "get_vault_over_bare": round(rps["get_vault"] / rps["bare"], 3),
             "in_process": handler_path.measure(OWNER)}
 

@@ -1,7 +1,10 @@
 """Client CPU per JSON-RPC call against localnet (a separate process on loopback), for the
-transports the services have used: aiohttp's client (before), the services' own HTTP/1.1
-client (`services/common/http_client.py`), and the chain client's status lookup over it
-(solders' typed request and response, through the coalescer). Then the same lookups made 32
+transports the services could use: solana-py's AsyncClient as it comes (over httpx), aiohttp's
+client (before), the services' own HTTP/1.1
+client (`services/common/http_client.py`), the services' typed client over it (the
+chain client's `client`: `services/common/rpc_http.py`'s `RpcClient`, solders' typed
+request and response), and the chain client's status lookup (the same, through the
+coalescer). Then the same lookups made 32
 at a time, where the coalescer gathers them into shared round trips.
 
 getSignatureStatuses of one unknown signature: the smallest call on the submission path
@@ -19,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from solana.rpc.async_api import AsyncClient
 from solders.signature import Signature
 
 from bench.stats import cpu_seconds
@@ -57,7 +61,7 @@ async def measure(url: str) -> dict[str, Any]:
     chain = ChainClient(url, VaultProgram(dev_keypair("usdt_mint").pubkey()), "bench", "processed")
     http = HttpClient(url)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session, AsyncClient(url) as plain:
             async def via_aiohttp() -> Any:
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
                     return json.loads(await response.text())
@@ -65,10 +69,17 @@ async def measure(url: str) -> dict[str, Any]:
             async def via_http_client() -> Any:
                 return json.loads((await http.post(body)).body)
 
+            async def via_solana_py() -> Any:
+                return await plain.get_signature_statuses([Signature.default()])
+
+            async def via_typed_client() -> Any:
+                return await chain.client.get_signature_statuses([Signature.default()])
+
             async def via_chain_client() -> Any:
                 return await chain.status(Signature.default())
 
-            transports = {"aiohttp": via_aiohttp, "http_client": via_http_client, "chain_client": via_chain_client}
+            transports = {"solana_py": via_solana_py, "aiohttp": via_aiohttp, "http_client": via_http_client,
+                          "typed_client": via_typed_client, "chain_client": via_chain_client}
             passes: dict[str, list[float]] = {name: [] for name in transports}
             for _ in range(PASSES):
                 for name, call in transports.items():

@@ -1,7 +1,9 @@
 """A bare grpc.aio server whose one unary method returns its request bytes: the ceiling the
 mesh benchmark compares the services' hot path with. `python -m bench.echo_server PORT`;
-with `--observed`, the same handler wrapped by the services' `Observability` (request id,
-status mapping, metrics), which bench_grpc_wrapper.py compares with the bare one."""
+with `--observed`, the same handler observed as the services' handlers are (their
+`ObservingInterceptor`: request id, status mapping, metrics); with `--direct`, the same
+wrapper put on the handler at registration, without an interceptor (what the services did
+before they used grpc's public interceptor API). bench_grpc_wrapper.py compares the three."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from services.common import event_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 
-METHOD = "/bench.Echo/Echo"
+SERVICE = "bench.Echo"
+METHOD = f"/{SERVICE}/Echo"
 
 
 def _identity(data: bytes) -> bytes:
@@ -27,28 +30,38 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
-def handler(observed: bool = False) -> grpc.RpcMethodHandler:
-    """The echo's method handler, bare or wrapped by the services' `Observability`."""
+def handler(direct: bool = False) -> grpc.RpcMethodHandler:
+    """The echo's method handler, bare or (`direct`) wrapped by the services' `Observability`."""
     bare = grpc.unary_unary_rpc_method_handler(_echo, request_deserializer=_identity, response_serializer=_identity)
-    if not observed:
+    if not direct:
         return bare
     from services.common.observability import Observability  # the bare server loads none of the services' code
 
     return Observability("echo").wrap(bare, "Echo")
 
 
-async def main(port: int, observed: bool = False) -> None:
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler(observed)}),))
+def interceptors(observed: bool) -> list[grpc.aio.ServerInterceptor]:
+    """The services' interceptor observing the echo service, if `observed`."""
+    if not observed:
+        return []
+    from services.common.observability import ObservingInterceptor
+
+    return [ObservingInterceptor("echo", [SERVICE])]
+
+
+async def main(port: int, observed: bool = False, direct: bool = False) -> None:
+    server = grpc.aio.server(interceptors=interceptors(observed))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Echo": handler(direct)}),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
 
 
-async def spawn(port: int, *, observed: bool = False, env: dict[str, str] | None = None,
+async def spawn(port: int, *, observed: bool = False, direct: bool = False, env: dict[str, str] | None = None,
                 ready_within: float = 30.0) -> subprocess.Popen[bytes]:
     """Starts the server in its own process and returns once it accepts calls."""
-    return await spawn_module("bench.echo_server", port, ["--observed"] if observed else [], env, ready_within)
+    args = ["--observed"] * observed + ["--direct"] * direct
+    return await spawn_module("bench.echo_server", port, args, env, ready_within)
 
 
 async def spawn_module(module: str, port: int, args: list[str], env: dict[str, str] | None = None,
@@ -71,4 +84,4 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    event_loop.run(main(int(sys.argv[1]), "--observed" in sys.argv[2:]))
+    event_loop.run(main(int(sys.argv[1]), "--observed" in sys.argv[2:], "--direct" in sys.argv[2:]))

@@ -1,8 +1,9 @@
 """The Python each server runs per call apart from gRPC itself, timed in process: the
-bare echo's handler; the echo wrapped by the services' `Observability`; and GetVault as
-vault_manager registers it (through `instrumented`, the generated
-`add_VaultManagerServicer_to_server`, the servicer answering from memory), with the
-request's parse and the answer's serialization that grpc.aio runs around it. Each call's
+bare echo's handler; the echo observed by the services' `ObservingInterceptor`; and GetVault
+as vault_manager serves it (the generated `add_VaultManagerServicer_to_server`, the
+interceptor, the servicer answering from memory), with the interceptor's step that finds
+the call's handler, the request's parse and the answer's serialization that grpc.aio runs
+around it. Each call's
 coroutine is driven to completion directly (none of these handlers suspends on a memory
 hit), with a stand-in for the call's context: on a successful call the wrapper asks it for
 nothing. What this leaves out, the C and Cython of grpc.aio and the event loop, is the same
@@ -21,7 +22,7 @@ from solders.pubkey import Pubkey
 
 from bench import echo_server
 from bench.get_vault_server import servicer_holding
-from services.common.observability import instrumented
+from services.common.observability import ObservingInterceptor
 
 CALLS = 100_000
 PASSES = 5
@@ -59,19 +60,52 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("the handler suspended: it did not answer from memory")
 
 
+class _Details(grpc.HandlerCallDetails):
+    """What grpc.aio hands an interceptor about a call."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
+def _intercepted(interceptor: ObservingInterceptor, path: str,
+                 handler: grpc.RpcMethodHandler) -> Callable[[], grpc.RpcMethodHandler]:
+    """The interceptor's step of one call: `handler` found by grpc, the interceptor's answer."""
+    details = _Details(path)
+
+    async def continuation(_: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return handler
+
+    def find() -> grpc.RpcMethodHandler:
+        found = _run(interceptor.intercept_service(continuation, details))
+        assert found is not None
+        return found
+
+    return find
+
+
 def call_paths(owner: Pubkey) -> dict[str, Callable[[bytes], bytes]]:
     """For each server, one call from request bytes to answer bytes, as grpc.aio runs it."""
     context = _Context()
     registry = _Registry()
-    vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(servicer_holding(owner),
-                                                              instrumented(registry, "vault_manager"))
+    vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(servicer_holding(owner), registry)
+    service = vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name
 
-    def path(handler: grpc.RpcMethodHandler) -> Callable[[bytes], bytes]:
+    def bare(handler: grpc.RpcMethodHandler) -> Callable[[bytes], bytes]:
         parse, serialize, handle = handler.request_deserializer, handler.response_serializer, handler.unary_unary
         return lambda request: serialize(_run(handle(parse(request), context)))
 
-    return {"bare_echo": path(echo_server.handler()), "wrapped_echo": path(echo_server.handler(observed=True)),
-            "get_vault": path(registry.handlers["GetVault"])}
+    def observed(find: Callable[[], grpc.RpcMethodHandler]) -> Callable[[bytes], bytes]:
+        def call(request: bytes) -> bytes:
+            handler = find()
+            return handler.response_serializer(_run(handler.unary_unary(handler.request_deserializer(request),
+                                                                        context)))
+        return call
+
+    echo = _intercepted(echo_server.interceptors(True)[0], echo_server.METHOD, echo_server.handler())
+    get_vault = _intercepted(ObservingInterceptor("vault_manager", [service]), f"/{service}/GetVault",
+                             registry.handlers["GetVault"])
+    return {"bare_echo": bare(echo_server.handler()), "wrapped_echo": observed(echo), "get_vault": observed(get_vault)}
 
 
 def measure(owner: Pubkey, calls: int = CALLS, passes: int = PASSES) -> dict[str, Any]:

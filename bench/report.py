@@ -28,6 +28,23 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _direct(wrapper: dict[str, Any]) -> str:
+    if "direct" not in wrapper:  # results written before it was measured
+        return ""
+    return (f"; the same wrapper put on the handler at registration, without an interceptor, "
+            f"{_n(wrapper['direct']['median_rps'])}/s ({wrapper['direct']['cpu_us_per_call']} µs), direct ÷ bare "
+            f"{wrapper['direct_over_bare']}")
+
+
+def _solana_py(each: dict[str, Any]) -> str:
+    return f"solana-py's AsyncClient over httpx {each['solana_py']} µs, " if "solana_py" in each else ""
+
+
+def _typed_client(each: dict[str, Any]) -> str:
+    return (f"the services' typed client over it (`RpcClient`) {each['typed_client']} µs, "
+            if "typed_client" in each else "")
+
+
 def _get_vault_alone(wrapper: dict[str, Any]) -> str:
     if "get_vault" not in wrapper:  # results written before it was measured
         return ""
@@ -105,9 +122,10 @@ def render() -> str:
     if rpc:
         each, together = rpc["client_cpu_us_per_call"], rpc["chain_client_concurrent"]
         lines += [f"RPC client (`rpc_client.json`): client CPU per {rpc['method']} against localnet, median of "
-                  f"{rpc['passes']} passes of {_n(rpc['calls'])} calls in a row: aiohttp's client "
-                  f"{each['aiohttp']} µs, the services' HTTP/1.1 client {each['http_client']} µs, the chain client "
-                  f"(solders' typed request over it, through the coalescer) {each['chain_client']} µs; the chain "
+                  f"{rpc['passes']} passes of {_n(rpc['calls'])} calls in a row: " + _solana_py(each) + "aiohttp's "
+                  f"client {each['aiohttp']} µs, the services' HTTP/1.1 client {each['http_client']} µs, "
+                  + _typed_client(each) + "the chain client (solders' typed request over it, through the coalescer) "
+                  f"{each['chain_client']} µs; the chain "
                   f"client with {together['in_flight']} calls in flight: {together['client_cpu_us_per_call']} µs per "
                   f"call, {together['round_trips_per_call']} round trips per call.", ""]
     idx = _load("indexer")
@@ -204,9 +222,10 @@ def render() -> str:
     if wrapper:
         bare, wrapped = wrapper["bare"], wrapper["wrapped"]
         lines += [f"gRPC wrapper (`grpc_wrapper.json`): a do-nothing handler bare {_n(bare['median_rps'])}/s "
-                  f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' `Observability` "
-                  f"{_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ bare "
-                  f"{wrapper['wrapped_over_bare']} (h2load, {wrapper['in_flight']} in flight, median of "
+                  f"({bare['cpu_us_per_call']} µs of server CPU per call), wrapped by the services' "
+                  f"`ObservingInterceptor` {_n(wrapped['median_rps'])}/s ({wrapped['cpu_us_per_call']} µs); wrapped ÷ "
+                  f"bare {wrapper['wrapped_over_bare']}" + _direct(wrapper) + f" (h2load, {wrapper['in_flight']} in "
+                  f"flight, median of "
                   f"{wrapper['passes']} interleaved passes)." + _get_vault_alone(wrapper), ""]
     spool = _load("audit_spool")
     if spool:

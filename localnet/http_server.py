@@ -7,8 +7,11 @@ else gets a status and, when the connection's framing can no longer be trusted, 
 
 It replaces aiohttp's server here because every transaction a service sends costs localnet
 two requests, and aiohttp's request machinery cost about 125 us of CPU per request against
-about 50 us for this (a stand-in for a validator should not eat the cores the services
-are measured on: bench/bench_mesh.py)."""
+about 50 us for this, measured once when it was replaced (no benchmark in bench/ runs
+aiohttp's server today). What keeps it is a stand-in for a validator that does not eat the
+cores the services are measured on: bench/bench_mesh.py records localnet's CPU per deposit
+(0.66 ms of the system's 3.25 ms in bench/README.md's latest results) and
+bench/bench_localnet.py its rate over JSON-RPC against LiteSVM in process."""
 
 from __future__ import annotations
 

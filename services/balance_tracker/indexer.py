@@ -43,7 +43,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 from prometheus_client import Counter, Gauge
-from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.websocket_api import RpcTransactionLogsFilterMentions, SolanaWsClient
 from solders.pubkey import Pubkey
@@ -58,7 +57,7 @@ from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
-from services.common.rpc_http import rpc_client
+from services.common.rpc_http import SolanaRpc, rpc_client
 from services.common.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
@@ -165,7 +164,7 @@ class Indexer:
     _seq: int = field(default=0, init=False)  # the last event number given
     guard: SequenceGuard = field(default_factory=SequenceGuard)
     admin_sequence: AdminSequence = field(default_factory=AdminSequence)
-    _client: AsyncClient | None = field(default=None, init=False)  # the follower's RPC client
+    _client: SolanaRpc | None = field(default=None, init=False)  # the follower's RPC client
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)  # batches vs. repairs
 
     def __post_init__(self) -> None:
@@ -316,7 +315,7 @@ class Indexer:
             programs.append(self.config.exchange_program)
         return programs
 
-    async def _backfill(self, client: AsyncClient) -> None:
+    async def _backfill(self, client: SolanaRpc) -> None:
         self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
         since = self.cursor[0] if self.cursor else 0
         history = await self._history_commitment(client)
@@ -346,7 +345,7 @@ class Indexer:
             items = [i for i in await asyncio.gather(*(fetch(s) for s in chunk)) if i is not None]
             await self._write(items)
 
-    async def _signatures_since(self, client: AsyncClient, program: Pubkey, since: int,
+    async def _signatures_since(self, client: SolanaRpc, program: Pubkey, since: int,
                                 history: Commitment) -> list[Any]:
         """A program's successful transactions from slot `since` on (that slot's again: what
         is stored already is skipped when written), oldest first. By slot, not by the
@@ -363,7 +362,7 @@ class Indexer:
         signatures.reverse()
         return signatures
 
-    async def _history_commitment(self, client: AsyncClient) -> Commitment:
+    async def _history_commitment(self, client: SolanaRpc) -> Commitment:
         """The commitment the backfill reads history at. getSignaturesForAddress and
         getTransaction serve `confirmed` history at the least, so an indexer following at
         `processed` backfills at `confirmed`, once everything processed before its
@@ -463,7 +462,7 @@ class Indexer:
             logger.warning("vault %s: reading its transactions again failed: %s", gap.owner, exc)
             return None
 
-    async def _repair_held(self, client: AsyncClient | None = None) -> None:
+    async def _repair_held(self, client: SolanaRpc | None = None) -> None:
         """Sets each held vault's row from the chain's state (after the batches in flight,
         which may touch it, have committed); a vault the node does not answer for stays
         held and is tried again (`_repair_loop`)."""
@@ -556,7 +555,7 @@ class Indexer:
                 except Exception as exc:
                     logger.warning("promotion pass failed: %s", exc)
 
-    async def settle_processed(self, client: AsyncClient, finalized_slot: int, rollback_after_slots: int = 64
+    async def settle_processed(self, client: SolanaRpc, finalized_slot: int, rollback_after_slots: int = 64
                                ) -> int:
         """Returns how many events were rolled back."""
         rows = await self.pool.fetch("SELECT DISTINCT signature, slot FROM transactions "
@@ -582,7 +581,7 @@ class Indexer:
                 [sig for sig, _ in promoted], [level for _, level in promoted])
         return rolled
 
-    async def _roll_back(self, client: AsyncClient, signature: str) -> int:
+    async def _roll_back(self, client: SolanaRpc, signature: str) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             deleted = await conn.fetch("DELETE FROM transactions WHERE signature = $1 AND commitment = 'processed' "
                                        "RETURNING owner, counterparty", signature)
@@ -596,7 +595,7 @@ class Indexer:
         logger.warning("rolled back %d events of %s", len(deleted), signature)
         return len(deleted)
 
-    async def resync_vault(self, client: AsyncClient, owner: Pubkey) -> None:
+    async def resync_vault(self, client: SolanaRpc, owner: Pubkey) -> None:
         """Sets a vault row from the chain (after a rollback)."""
         account = (await client.get_account_info(self.config.program.vault(owner))).value
         if account is None:

@@ -23,18 +23,17 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from prometheus_client import Gauge
-from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 
 from services.balance_tracker.indexer import Indexer
 from services.balance_tracker.store import Fenced, record_seen
-from services.common.rpc_http import rpc_client
+from services.common.rpc_http import SolanaRpc, rpc_client
 
 logger = logging.getLogger("progress")
 STUCK = Gauge("indexer_stuck", "1 while this replica leads but its cursor stays behind the chain without moving")
 
 
-async def newest_program_slot(client: AsyncClient, indexer: Indexer) -> int | None:
+async def newest_program_slot(client: SolanaRpc, indexer: Indexer) -> int | None:
     """The slot of the newest successful program transaction at the indexer's commitment (at
     least confirmed: history serves no less), or None if none is among the newest ten."""
     commitment = "confirmed" if indexer.config.commitment == "processed" else indexer.config.commitment
@@ -43,7 +42,7 @@ async def newest_program_slot(client: AsyncClient, indexer: Indexer) -> int | No
     return next((s.slot for s in page if s.err is None), None)
 
 
-async def chain_slot(client: AsyncClient, indexer: Indexer) -> int:
+async def chain_slot(client: SolanaRpc, indexer: Indexer) -> int:
     """The chain's slot at the commitment the indexer's history is read at."""
     commitment = "confirmed" if indexer.config.commitment == "processed" else indexer.config.commitment
     return int((await client.get_slot(Commitment(commitment))).value)

@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow, decode
 from services.balance_tracker.gaps import AdminGap, Gap
 from services.balance_tracker.store import Fence, Fenced, to_seq
+from services.common.rpc_http import SolanaRpc
 from services.common.vault_program import Vault, VaultProgram
 
 MAX_SIGNATURE_PAGES = 10  # how far back (1000 signatures a page) a refetch looks for a gap's events
@@ -70,7 +70,7 @@ def _side_seq(event: EventRow, owner: str) -> int | None:
     return None
 
 
-async def refetch(client: AsyncClient, program: VaultProgram, exchange: str | None, gap: Gap, commitment: Commitment,
+async def refetch(client: SolanaRpc, program: VaultProgram, exchange: str | None, gap: Gap, commitment: Commitment,
                   row_commitment: str) -> list[EventRow] | None:
     """The events of the vault numbered `gap.expected` .. `gap.seen - 1`, in order, read
     again from the node; None unless every one of them was found."""
@@ -109,7 +109,7 @@ class ChainState:
     vault: Vault | None  # None: no vault account (closed)
 
 
-async def read_state(client: AsyncClient, program: VaultProgram, owner: str, commitment: Commitment) -> ChainState:
+async def read_state(client: SolanaRpc, program: VaultProgram, owner: str, commitment: Commitment) -> ChainState:
     answer = await client.get_account_info(program.vault(Pubkey.from_string(owner)), commitment=commitment)
     account = answer.value
     if account is None or account.owner != program.program_id or not account.data:

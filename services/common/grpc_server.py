@@ -20,7 +20,7 @@ from services.common import event_loop, grpc_tls
 from services.common.auth import Guard
 from services.common.config import Settings
 from services.common.metrics import serve_metrics
-from services.common.observability import instrumented
+from services.common.observability import ObservingInterceptor
 
 logger = logging.getLogger("server")
 
@@ -62,15 +62,17 @@ class GrpcService:
         security = self.settings.security
         guard = Guard.for_security(security)  # the principals file is read before anything listens
         credentials = grpc_tls.server_credentials(security)
+        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+        observed = [health_name, *(name for _, name in self.registrations)]  # every handler observed and guarded
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
-                                               *keepalive_options(self.settings)])
-        target = instrumented(self.server, self.settings.service, guard)  # every handler observed and guarded
-        names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+                                               *keepalive_options(self.settings)],
+                                      interceptors=[ObservingInterceptor(self.settings.service, observed, guard)])
+        names = [health_name, reflection.SERVICE_NAME]
         for register, name in self.registrations:
-            register(target)
+            register(self.server)
             names.append(name)
         self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, target)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(names, self.server)
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         self.port = (self.server.add_secure_port(address, credentials) if credentials is not None

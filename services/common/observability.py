@@ -1,12 +1,13 @@
 """Request ids, error mapping and metrics around every unary and server-streaming gRPC
-handler.
+handler, installed as a standard `grpc.aio.ServerInterceptor` (`ObservingInterceptor`).
 
-The handlers are wrapped once, when a servicer is registered (`instrumented`), not by a
-grpc.aio ServerInterceptor: an interceptor runs a coroutine chain inside grpc for every call
-just to find the handler, which cost GetVault about a tenth of its rate
-(bench/bench_mesh.py). What each call gets is the same: the caller's x-request-id (or a new
-one) in the log context, `ServiceError` as its status, anything unexpected as INTERNAL with
-no internals leaked, and requests, codes, latency and in-flight calls in Prometheus."""
+What each call gets: the caller's x-request-id (or a new one) in the log context,
+`ServiceError` as its status, anything unexpected as INTERNAL with no internals leaked, and
+requests, codes, latency and in-flight calls in Prometheus. The interceptor returns, for each
+method, a handler built once with grpc's public `unary_unary_rpc_method_handler` /
+`unary_stream_rpc_method_handler` (method_handlers.py) and kept: per call it adds grpc's
+interceptor step and a dictionary look-up (bench/bench_grpc_wrapper.py measures it against
+the same wrapper installed without an interceptor)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from services.common import log
-from services.common.auth import Guard
+from services.common.auth import Guard, required_role
 from services.common.errors import ServiceError
 from services.common.grpc_metrics import GRPC_SERVER
 from services.common.method_handlers import stream_like, unary_like
@@ -135,35 +137,42 @@ class Observability:
         return handler
 
 
-class _InstrumentingServer:
-    """What generated `add_*Servicer_to_server` functions call, with every handler wrapped
-    before it reaches the real server: the authorization check (`auth.Guard`, for the RPCs
-    that need a role) inside the observability wrapper, so a refusal is a status like any."""
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """The services' one server interceptor: each call of a method of `services` gets its
+    handler wrapped by `guard` (for the RPCs that need a role) inside `Observability`, so a
+    refusal is a status like any. A method's wrapped handler is built on its first call and
+    kept (as long as grpc finds the same handler for it), so a call costs grpc's interceptor
+    step and a dictionary look-up. Which RPCs need a role is decided here, at start, from the
+    services' descriptors: an RPC that `auth` does not classify stops the server before it
+    listens, as before any call."""
 
-    def __init__(self, server: grpc.aio.Server, observability: Observability, guard: Guard) -> None:
-        self._server = server
-        self._observability = observability
-        self._guard = guard
+    def __init__(self, service: str, services: Iterable[str] = (), guard: Guard | None = None) -> None:
+        self._observability = Observability(service)
+        self._guard = guard or Guard(None)
+        self._services = frozenset(services)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        pool = descriptor_pool.Default()
+        for name in self._services:
+            try:
+                methods = pool.FindServiceByName(name).methods
+            except KeyError:  # no descriptor (a hand-made generic handler): checked when first called
+                continue
+            for method in methods:
+                required_role(f"{name}/{method.name}")  # raises ConfigError for an unclassified RPC
 
-    def _wrapped(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
-        return {name: self._observability.wrap(self._guard.wrap(handler, f"{service}/{name}"), name)
-                for name, handler in handlers.items()}
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self._server.add_registered_method_handlers(service, self._wrapped(service, handlers))
-
-    def add_generic_rpc_handlers(self, generic_handlers: Any) -> None:
-        for generic in generic_handlers:
-            service = generic.service_name()
-            by_path = getattr(generic, "_method_handlers", None)  # "/package.Service/Method" -> handler
-            if by_path is None:
-                raise TypeError(f"cannot instrument the handlers of {service}")
-            handlers = {path.rsplit("/", 1)[-1]: handler for path, handler in by_path.items()}
-            self._server.add_generic_rpc_handlers(
-                (grpc.method_handlers_generic_handler(service, self._wrapped(service, handlers)),))
-
-
-def instrumented(server: grpc.aio.Server, service: str, guard: Guard | None = None) -> Any:
-    """A stand-in for `server` to pass to generated `add_*Servicer_to_server` functions: the
-    servicer's handlers are registered wrapped by `Observability` (and `guard`'s checks)."""
-    return _InstrumentingServer(server, Observability(service), guard or Guard(None))
+    async def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+            handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        path = handler_call_details.method  # "/package.Service/Method"
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        if handler is None:
+            return None
+        service, _, method = path[1:].rpartition("/")
+        if service not in self._services:
+            return handler  # e.g. server reflection: neither observed nor guarded
+        wrapped = self._observability.wrap(self._guard.wrap(handler, f"{service}/{method}"), method)
+        self._wrapped[path] = (handler, wrapped)
+        return wrapped

@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, vault_manager_pb2, vault_manager_pb2_grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, empty_pb2  # noqa: F401 (empty_pb2: DoIt's type)
 from prometheus_client import REGISTRY
 
 from services.common import log
+from services.common.config import ConfigError
 from services.common.errors import ServiceError
 from services.common.grpc_metrics import BUCKETS, GrpcServerCollector
-from services.common.observability import instrumented
+from services.common.observability import ObservingInterceptor
 
 SERVICE = "observability_test"
 seen_request_ids: list[str] = []
@@ -53,11 +55,12 @@ def count(method: str, code: str) -> float:
 
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = grpc.aio.server()
-    target = instrumented(server, SERVICE)
+    services = [vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name,
+                balance_tracker_pb2.DESCRIPTOR.services_by_name["BalanceTracker"].full_name]
+    server = grpc.aio.server(interceptors=[ObservingInterceptor(SERVICE, services)])
     # test doubles implement only the methods under test
-    vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(Vaults(), target)  # type: ignore[abstract]
-    balance_tracker_pb2_grpc.add_BalanceTrackerServicer_to_server(Events(), target)  # type: ignore[abstract]
+    vault_manager_pb2_grpc.add_VaultManagerServicer_to_server(Vaults(), server)  # type: ignore[abstract]
+    balance_tracker_pb2_grpc.add_BalanceTrackerServicer_to_server(Events(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -132,3 +135,18 @@ def test_latency_buckets_are_cumulative_and_a_bound_counts_in_its_own_bucket() -
     assert count == 6 and total == pytest.approx(0.0005 + 0.0006 + 0.001 + 3.0 + 11.0 + 0.0001)
     in_flight = families["grpc_server_in_flight"].samples
     assert [(s.labels, s.value) for s in in_flight] == [({"service": "s"}, 0)]
+
+
+def test_an_unclassified_rpc_stops_the_server_before_any_call() -> None:
+    """The interceptor decides at start which RPCs need a role, from the services'
+    descriptors: an RPC of the package that auth does not classify is refused then, not at
+    its first call."""
+    proto = descriptor_pb2.FileDescriptorProto(name="observability_test_unclassified.proto",
+                                               package="collateral_vault.v1",
+                                               dependency=["google/protobuf/empty.proto"])
+    proto.service.add(name="Unclassified").method.add(name="DoIt", input_type=".google.protobuf.Empty",
+                                                      output_type=".google.protobuf.Empty")
+    descriptor_pool.Default().AddSerializedFile(proto.SerializeToString())
+    with pytest.raises(ConfigError, match=r"collateral_vault\.v1\.Unclassified/DoIt is neither in auth\.POLICY"):
+        ObservingInterceptor(SERVICE, ["collateral_vault.v1.Unclassified"])
+    ObservingInterceptor(SERVICE, [vault_manager_pb2.DESCRIPTOR.services_by_name["VaultManager"].full_name])

@@ -1,5 +1,5 @@
-"""solana-py's AsyncClient over the services' HTTP/1.1 transport: typed answers from a real
-localnet node, and every way the endpoint can fail surfacing as the services expect
+"""The services' typed JSON-RPC client (solders' requests over their HTTP/1.1 transport):
+typed answers from a real localnet node, and every way the endpoint can fail surfacing as the services expect
 (transport and HTTP failures as UNAVAILABLE, JSON-RPC errors as solana-py's RPCException).
 The chain client's shared round trips: concurrent sends as JSON-RPC batches and concurrent
 status lookups as one call, each caller answered for itself; a submission's send and status
