@@ -16,6 +16,7 @@ RUN mkdir -p gen/python \
  && /opt/venv/bin/python -m grpc_tools.protoc -I proto --python_out=gen/python --grpc_python_out=gen/python \
       proto/collateral_vault/v1/*.proto \
  && touch gen/python/collateral_vault/__init__.py gen/python/collateral_vault/v1/__init__.py
+COPY vault_client ./vault_client
 COPY services ./services
 COPY localnet ./localnet
 COPY vaultctl ./vaultctl

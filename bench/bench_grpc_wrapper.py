@@ -24,8 +24,8 @@ from solders.pubkey import Pubkey
 from bench import echo_server, get_vault_server, h2load, handler_path
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds
+from localnet.node_harness import free_port
 from services.common import event_loop
-from tests.support.localnet_node import free_port
 
 CALLS = 10_000
 IN_FLIGHT = 4

@@ -41,18 +41,17 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
+from bench.environment import redis_url, temporary_database
+from bench.service_settings import settings_for
 from bench.stats import cpu_seconds, pct
+from bench.traffic import users_with_vaults
+from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.indexer import IndexerConfig
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
 from services.common.migrations import migrate
-from tests.conftest import redis_url
-from tests.support.databases import temporary_database
-from tests.support.localnet_node import running_node
-from tests.support.services import settings_for
-from tests.support.traffic import users_with_vaults
 
 EVENTS = 50_000
 BATCH = IndexerConfig.batch_size  # the indexer's own most events per batch

@@ -24,9 +24,9 @@ from solders.transaction import VersionedTransaction
 from bench.stats import pct
 from localnet import genesis
 from localnet.faucet import fund
+from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT, Chain
-from services.common import spl_token
-from tests.support.localnet_node import free_port, wait_healthy
+from vault_client import spl_token
 
 TRANSFERS = 2_000
 IN_FLIGHT = 32

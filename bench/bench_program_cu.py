@@ -19,9 +19,9 @@ from typing import Any
 
 from solders.transaction_metadata import TransactionMetadata
 
-from services.common import spl_token
-from services.common.vault_program import MAX_SETTLE_PAIRS, ConfigChange, ExchangeProgram, Pause, SettlePair
-from tests.support.vault_env import DAY, USDT, VaultEnv
+from localnet.vault_env import DAY, USDT, VaultEnv
+from vault_client import spl_token
+from vault_client.vault_program import MAX_SETTLE_PAIRS, ConfigChange, ExchangeProgram, Pause, SettlePair
 
 _CONSUMED = re.compile(r"^Program (\w+) consumed (\d+) of \d+ compute units$")
 _INVOKE = re.compile(r"^Program (\w+) invoke \[(\d+)\]$")

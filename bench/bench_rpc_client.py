@@ -27,12 +27,12 @@ from solders.signature import Signature
 
 from bench.stats import cpu_seconds
 from localnet.genesis import dev_keypair
+from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT
 from services.common import event_loop
 from services.common.chain import ChainClient
 from services.common.http_client import HttpClient
-from services.common.vault_program import VaultProgram
-from tests.support.localnet_node import free_port, wait_healthy
+from vault_client.vault_program import VaultProgram
 
 CALLS = 3_000
 PASSES = 3

@@ -68,7 +68,7 @@ from localnet.genesis import dev_keypair
 from services.balance_tracker import snapshots
 from services.common import event_loop
 from services.common.http_client import HttpClient
-from services.common.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram
 
 DEFAULT_VAULTS = 2_000
 PAGE_SIZE = 500

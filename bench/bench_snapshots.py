@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 from solders.keypair import Keypair
 
+from bench.environment import temporary_database
 from services.balance_tracker import snapshots
 from services.common.migrations import migrate
-from tests.support.databases import temporary_database
 
 VAULTS = int(os.environ.get("BENCH_SNAPSHOT_VAULTS", "100000"))
 ACTIVE = VAULTS // 10

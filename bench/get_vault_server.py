@@ -20,8 +20,8 @@ from services.common import event_loop
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, registration
 from services.common.heap import freeze_startup_heap
-from services.common.vault_program import Vault, VaultProgram
 from services.vault_manager.vault_service import VaultManagerService
+from vault_client.vault_program import Vault, VaultProgram
 
 
 class _NoChain:

@@ -35,10 +35,10 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from localnet.genesis import dev_keypair
-from services.common import spl_token
 from services.common.http_client import HttpClient
 from services.common.rpc_http import call_batch
-from services.common.vault_program import VaultProgram
+from vault_client import spl_token
+from vault_client.vault_program import VaultProgram
 
 USDT = 10**6
 MINTED = 1_000 * USDT  # to each owner's USDT account

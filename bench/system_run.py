@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench.environment import temporary_database
 from services.common import event_loop
-from tests.support.databases import temporary_database
 
 
 def on_temporary_database(system: Callable[[str], Awaitable[dict[str, Any]]]) -> dict[str, Any]:

@@ -4,15 +4,18 @@ USDT to OWNER's associated token account with a real mint_to transaction."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
+import uvloop
+
 from localnet import genesis
 from localnet.node import Node, NodeConfig
-from services.common import event_loop
-from services.common.heap import freeze_startup_heap
 
 
 def _env_int(name: str, default: int) -> int:
@@ -51,10 +54,14 @@ def parse_node_args(argv: list[str]) -> NodeConfig:
 async def run_node(config: NodeConfig) -> None:
     node = Node(config)
     await node.start()
-    freeze_startup_heap()
+    gc.collect()  # the genesis stays alive for good: out of the cyclic collector's sight
+    gc.freeze()
     print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
           + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
-    await event_loop.stop_requested().wait()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
     await node.stop()
 
 
@@ -64,7 +71,12 @@ def main(argv: list[str]) -> int:
         from localnet.faucet import main as faucet_main
 
         return faucet_main(argv[1:])
-    event_loop.run(run_node(parse_node_args(argv)))
+    # uvloop unless EVENT_LOOP=asyncio, as the services (localnet imports none of their code)
+    loop = os.environ.get("EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    if loop not in ("uvloop", "asyncio"):
+        raise SystemExit(f"EVENT_LOOP={loop!r}: expected one of uvloop, asyncio")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
+        runner.run(run_node(parse_node_args(argv)))
     return 0
 
 

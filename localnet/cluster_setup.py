@@ -22,8 +22,8 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import VersionedTransaction
 
 from localnet.genesis import DEV_TIMELOCK_DELAY, USDT_DECIMALS, ExchangeSetup, dev_keypair
-from services.common import spl_token
-from services.common.vault_program import POSITION_MANAGER_ID, PROGRAM_ID, Authority, ExchangeProgram, VaultProgram
+from vault_client import spl_token
+from vault_client.vault_program import POSITION_MANAGER_ID, PROGRAM_ID, Authority, ExchangeProgram, VaultProgram
 
 SOL = 10**9
 

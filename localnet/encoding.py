@@ -18,9 +18,8 @@ from solders.transaction_status import (
     TransactionErrorInsufficientFundsForRent,
 )
 
-from services.common import spl_token
-
-U64_MAX = 2**64 - 1
+from vault_client import spl_token
+from vault_client.constants import U64_MAX
 
 
 class EncodingError(ValueError):

@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from localnet.genesis import dev_keypair
-from services.common import spl_token
+from vault_client import spl_token
 
 USDT_UNITS = 10**6
 

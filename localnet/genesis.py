@@ -18,7 +18,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import ROOT, Chain, program_path
-from services.common.vault_program import ExchangeProgram, VaultProgram
+from vault_client.vault_program import ExchangeProgram, VaultProgram
 
 PROGRAM_KEYS = ROOT / "program" / "keys"
 DEV_KEYS = Path(__file__).resolve().parent / "dev_keys"

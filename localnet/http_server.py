@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from services.common.http1 import (
+from vault_client.http1 import (
     MAX_HEAD_BYTES,
     FramingError,
     chunked,

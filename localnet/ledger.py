@@ -33,7 +33,7 @@ from localnet import genesis
 from localnet.encoding import b58, error_message, message_version, tx_error, ui_amount
 from localnet.persistence import LedgerStore
 from localnet.svm import Chain
-from services.common import spl_token
+from vault_client import spl_token
 
 COMMITMENTS = ("processed", "confirmed", "finalized")
 BLOCKHASH_VALIDITY = 150

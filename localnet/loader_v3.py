@@ -13,7 +13,7 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.sysvar import CLOCK, RENT
 
 from localnet.svm import Chain
-from services.common.spl_token import SYSTEM_PROGRAM_ID
+from vault_client.spl_token import SYSTEM_PROGRAM_ID
 
 LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
 BUFFER_METADATA = 37

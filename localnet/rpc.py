@@ -15,7 +15,7 @@ from solders.transaction import VersionedTransaction
 
 from localnet.encoding import EncodingError, encode_account, encode_transaction, ui_amount
 from localnet.ledger import Ledger, RpcFailure
-from services.common import spl_token
+from vault_client import spl_token
 
 if TYPE_CHECKING:
     from localnet.node import Node

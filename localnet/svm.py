@@ -17,7 +17,7 @@ from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from localnet.embedded_programs import classic_spl_token
-from services.common import spl_token
+from vault_client import spl_token
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = ROOT / "program" / "target" / "deploy"

@@ -13,17 +13,13 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from bench.environment import redis_url
 from services.common.migrations import migrate
 from tests.support.databases import temporary_database
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # The tests run the development profile (dev ids, localnet) unless a test says otherwise;
 # unset, the services would run as production and refuse the dev ids (config.py).
 os.environ.setdefault("CV_PROFILE", "development")
-
-
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
 
 
 @pytest.fixture

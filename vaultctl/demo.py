@@ -31,7 +31,7 @@ from solders.transaction import VersionedTransaction
 from localnet.faucet import fund
 from services.common.config import DEFAULT_USDT_MINT
 from services.common.errors import error_name
-from services.common.vault_program import POSITION_MANAGER_ID, ExchangeProgram, Vault, VaultProgram, vault_address
+from vault_client.vault_program import POSITION_MANAGER_ID, ExchangeProgram, Vault, VaultProgram, vault_address
 from vaultctl.clients import Clients
 
 USDT = 10**6

@@ -8,10 +8,7 @@ from typing import Any
 
 from collateral_vault.v1 import balance_tracker_pb2
 
-# every kind the ledger stores, by the protobuf enum's names (EVENT_KIND_GRANT_SET: "grant_set")
-KIND_NAMES = {value: name.removeprefix("EVENT_KIND_").lower()
-              for name, value in balance_tracker_pb2.EventKind.items() if value}
-KIND_VALUES = {name: value for value, name in KIND_NAMES.items()}
+from services.common.event_kinds import KIND_VALUES
 
 # the columns row_event reads (a resume or a gap fill selects these)
 EVENT_ROW_COLUMNS = ("owner, signature, instruction_index, event_index, kind, amount, counterparty, caller_program, "

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.common.idl import CodecError, Idl
-from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, PM_IDL, Action
+from vault_client.idl import CodecError, Idl
+from vault_client.program_logs import data_lines
+from vault_client.vault_program import IDL, PM_IDL, Action
 
 KINDS = {
     "Deposited": "deposit", "Withdrawn": "withdraw", "CollateralLocked": "lock", "CollateralUnlocked": "unlock",

@@ -58,7 +58,7 @@ from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
 from services.common.rpc_http import SolanaRpc, rpc_client
-from services.common.vault_program import Vault, VaultProgram
+from vault_client.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")
 T = TypeVar("T")

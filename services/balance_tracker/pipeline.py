@@ -30,7 +30,7 @@ import asyncpg
 
 from services.balance_tracker.events import AdminEvent, EventRow
 from services.balance_tracker.store import Fence, write_batch
-from services.common.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram
 
 # Batches in flight: two already overlap one batch's insert with the previous one's commit;
 # a third keeps both cores busy while a batch waits for its turn (bench/bench_indexer.py).

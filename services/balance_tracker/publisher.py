@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import Vault, VaultProgram, vault_pda
+from vault_client.vault_program import Vault, VaultProgram, vault_pda
 
 logger = logging.getLogger("publisher")
 

@@ -48,10 +48,10 @@ from solders.account import Account
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.store import read_cursor
-from services.common import spl_token
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
-from services.common.vault_program import Vault
+from vault_client import spl_token
+from vault_client.vault_program import Vault
 
 logger = logging.getLogger("reconcile")
 MISMATCHES = Gauge("reconciliation_mismatches", "Findings of the latest reconciliation run")

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, common_pb2
 
 from services.balance_tracker import reconcile
-from services.balance_tracker.event_messages import KIND_NAMES, KIND_VALUES, event_message, row_event
+from services.balance_tracker.event_messages import event_message, row_event
 from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.publisher import vault_from_row
 from services.balance_tracker.watermark import CursorWatermark
@@ -23,8 +23,9 @@ from services.common import validation
 from services.common.chain import ChainClient
 from services.common.convert import vault_message
 from services.common.errors import invalid, not_found, unavailable
-from services.common.quoting import quoted
+from services.common.event_kinds import KIND_NAMES, KIND_VALUES
 from services.common.vault_cache import VaultCache
+from vault_client.quoting import quoted
 
 __all__ = ["KIND_NAMES", "KIND_VALUES", "BalanceTrackerService"]
 T = TypeVar("T")

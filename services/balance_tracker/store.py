@@ -29,7 +29,7 @@ import asyncpg
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import ALL_KINDS, AdminEvent, Balances, EventRow
-from services.common.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram
 
 _EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_index", "int"),
                        ("event_index", "int"), ("kind", "text"), ("amount", "numeric"), ("counterparty", "text"),

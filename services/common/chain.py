@@ -22,16 +22,17 @@ from solders.rpc.responses import GetSignatureStatusesResp, RPCError, SendTransa
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from services.common import redact, spl_token
+from services.common import redact
 from services.common.coalesce import Coalescer
 from services.common.config import Settings
 from services.common.errors import ServiceError, program_error, unavailable
 from services.common.http_client import HttpClient
-from services.common.idl import discriminator
 from services.common.metrics import CHAIN_CALLS
 from services.common.rpc_http import call_batch, rpc_client
-from services.common.vault_program import VAULT_SIZE as VAULT_SIZE
-from services.common.vault_program import Authority, Vault, VaultProgram
+from vault_client import spl_token
+from vault_client.idl import discriminator
+from vault_client.vault_program import VAULT_SIZE as VAULT_SIZE
+from vault_client.vault_program import Authority, Vault, VaultProgram
 
 CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
 MAX_STATUSES = 256  # getSignatureStatuses' limit per call

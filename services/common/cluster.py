@@ -29,7 +29,7 @@ from services.common import redact
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.errors import ServiceError
-from services.common.vault_program import Authority
+from vault_client.vault_program import Authority
 
 logger = logging.getLogger("cluster")
 IDENTITY_KEY = "chain"  # under the Redis prefix

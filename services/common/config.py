@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from solders.pubkey import Pubkey
 
-from services.common import vault_program
+from vault_client import vault_program
 
 DEVELOPMENT, PRODUCTION = "development", "production"
 PROFILES = (DEVELOPMENT, PRODUCTION)

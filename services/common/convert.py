@@ -5,8 +5,8 @@ from __future__ import annotations
 from collateral_vault.v1 import common_pb2
 from solders.pubkey import Pubkey
 
-from services.common.tx_building import UnsignedTx
-from services.common.vault_program import Vault
+from vault_client.transactions import UnsignedTx
+from vault_client.vault_program import Vault
 
 COMMITMENT_NAMES = {
     common_pb2.COMMITMENT_PROCESSED: "processed",

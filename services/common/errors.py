@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 
-from services.common.idl import Idl
-from services.common.vault_program import IDL, PM_IDL
+from vault_client.idl import Idl
+from vault_client.vault_program import IDL, PM_IDL
 
 # Program errors that mean "the request is malformed" rather than "the state forbids it".
 _INVALID_ARGUMENT_ERRORS = {"InvalidAmount", "InvalidInstruction", "InvalidMint", "InvalidTokenAccount",

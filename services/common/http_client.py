@@ -31,7 +31,7 @@ from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
 from services.common import redact
-from services.common.http1 import (
+from vault_client.http1 import (
     MAX_HEAD_BYTES,
     FramingError,
     chunked,

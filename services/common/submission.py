@@ -14,10 +14,10 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from services.common.errors import invalid
-from services.common.idl import Idl
-from services.common.quoting import quoted
-from services.common.tx_building import COMPUTE_BUDGET_PROGRAM
-from services.common.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram, WithdrawLimits
+from vault_client.idl import Idl
+from vault_client.quoting import quoted
+from vault_client.transactions import COMPUTE_BUDGET_PROGRAM
+from vault_client.vault_program import IDL, PM_IDL, ExchangeProgram, VaultProgram, WithdrawLimits
 
 # Instructions a wallet has no reason to send directly: they are CPI-only, deploy-time, or
 # position_manager's operator instructions (signed by the exchange's operator key, not a wallet).

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from solders.pubkey import Pubkey
 
 from services.common.errors import invalid
-from services.common.quoting import quoted
-
-U64_MAX = 2**64 - 1
+from vault_client.constants import U64_MAX
+from vault_client.quoting import quoted
 
 
 def pubkey(value: str, field: str) -> Pubkey:

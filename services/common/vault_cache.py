@@ -13,7 +13,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
-from services.common.vault_program import ProgramLock, Vault
+from vault_client.vault_program import ProgramLock, Vault
 
 logger = logging.getLogger("cache")
 

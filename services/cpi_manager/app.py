@@ -14,11 +14,11 @@ from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
-from services.common.vault_program import ExchangeProgram
 from services.cpi_manager.executor import OperatorExecutor
 from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.service import CpiManagerService
 from services.cpi_manager.signer import signer_for
+from vault_client.vault_program import ExchangeProgram
 
 GRPC_PORT, METRICS_PORT = 50053, 9103
 PRUNE_SECONDS = 3600.0

@@ -38,11 +38,11 @@ from solders.transaction import VersionedTransaction
 
 from services.common.chain import ChainClient, Status
 from services.common.errors import ServiceError, invalid, precondition, program_error, unavailable
-from services.common.quoting import quoted
-from services.common.vault_program import ExchangeConfig, ExchangeProgram, Grant, Vault
 from services.cpi_manager.operations import Operation
 from services.cpi_manager.request_store import LANDED, REFUSED, RequestRow, RequestStore
 from services.cpi_manager.signer import Signer
+from vault_client.quoting import quoted
+from vault_client.vault_program import ExchangeConfig, ExchangeProgram, Grant, Vault
 
 logger = logging.getLogger("cpi_manager.operator")
 RANK = {"processed": 0, "confirmed": 1, "finalized": 2}

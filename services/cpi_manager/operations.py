@@ -13,7 +13,7 @@ from typing import Any
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from services.common.vault_program import MAX_SETTLE_PAIRS, ExchangeProgram, SettlePair
+from vault_client.vault_program import MAX_SETTLE_PAIRS, ExchangeProgram, SettlePair
 
 LOCK, RELEASE, SETTLE, LIQUIDATE = "lock", "release", "settle", "liquidate"
 OPERATIONS = (LOCK, RELEASE, SETTLE, LIQUIDATE)

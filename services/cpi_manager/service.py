@@ -14,15 +14,16 @@ from collateral_vault.v1 import common_pb2, cpi_manager_pb2, cpi_manager_pb2_grp
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from services.common import spl_token, tx_building, validation
+from services.common import tx_building, validation
 from services.common.chain import ChainClient
 from services.common.config import Settings
 from services.common.convert import unsigned_message
 from services.common.errors import invalid, not_found, unavailable
-from services.common.vault_program import MAX_SETTLE_PAIRS, Authority, ChangeKind, ConfigChange, ExchangeProgram
 from services.cpi_manager import timelock
 from services.cpi_manager.executor import OperatorExecutor
 from services.cpi_manager.operations import LIQUIDATE, LOCK, RELEASE, SETTLE, Leg, Operation
+from vault_client import spl_token
+from vault_client.vault_program import MAX_SETTLE_PAIRS, Authority, ChangeKind, ConfigChange, ExchangeProgram
 
 MAX_REQUEST_ID = 128
 COMMITMENTS = {common_pb2.COMMITMENT_PROCESSED: "processed", common_pb2.COMMITMENT_CONFIRMED: "confirmed",

@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 import grpc
 
 from services.common.errors import ServiceError, invalid, precondition_of
-from services.common.vault_program import Authority, ChangeKind, QueuedChange, WithdrawLimits
+from vault_client.vault_program import Authority, ChangeKind, QueuedChange, WithdrawLimits
 
 # collateral_vault/src/state/authority.rs
 MAX_TIMELOCK_DELAY = 30 * 86_400
 MAX_WINDOW_SLOTS = 2**32 - 1
 BPS = 10_000
-U64_MAX = 2**64 - 1
 
 
 def utc(timestamp: int) -> str:

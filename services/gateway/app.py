@@ -33,16 +33,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from services.balance_tracker.service import KIND_VALUES
 from services.common import grpc_tls
 from services.common.config import GatewayConfig
-from services.common.quoting import quoted
+from services.common.event_kinds import KIND_NAMES, KIND_VALUES
 from services.gateway.client_address import ClientAddress
 from services.gateway.listener import listen, tls_context
 from services.gateway.openapi import SPEC
 from services.gateway.origins import OriginPolicy
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.ws_limits import SocketLimits
+from vault_client.quoting import quoted
 
 logger = logging.getLogger("gateway")
 MAX_BODY = 64 * 1024
@@ -70,13 +70,12 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 LINGER_SECONDS = 1.0
 
 
-_WS_KINDS = {value: name.removeprefix("EVENT_KIND_").lower() for name, value in balance_tracker_pb2.EventKind.items()}
 
 
 def _ws_event(e: balance_tracker_pb2.VaultEvent) -> dict[str, Any]:
     """An event as the WebSocket sends it: amounts, slots and numbers as strings (as the
     protobuf JSON mapping has them; built by hand, at a fraction of MessageToDict's cost)."""
-    return {"id": e.id, "kind": _WS_KINDS.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
+    return {"id": e.id, "kind": KIND_NAMES.get(e.kind, "unspecified"), "owner": e.owner, "counterparty": e.counterparty,
             "amount": str(e.amount), "slot": str(e.slot), "block_time": str(e.block_time), "signature": e.signature,
             "total_balance": str(e.total_balance), "locked_balance": str(e.locked_balance),
             "available_balance": str(e.available_balance), "caller_program": e.caller_program, "seq": str(e.seq),

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from services.common import audit, spl_token, tx_building, validation
+from services.common import audit, tx_building, validation
 from services.common.audit_outbox import AuditOutbox
 from services.common.chain import ChainClient, Status, VaultState
 from services.common.coalesce import Coalescer
@@ -25,9 +25,10 @@ from services.common.errors import ServiceError, invalid, not_found, preconditio
 from services.common.log import fields
 from services.common.metrics import TRANSACTIONS_SUBMITTED
 from services.common.submission import CheckedTransaction, check, decode_signed
+from vault_client import spl_token
+from vault_client.constants import U64_MAX
 
 logger = logging.getLogger("builder")
-U64_MAX = 2**64 - 1
 _RANK = {"processed": 1, "confirmed": 2, "finalized": 3}
 SUBMIT_WAIT_SECONDS = 30.0
 CLAIM_SECONDS = 3600  # a signature's first submission is remembered this long (a blockhash lives ~80 s)

@@ -26,7 +26,7 @@ from collateral_vault.v1 import common_pb2, vault_manager_pb2
 from solders.pubkey import Pubkey
 
 from services.common.convert import vault_message
-from services.common.vault_program import Vault, VaultProgram
+from vault_client.vault_program import Vault, VaultProgram
 
 MAX_OWNERS = 100_000  # beyond this, the owners least recently changed or read are dropped first
 

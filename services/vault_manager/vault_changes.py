@@ -16,8 +16,8 @@ from solana.rpc.websocket_api import SolanaWsClient
 from solders.rpc.responses import ProgramNotification
 
 from services.common.chain import VAULT_SIZE
-from services.common.vault_program import Vault, VaultProgram
 from services.vault_manager.mirror import VaultMirror
+from vault_client.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("vault_changes")
 

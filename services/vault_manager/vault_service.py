@@ -16,8 +16,8 @@ from services.common.errors import invalid, not_found, unavailable
 from services.common.metrics import CACHE_LOOKUPS
 from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import ChangeKind, QueuedChange
 from services.vault_manager.mirror import VaultMirror
+from vault_client.vault_program import ChangeKind, QueuedChange
 
 # How long an answer is served from process memory after it was last confirmed. The mirror
 # is updated by this process's own programSubscribe notifications, so in practice it is as

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench import echo_server
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 @pytest.fixture(scope="module")

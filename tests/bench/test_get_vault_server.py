@@ -9,7 +9,7 @@ from collateral_vault.v1 import common_pb2, vault_manager_pb2, vault_manager_pb2
 from solders.pubkey import Pubkey
 
 from bench import echo_server, get_vault_server
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 async def test_it_answers_getvault_from_memory_as_vault_manager_does() -> None:

@@ -14,7 +14,7 @@ import pytest
 from bench import echo_server
 from bench.echo_server import METHOD
 from bench.h2_unary import H2CallFailed, H2Unary, hpack_int, request_headers
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 async def test_each_call_gets_its_own_answer_past_every_flow_control_window(echo_port: int) -> None:

@@ -29,8 +29,8 @@ from solders.pubkey import Pubkey
 
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
+from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT
-from services.common.vault_program import IDL
 from tests.support.anchor_clients import (
     ANCHORPY_CLIENT,
     ANCHORPY_PYTHON,
@@ -39,7 +39,7 @@ from tests.support.anchor_clients import (
     ensure_ts_client,
     node_binary,
 )
-from tests.support.localnet_node import free_port, wait_healthy
+from vault_client.vault_program import IDL
 
 pytestmark = pytest.mark.timeout(900)  # a first run installs both clients
 

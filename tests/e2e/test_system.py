@@ -34,14 +34,14 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
+from bench.system_env import start_system, system_env
 from localnet.svm import ROOT
 from services.common import grpc_tls
 from services.common.config import ClientSecurity
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import Vault, vault_address
 from tests.conftest import redis_url
 from tests.support.grpc_calls import status_of
-from tests.support.system import start_system, system_env
+from vault_client.vault_program import Vault, vault_address
 
 USDT = 10**6
 PKI = ROOT / ".local" / "pki"

@@ -18,12 +18,12 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet import genesis
+from localnet.node_harness import free_port, running_node, wait_healthy
 from localnet.svm import ROOT, Chain
-from services.common import spl_token
-from services.common.idl import DecodedEvent
-from services.common.program_logs import data_lines
-from services.common.vault_program import IDL
-from tests.support.localnet_node import free_port, running_node, wait_healthy
+from vault_client import spl_token
+from vault_client.idl import DecodedEvent
+from vault_client.program_logs import data_lines
+from vault_client.vault_program import IDL
 
 USDT = 10**6
 

@@ -11,7 +11,7 @@ import pytest
 
 from localnet.http_server import HttpServer, Request, Response
 from localnet.node import Node
-from tests.support.localnet_node import free_port, running_node
+from localnet.node_harness import free_port, running_node
 
 MAX_BODY = 1024
 

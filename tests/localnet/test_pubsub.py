@@ -14,8 +14,8 @@ from solana.rpc.websocket_api import RpcTransactionLogsFilterMentions, SolanaWsC
 
 from localnet.faucet import fund
 from localnet.node import Node
-from services.common.vault_program import PROGRAM_ID, Vault
-from tests.support.localnet_node import funded_user, running_node
+from localnet.node_harness import funded_user, running_node
+from vault_client.vault_program import PROGRAM_ID, Vault
 
 USDT = 10**6
 

@@ -27,9 +27,9 @@ from solders.transaction import VersionedTransaction
 from localnet.faucet import fund
 from localnet.ledger import Ledger
 from localnet.node import Node
-from services.common import spl_token
-from services.common.vault_program import PROGRAM_ID, VAULT_SIZE, Vault, VaultProgram
-from tests.support.localnet_node import FINALITY_DEPTH, funded_user, running_node
+from localnet.node_harness import FINALITY_DEPTH, funded_user, running_node
+from vault_client import spl_token
+from vault_client.vault_program import PROGRAM_ID, VAULT_SIZE, Vault, VaultProgram
 
 USDT = 10**6
 

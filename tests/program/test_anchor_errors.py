@@ -3,7 +3,7 @@
 `AnchorError occurred. Error Code: <Name>. Error Number: <n>. Error Message: <msg>.` (the
 IDL's name, code and msg); builtin errors: `ProgramError occurred. ...` with the loader's
 name, the u64 value and the message solana-program's ProgramError displays. Every refusal
-test also checks the AnchorError line (tests/support/vault_env.VaultEnv.error); the
+test also checks the AnchorError line (localnet/vault_env.VaultEnv.error); the
 clients themselves parse it in tests/clients/."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from solders.instruction import Instruction
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.svm import ROOT, Chain
-from services.common.vault_program import IDL, PM_IDL
-from tests.support.vault_env import USDT, VaultEnv, anchor_error_line, anchor_line
+from localnet.vault_env import USDT, VaultEnv, anchor_error_line, anchor_line
+from vault_client.vault_program import IDL, PM_IDL
 
 # hello's `3, index` returns ProgramError::BUILTINS[index]: (Debug name, builtin index,
 # Display message of solana-program's ProgramError).

@@ -14,7 +14,8 @@ from solders.sysvar import INSTRUCTIONS
 
 from localnet.genesis import program_keypair
 from localnet.svm import program_path
-from services.common.vault_program import (
+from localnet.vault_env import DAY, USDT, User, VaultEnv, error_code
+from vault_client.vault_program import (
     IDL,
     PM_IDL,
     ConfigChange,
@@ -23,7 +24,6 @@ from services.common.vault_program import (
     SettlePair,
     caller_authority,
 )
-from tests.support.vault_env import DAY, USDT, User, VaultEnv, error_code
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ from solders.pubkey import Pubkey
 from localnet.genesis import program_keypair
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import ROOT, Chain, program_path
-from services.common import spl_token
-from services.common.idl import CodecError, Idl, Layout, camel, discriminator, load_idl, snake
-from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, PM_IDL, ConfigChange, ExchangeProgram, SettlePair, VaultProgram
-from tests.support.vault_env import USDT, VaultEnv, error_name
+from localnet.vault_env import USDT, VaultEnv, error_name
+from vault_client import spl_token
+from vault_client.idl import CodecError, Idl, Layout, camel, discriminator, load_idl, snake
+from vault_client.program_logs import data_lines
+from vault_client.vault_program import IDL, PM_IDL, ConfigChange, ExchangeProgram, SettlePair, VaultProgram
 
 PROGRAM = ROOT / "program"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scripts.gen_idl_spec import SPEC_DIR, SPEC_VERSION, expected, spec_of, spec_type
-from services.common.idl import discriminator, load_idl
+from vault_client.idl import discriminator, load_idl
 
 NAMES = ["collateral_vault", "position_manager"]
 

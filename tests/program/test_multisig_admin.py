@@ -13,8 +13,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from localnet.svm import program_path
-from services.common.vault_program import Pause
-from tests.support.vault_env import VaultEnv
+from localnet.vault_env import VaultEnv
+from vault_client.vault_program import Pause
 
 DELAY = 3_600
 SEED = b"multisig"

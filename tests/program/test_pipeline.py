@@ -22,7 +22,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import ROOT, Chain, program_path
-from services.common.spl_token import TOKEN_PROGRAM_ID
+from vault_client.spl_token import TOKEN_PROGRAM_ID
 
 U64 = 2**64
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.support.vault_env import VaultEnv
+from localnet.vault_env import VaultEnv
 
 
 def initialize_cu(env: VaultEnv) -> tuple[str, int]:

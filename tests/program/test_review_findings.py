@@ -8,9 +8,9 @@ from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
-from services.common import spl_token
-from services.common.vault_program import Authority, Pause, SettlePair
-from tests.support.vault_env import DAY, UNTHROTTLED, USDT, User, VaultEnv
+from localnet.vault_env import DAY, UNTHROTTLED, USDT, User, VaultEnv
+from vault_client import spl_token
+from vault_client.vault_program import Authority, Pause, SettlePair
 
 MAX = 2**64 - 1
 

@@ -16,10 +16,10 @@ from solders.instruction import Instruction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from localnet.svm import TOKEN_IMPLEMENTATIONS
-from services.common import spl_token
-from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, MAX_SETTLE_PAIRS, SettlePair
-from tests.support.vault_env import USDT, User, VaultEnv
+from localnet.vault_env import USDT, User, VaultEnv
+from vault_client import spl_token
+from vault_client.program_logs import data_lines
+from vault_client.vault_program import IDL, MAX_SETTLE_PAIRS, SettlePair
 
 LOG_LIMIT = 10_000
 

@@ -17,8 +17,8 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from localnet.genesis import program_keypair
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import Chain, program_path
-from services.common.vault_program import Authority, ChangeKind, Pause, VaultProgram, WithdrawLimits
-from tests.support.vault_env import VaultEnv, error_name
+from localnet.vault_env import VaultEnv, error_name
+from vault_client.vault_program import Authority, ChangeKind, Pause, VaultProgram, WithdrawLimits
 
 DELAY = 3_600
 CHANGE_QUEUED_FIELDS = ["change_id", "kind", "target", "values", "eta", "admin", "timestamp", "seq"]

@@ -9,9 +9,9 @@ from solders.system_program import TransferParams
 from solders.system_program import transfer as sol_transfer
 
 from localnet.svm import TOKEN_IMPLEMENTATIONS
-from services.common import spl_token
-from services.common.vault_program import Pause, ProgramLock, SettlePair, caller_authority
-from tests.support.vault_env import USDT, VaultEnv
+from localnet.vault_env import USDT, VaultEnv
+from vault_client import spl_token
+from vault_client.vault_program import Pause, ProgramLock, SettlePair, caller_authority
 
 
 @pytest.fixture(params=TOKEN_IMPLEMENTATIONS)

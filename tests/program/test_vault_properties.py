@@ -24,10 +24,10 @@ from solders.pubkey import Pubkey
 from solders.sysvar import INSTRUCTIONS
 from solders.transaction_metadata import FailedTransactionMetadata
 
-from services.common import spl_token
-from services.common.idl import discriminator
-from services.common.vault_program import IDL, PM_IDL, SettlePair, caller_authority
-from tests.support.vault_env import DAY, USDT, User, VaultEnv
+from localnet.vault_env import DAY, USDT, User, VaultEnv
+from vault_client import spl_token
+from vault_client.idl import discriminator
+from vault_client.vault_program import IDL, PM_IDL, SettlePair, caller_authority
 
 USERS = 3
 FEE = USERS  # receiver index of the fee vault

@@ -17,7 +17,8 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from localnet.genesis import program_keypair
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import Chain, program_path
-from services.common.vault_program import (
+from localnet.vault_env import USDT, User, VaultEnv, error_name
+from vault_client.vault_program import (
     ExchangeProgram,
     Pause,
     ProgramLock,
@@ -25,7 +26,6 @@ from services.common.vault_program import (
     VaultProgram,
     caller_authority,
 )
-from tests.support.vault_env import USDT, User, VaultEnv, error_name
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from solders.instruction import AccountMeta, Instruction
 from solders.transaction_metadata import FailedTransactionMetadata
 
-from services.common import spl_token
-from services.common.vault_program import THROTTLED_LOG, SettlePair, WithdrawLimits
-from tests.support.vault_env import USDT, User, VaultEnv
+from localnet.vault_env import USDT, User, VaultEnv
+from vault_client import spl_token
+from vault_client.vault_program import THROTTLED_LOG, SettlePair, WithdrawLimits
 
 WINDOW = 100
 #: 10 % of TVL per 100 slots, a floor of 20 USDT (also the exempt allowance), exempt up to 2 USDT

@@ -23,10 +23,10 @@ from services.balance_tracker.events import AdminEvent, decode
 from services.balance_tracker.gaps import AdminSequence
 from services.balance_tracker.store import write_batch
 from services.common.chain import ChainClient
-from services.common.idl import Idl, discriminator, load_idl
-from services.common.vault_program import VaultProgram
 from services.monitor.admin_alerts import AdminChangeAlerts
 from services.monitor.watcher import Watcher
+from vault_client.idl import Idl, discriminator, load_idl
+from vault_client.vault_program import VaultProgram
 
 CHANGE_EVENTS: list[dict[str, Any]] = [
     {"name": "ChangeQueued", "fields": [

@@ -24,13 +24,13 @@ from solana.rpc.commitment import Confirmed
 
 from localnet.genesis import dev_keypair
 from localnet.node import Node
+from localnet.node_harness import RpcUser, running_node
 from services.common.chain import ChainClient
-from services.common.vault_program import Authority, WithdrawLimits
 from services.monitor.app import MonitorApp
 from services.monitor.watcher import WatcherConfig
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import RpcUser, running_node
 from tests.support.services import balance_tracker, settings_for
+from vault_client.vault_program import Authority, WithdrawLimits
 
 HOUR = 3600
 CHANGE = re.compile(r"^admin change (\d+) ")

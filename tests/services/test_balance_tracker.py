@@ -18,13 +18,13 @@ from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, c
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 
+from bench.traffic import Account, burst, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.common.vault_cache import VaultCache
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.proxy import TcpProxy
 from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
-from tests.support.traffic import Account, burst, users_with_vaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,7 +46,7 @@ async def assert_agree(node: Node, database_url: str, cache: VaultCache | None, 
             for account in accounts:
                 info = (await client.get_account_info(program.vault(account.user.key))).value
                 assert info is not None
-                from services.common.vault_program import Vault
+                from vault_client.vault_program import Vault
 
                 chain = Vault.decode(bytes(info.data))
                 assert chain.total_balance == account.total
@@ -182,7 +182,7 @@ async def test_api_history_snapshots_stream_and_reconcile(node: Node, pg_databas
 
 
 def _indexer_process(node: Node, database_url: str, redis_url: str, prefix: str) -> subprocess.Popen[bytes]:
-    from tests.support.localnet_node import free_port
+    from localnet.node_harness import free_port
 
     env = {**os.environ, "PYTHONPATH": ROOT, "SOLANA_RPC_URL": node.rpc_url, "SOLANA_WS_URL": node.ws_url,
            "DATABASE_URL": database_url, "REDIS_URL": redis_url, "REDIS_PREFIX": prefix,

@@ -21,14 +21,14 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
+from bench.traffic import users_with_vaults
+from localnet.node_harness import running_node
 from services.common import cluster
 from services.common.cluster import ClusterMismatch
 from services.common.config import Settings
 from tests.conftest import RedisNamespace
 from tests.support.databases import temporary_database
-from tests.support.localnet_node import running_node
 from tests.support.services import balance_tracker, settings_for, wait_for_rows
-from tests.support.traffic import users_with_vaults
 
 
 def _apps() -> dict[str, Callable[[Settings], Any]]:

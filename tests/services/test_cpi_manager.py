@@ -35,19 +35,19 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from bench.traffic import Account, users_with_vaults
 from localnet.genesis import DEV_EXIT_DELAY_SLOTS, dev_keypair
 from localnet.node import Node
+from localnet.node_harness import free_port, running_node
 from services.common.config import OperatorSignerSettings, Settings
-from services.common.vault_program import ExchangeConfig, Grant, Vault
 from services.cpi_manager.operations import LOCK, Leg, Operation
 from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.signer import write_key_file
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import free_port, running_node
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import cpi_manager, fund_operator, settings_for, sign, spool_dir, vault_manager
-from tests.support.traffic import Account, users_with_vaults
 from tests.support.transit_standin import TransitStandIn
+from vault_client.vault_program import ExchangeConfig, Grant, Vault
 
 USDT = 10**6
 pb = cpi_manager_pb2

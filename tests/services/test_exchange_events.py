@@ -26,14 +26,14 @@ from collateral_vault.v1 import (
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 
+from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.common.config import Settings
 from services.monitor.app import MonitorApp
 from services.monitor.watcher import WatcherConfig
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.services import balance_tracker, cpi_manager, fund_operator, settings_for, sign, vault_manager
-from tests.support.traffic import Account, users_with_vaults
 
 USDT = 10**6
 pb = cpi_manager_pb2

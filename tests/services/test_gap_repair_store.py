@@ -13,7 +13,7 @@ from solders.pubkey import Pubkey
 from services.balance_tracker.gaps import Gap
 from services.balance_tracker.repair import ChainState, raise_gap_alert, write_state
 from services.balance_tracker.store import Fenced
-from services.common.vault_program import Vault, VaultProgram
+from vault_client.vault_program import Vault, VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 

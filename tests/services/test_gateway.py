@@ -16,15 +16,15 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
+from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import free_port, running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.common.config import Settings
 from services.gateway.app import Gateway, GatewayConfig
 from services.gateway.ws_limits import SocketLimits
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import free_port, running_node
 from tests.support.services import balance_tracker, monitor, settings_for, sign, vault_manager
-from tests.support.traffic import Account, users_with_vaults
 
 USDT = 10**6
 

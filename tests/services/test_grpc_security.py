@@ -26,12 +26,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from solders.pubkey import Pubkey
 
 from localnet.node import Node
+from localnet.node_harness import free_port, running_node
 from scripts.dev_pki import DevPki, Principal
 from services.common import auth, grpc_tls
 from services.common.config import ClientSecurity, ConfigError, ServerSecurity, Settings
 from tests.conftest import RedisNamespace
 from tests.support.grpc_calls import status_of
-from tests.support.localnet_node import free_port, running_node
 from tests.support.services import balance_tracker, cpi_manager, settings_for
 
 

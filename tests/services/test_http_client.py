@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from localnet.node_harness import free_port
 from services.common.http_client import HttpClient, HttpTransportError
-from tests.support.localnet_node import free_port
 
 HANG = b"<hang>"  # the server reads the request and never answers
 DROP = b"<drop>"  # the server closes the connection without answering

@@ -26,16 +26,16 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from bench.traffic import USDT, Account, users_with_vaults
 from localnet import genesis
 from localnet.node import Node
-from services.common import spl_token
-from services.common.vault_program import MAX_SETTLE_PAIRS, SettlePair, Vault
+from localnet.node_harness import running_node
+from localnet.vault_env import LOOKUP_TABLE_PROGRAM
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import balance_tracker, fund_operator, settings_for
-from tests.support.traffic import USDT, Account, users_with_vaults
-from tests.support.vault_env import LOOKUP_TABLE_PROGRAM
+from vault_client import spl_token
+from vault_client.vault_program import MAX_SETTLE_PAIRS, SettlePair, Vault
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.signature import Signature
 
+from bench.traffic import burst, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from tests.conftest import RedisNamespace
 from tests.services.test_balance_tracker import assert_agree
-from tests.support.localnet_node import running_node
 from tests.support.proxy import TcpProxy
 from tests.support.services import GENESIS_OWNERS, settings_for, wait_for_rows
-from tests.support.traffic import burst, users_with_vaults
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from services.balance_tracker.store import (
     event_records,
     write_batch,
 )
-from services.common.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 

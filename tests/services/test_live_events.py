@@ -22,14 +22,14 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
+from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.common.config import Settings
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for
-from tests.support.traffic import Account, users_with_vaults
 
 USDT = 10**6
 Stream = Any  # grpc.aio.UnaryStreamCall

@@ -19,16 +19,16 @@ from solders.message import Message
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from bench.traffic import users_with_vaults
 from localnet.genesis import dev_keypair
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.balance_tracker import reconcile
 from services.common.chain import ChainClient
 from services.monitor.app import MonitorApp
 from services.monitor.watcher import WatcherConfig
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
-from tests.support.traffic import users_with_vaults
 
 USDT = 10**6
 

@@ -19,14 +19,14 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from bench.traffic import USDT, Account, burst, users_with_vaults
 from localnet.faucet import fund
 from localnet.node import Node
+from localnet.node_harness import running_node
 from services.balance_tracker import reconcile
 from services.common.chain import ChainClient
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import running_node
 from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
-from tests.support.traffic import USDT, Account, burst, users_with_vaults
 
 VAULTS = 24
 DEPOSITS = 1_200

@@ -18,13 +18,13 @@ from collateral_vault.v1 import (
 )
 from solders.pubkey import Pubkey
 
+from localnet.node_harness import free_port, running_node
 from services.common import log, redact
 from services.common.chain import ChainClient
 from services.common.config import GatewayConfig
 from services.common.errors import ServiceError
 from services.gateway.app import Gateway
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import free_port, running_node
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for, vault_manager
 

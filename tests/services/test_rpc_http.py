@@ -27,12 +27,12 @@ from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
+from localnet.node_harness import Node, RpcUser, free_port, funded_user, running_node
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
 from services.common.http_client import HttpClient
 from services.common.rpc_http import RpcTransportError, call_batch, rpc_client
-from services.common.vault_program import VaultProgram
-from tests.support.localnet_node import Node, RpcUser, free_port, funded_user, running_node
+from vault_client.vault_program import VaultProgram
 
 
 @pytest.fixture(scope="module")

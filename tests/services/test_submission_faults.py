@@ -19,13 +19,13 @@ from collateral_vault.v1 import common_pb2, transaction_builder_pb2, transaction
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 
+from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import free_port, running_node
 from services.gateway.app import Gateway, GatewayConfig
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import free_port, running_node
 from tests.support.proxy import TcpProxy
 from tests.support.services import Running, settings_for, sign, vault_manager
-from tests.support.traffic import Account, users_with_vaults
 
 USDT = 10**6
 
@@ -89,7 +89,7 @@ async def audit_rows(env: Env, signature: str) -> int:
 async def vault_total(env: Env, account: Account, expected: int) -> int:
     """The vault's confirmed total once it is `expected` (a landing confirms a slot later), or
     what it is after a few seconds."""
-    from services.common.vault_program import Vault
+    from vault_client.vault_program import Vault
 
     address = env.node.ledger.deployment.program.vault(account.user.key)  # type: ignore[union-attr]
     for _ in range(50):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from solders.pubkey import Pubkey
 
 from services.common.vault_cache import VaultCache
-from services.common.vault_program import Vault
 from tests.conftest import RedisNamespace
+from vault_client.vault_program import Vault
 
 
 def vault(owner: Pubkey, total: int) -> Vault:

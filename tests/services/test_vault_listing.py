@@ -34,7 +34,9 @@ from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from bench.traffic import users_with_vaults
 from localnet.node import Node
+from localnet.node_harness import free_port, running_node
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.store import write_batch
 from services.common import page_tokens, vault_rows
@@ -42,11 +44,9 @@ from services.common.config import Settings
 from services.common.errors import ServiceError
 from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
-from services.common.vault_program import VaultProgram
 from services.gateway.app import Gateway, GatewayConfig
 from tests.conftest import RedisNamespace
 from tests.support.databases import migrated_before
-from tests.support.localnet_node import free_port, running_node
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import (
     GENESIS_OWNERS,
@@ -57,7 +57,7 @@ from tests.support.services import (
     vault_manager,
     wait_for_rows,
 )
-from tests.support.traffic import users_with_vaults
+from vault_client.vault_program import VaultProgram
 
 USDT = 10**6
 PROGRAM = VaultProgram(Pubkey.new_unique())

@@ -34,10 +34,10 @@ from solders.transaction import VersionedTransaction
 
 from localnet.faucet import fund
 from localnet.node import Node
+from localnet.node_harness import RpcUser, funded_user, running_node
 from services.common.vault_cache import VaultCache
 from services.vault_manager.vault_service import LOCAL_TTL_SECONDS
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import RpcUser, funded_user, running_node
 from tests.support.services import Running, settings_for, sign, vault_manager
 
 USDT = 10**6

@@ -10,8 +10,8 @@ import time
 from collateral_vault.v1 import common_pb2
 from solders.pubkey import Pubkey
 
-from services.common.vault_program import Vault, VaultProgram
 from services.vault_manager.mirror import VaultMirror
+from vault_client.vault_program import Vault, VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 

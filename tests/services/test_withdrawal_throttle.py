@@ -19,14 +19,14 @@ from solana.rpc.models import TxOpts
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
+from bench.traffic import users_with_vaults
 from localnet.genesis import dev_keypair
 from localnet.node import Node
+from localnet.node_harness import RpcUser, running_node
 from services.common.errors import THROTTLED, program_error, throttled_available, usdt
-from services.common.vault_program import IDL, WithdrawLimits
 from tests.conftest import RedisNamespace
-from tests.support.localnet_node import RpcUser, running_node
 from tests.support.services import settings_for, sign, vault_manager
-from tests.support.traffic import users_with_vaults
+from vault_client.vault_program import IDL, WithdrawLimits
 
 VAULT = str(IDL.address)
 USDT = 10**6

@@ -16,7 +16,7 @@ from solders.pubkey import Pubkey
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.pipeline import WritePipeline
 from services.balance_tracker.store import COPY_MIN_EVENTS
-from services.common.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 

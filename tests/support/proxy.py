@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 class TcpProxy:

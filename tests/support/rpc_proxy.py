@@ -32,7 +32,7 @@ import base58
 from aiohttp import web
 from solders.transaction import VersionedTransaction
 
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 def _signature_of(request: dict[str, Any]) -> str:

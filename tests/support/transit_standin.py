@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from solders.keypair import Keypair
 
-from tests.support.localnet_node import free_port
+from localnet.node_harness import free_port
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
-IDL_DIR = Path(__file__).resolve().parents[2] / "program" / "idl"
+IDL_DIR = Path(__file__).resolve().parents[1] / "program" / "idl"
 
 _INTS = {"u8": "<B", "i8": "<b", "u16": "<H", "i16": "<h", "u32": "<I", "i32": "<i", "u64": "<Q", "i64": "<q"}
 

@@ -1,4 +1,4 @@
-"""The whole system started as `make up` starts it (scripts/up.py), on private ports, a
+"""The whole system's environment as `make up` starts it (scripts/up.py), on private ports, a
 given database and a private Redis prefix: for the end-to-end test and the mesh benchmark
 (starting and stopping it is bench/environment.py's)."""
 
@@ -8,9 +8,9 @@ import os
 import uuid
 
 from bench.environment import start_system, stop_system
+from bench.service_settings import spool_dir
+from localnet.node_harness import free_port
 from localnet.svm import ROOT
-from tests.support.localnet_node import free_port
-from tests.support.services import spool_dir
 
 __all__ = ["start_system", "stop_system", "system_env"]
 

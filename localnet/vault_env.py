@@ -23,9 +23,9 @@ from solders.transaction_metadata import FailedTransactionMetadata, TransactionM
 
 from localnet import genesis
 from localnet.svm import Chain
-from services.common.idl import DecodedEvent, Idl
-from services.common.program_logs import data_lines
-from services.common.vault_program import IDL, PM_IDL, Authority, ExchangeConfig, Grant, Vault, WithdrawLimits
+from vault_client.idl import DecodedEvent, Idl
+from vault_client.program_logs import data_lines
+from vault_client.vault_program import IDL, PM_IDL, Authority, ExchangeConfig, Grant, Vault, WithdrawLimits
 
 USDT = 10**6
 DAY = 86_400

@@ -16,8 +16,8 @@ from solders.transaction import VersionedTransaction
 
 from localnet.faucet import fund
 from localnet.node import Node
-from services.common.vault_program import VaultProgram
-from tests.support.localnet_node import RpcUser, funded_user
+from localnet.node_harness import RpcUser, funded_user
+from vault_client.vault_program import VaultProgram
 
 USDT = 10**6
 

@@ -1,5 +1,5 @@
 """HTTP/1.1 message framing on asyncio streams, shared by localnet's JSON-RPC server and the
-services' JSON-RPC client (`http_client.py`): header fields, the keep-alive rule, and bodies
+services' JSON-RPC client (services/common/http_client.py): header fields, the keep-alive rule, and bodies
 framed by Content-Length or chunked transfer coding, each checked strictly (RFC 9112).
 
 A framing error carries the status a server answers it with; a client treats it as a broken
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from http import HTTPStatus
 
-from services.common.quoting import quoted
+from vault_client.quoting import quoted
 
 MAX_HEAD_BYTES = 64 * 1024  # the StreamReader limit: a longer head or chunk line is refused
 _HEX_DIGITS = b"0123456789abcdefABCDEF"

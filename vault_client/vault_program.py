@@ -16,8 +16,8 @@ from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 from solders.sysvar import INSTRUCTIONS
 
-from services.common import spl_token
-from services.common.idl import Idl, load_idl
+from vault_client import spl_token
+from vault_client.idl import Idl, load_idl
 
 IDL = load_idl("collateral_vault")
 PM_IDL = load_idl("position_manager")
