@@ -1,9 +1,13 @@
-# The Python services (vault_manager, balance_tracker, cpi_manager, monitor, gateway) and
-# localnet, in one image; the command picks the service:
+# The production image of the Python services (vault_manager, balance_tracker, cpi_manager,
+# monitor, gateway) and vaultctl; the command picks the service:
 #   docker run IMAGE services.vault_manager
 # Multi-stage: dependencies and generated gRPC stubs are built in the first stage; the
 # runtime stage is slim and runs as an unprivileged user.
-# The on-chain programs are built by `make program` (outside Docker) into program/target/deploy.
+# No localnet/ and no development keys (program/keys, localnet/dev_keys): .dockerignore keeps
+# them out of the build context and nothing here copies them (tests/deploy/test_image_contents.py).
+# The services refuse the development ids by their public keys (config.DEVELOPMENT_KEYS), not
+# by reading key files. The development chain (localnet, its cluster setup) has its own image:
+# localnet/Dockerfile.
 
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
@@ -18,11 +22,9 @@ RUN mkdir -p gen/python \
  && touch gen/python/collateral_vault/__init__.py gen/python/collateral_vault/v1/__init__.py
 COPY vault_client ./vault_client
 COPY services ./services
-COPY localnet ./localnet
 COPY vaultctl ./vaultctl
 COPY migrations ./migrations
 COPY program/idl ./program/idl
-COPY program/keys ./program/keys
 RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11.11-slim-bookworm AS runtime

@@ -51,6 +51,7 @@ from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.indexer import IndexerConfig
 from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
+from services.common.config import DEFAULT_SOLANA_RPC_URL, events_channel
 from services.common.migrations import migrate
 
 EVENTS = 50_000
@@ -209,7 +210,7 @@ async def small_batches() -> dict[str, Any]:
 
 
 class _FakeNode:
-    rpc_url = "http://127.0.0.1:8899"
+    rpc_url = DEFAULT_SOLANA_RPC_URL
     ws_url = "ws://127.0.0.1:8900"
 
 
@@ -226,7 +227,7 @@ async def latency(commitment: str) -> dict[str, Any]:
         pubsub = redis.pubsub()
         try:
             [account] = await users_with_vaults(node, client, 1, usdt=100_000)
-            await pubsub.subscribe(f"{prefix}events")
+            await pubsub.subscribe(events_channel(prefix))
             assert node.ledger is not None
             program = node.ledger.deployment.program
             sent_at: dict[str, float] = {}

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from services.common.config import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def database_url() -> str:

@@ -54,7 +54,16 @@ from solders.pubkey import Pubkey
 from scripts.dev_pki import DevPki, Principal
 from services.common import event_loop, grpc_tls, redact
 from services.common.cluster import IDENTITY_KEY
-from services.common.config import APPLICATION_DATABASE, ClientSecurity, application_database_url
+from services.common.config import (
+    APPLICATION_DATABASE,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_PREFIX,
+    DEFAULT_REDIS_URL,
+    GATEWAY_PORT,
+    SERVICE_PORTS,
+    ClientSecurity,
+    application_database_url,
+)
 from services.cpi_manager.signer import KeyFileSigner, write_key_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +71,7 @@ LOCAL = ROOT / ".local"
 LOGS = LOCAL / "logs"
 PKI = LOCAL / "pki"
 OPERATOR_KEY = LOCAL / "operator-keypair.json"
-SERVICES = [("vault_manager", 50051, 9101), ("balance_tracker", 50052, 9102), ("cpi_manager", 50053, 9103),
-            ("monitor", 50054, 9104)]
+SERVICES = [(name, grpc_port, metrics_port) for name, (grpc_port, metrics_port) in SERVICE_PORTS.items()]
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # a process that keeps dying is restarted less often
 STABLE_SECONDS = 60.0  # up this long: its next death starts the delays afresh
 
@@ -106,7 +114,7 @@ class Child:
 
 
 async def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     target = application_database_url(url)
     if target != url:
         conn = await asyncpg.connect(url)
@@ -144,8 +152,8 @@ def environment(db: str, ledger: Path) -> dict[str, str]:
     rpc, ws = port("LOCALNET_RPC_PORT", 8899), port("LOCALNET_WS_PORT", 8900)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": db, "CV_PROFILE": "development",
            "LOCALNET_OPERATOR": operator_key(), "OPERATOR_KEY_FILE": str(OPERATOR_KEY),
-           "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-           "REDIS_PREFIX": os.environ.get("REDIS_PREFIX", "cv:"),
+           "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+           "REDIS_PREFIX": os.environ.get("REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
            "SOLANA_RPC_URL": f"http://127.0.0.1:{rpc}", "SOLANA_WS_URL": f"ws://127.0.0.1:{ws}",
            "LOCALNET_RPC_PORT": str(rpc), "LOCALNET_WS_PORT": str(ws), "LOCALNET_LEDGER": str(ledger)}
     for name, grpc_port, metrics_port in SERVICES:
@@ -153,7 +161,7 @@ def environment(db: str, ledger: Path) -> dict[str, str]:
         env[f"{upper}_GRPC_PORT"] = str(port(f"{upper}_GRPC_PORT", grpc_port))
         env[f"{upper}_METRICS_PORT"] = str(port(f"{upper}_METRICS_PORT", metrics_port))
         env[f"{upper}_ADDR"] = f"127.0.0.1:{env[f'{upper}_GRPC_PORT']}"
-    env["GATEWAY_PORT"] = str(port("GATEWAY_PORT", 8080))
+    env["GATEWAY_PORT"] = str(port("GATEWAY_PORT", GATEWAY_PORT))
     return env
 
 

@@ -22,14 +22,13 @@ from collateral_vault.v1 import vault_manager_pb2, vault_monitor_pb2
 from google.protobuf.json_format import MessageToDict
 from solders.pubkey import Pubkey
 
-from vaultctl import demo
 from vaultctl.clients import Clients, Endpoints
 
 USDT = 10**6
 
 
 async def with_clients(action: Callable[[Clients], Awaitable[int]]) -> int:
-    clients = Clients(Endpoints())
+    clients = Clients(Endpoints.from_settings())
     try:
         return await action(clients)
     except grpc.aio.AioRpcError as exc:
@@ -55,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
+        from vaultctl import demo  # localnet's faucet: not in the production image (Dockerfile)
+
         async def run_demo(clients: Clients) -> int:
             if not args.json:
                 print("vaultctl demo: two traders, every step through the gRPC services")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             owner = Pubkey.from_string(args.owner)
         except ValueError:
             parser.error(f"{args.owner!r} is not a valid public key")
-        account, signature = asyncio.run(fund(Endpoints().rpc_url, owner, round(args.amount * USDT)))
+        account, signature = asyncio.run(fund(Endpoints.from_settings().rpc_url, owner, round(args.amount * USDT)))
         print(f"minted {args.amount} USDT to {account} ({signature})")
         return 0
     if args.command == "vault":

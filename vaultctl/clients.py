@@ -9,7 +9,6 @@ operator calls go with make up's matching-engine token (or ENGINE_TOKEN_FILE).""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +22,16 @@ from collateral_vault.v1 import (
 from solders.keypair import Keypair
 
 from services.common import grpc_tls
-from services.common.config import ClientSecurity, application_database_url
+from services.common.config import ClientSecurity, ClientSettings
 from vaultctl.wallet import sign
 
 MAKE_UP_PKI = Path(__file__).resolve().parent.parent / ".local" / "pki"
-_CLIENT_SETTINGS = ("GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY")
 
 
 def client_security(token: str = "vaultctl") -> ClientSecurity:
     """The environment's client credentials, else make up's with its `token` (see the
     module docstring)."""
-    if not any(name in os.environ for name in _CLIENT_SETTINGS) and (MAKE_UP_PKI / "ca.crt").is_file():
+    if not ClientSettings().security_configured and (MAKE_UP_PKI / "ca.crt").is_file():
         return ClientSecurity(ca_file=str(MAKE_UP_PKI / "ca.crt"), token_file=str(MAKE_UP_PKI / f"{token}.token"),
                               cert="", key="")
     return ClientSecurity()
@@ -43,7 +41,7 @@ def engine_security() -> ClientSecurity:
     """The matching engine's credentials (the operator role) for the demo's operator
     calls: ENGINE_TOKEN_FILE with the environment's CA, else make up's matching-engine
     token, else the environment's client credentials."""
-    token = os.environ.get("ENGINE_TOKEN_FILE", "")
+    token = ClientSettings().engine_token_file
     if token:
         return dataclasses.replace(ClientSecurity(), token_file=token)
     return client_security("matching-engine")
@@ -51,15 +49,23 @@ def engine_security() -> ClientSecurity:
 
 @dataclass
 class Endpoints:
-    rpc_url: str = field(default_factory=lambda: os.environ.get("SOLANA_RPC_URL", "http://127.0.0.1:8899"))
-    vault_manager: str = field(default_factory=lambda: os.environ.get("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
-    cpi_manager: str = field(default_factory=lambda: os.environ.get("CPI_MANAGER_ADDR", "127.0.0.1:50053"))
-    monitor: str = field(default_factory=lambda: os.environ.get("MONITOR_ADDR", "127.0.0.1:50054"))
-    database_url: str = field(default_factory=lambda: application_database_url(os.environ.get(
-        "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")))
-    gateway_url: str = field(default_factory=lambda: f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}")
+    """The addresses from ClientSettings (services/common/config.py: the environment, else
+    make up's)."""
+
+    rpc_url: str
+    vault_manager: str
+    cpi_manager: str
+    monitor: str
+    database_url: str
+    gateway_url: str
     security: ClientSecurity = field(default_factory=client_security)
     engine_security: ClientSecurity = field(default_factory=engine_security)
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings | None = None) -> Endpoints:
+        s = settings or ClientSettings()
+        return cls(rpc_url=s.rpc_url, vault_manager=s.vault_manager, cpi_manager=s.cpi_manager, monitor=s.monitor,
+                   database_url=s.database_url, gateway_url=s.gateway_url)
 
 
 class Clients:

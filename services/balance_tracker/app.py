@@ -4,7 +4,6 @@ reconciliation and the BalanceTracker gRPC service."""
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
@@ -23,15 +22,12 @@ from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
 
-GRPC_PORT, METRICS_PORT = 50052, 9102
-
 
 @dataclass
 class BalanceTrackerApp(ServiceApp):
-    indexer_enabled: bool = field(default_factory=lambda: os.environ.get("INDEXER_ENABLED", "1") != "0")
+    indexer_enabled: bool | None = None  # None: the settings' INDEXER_ENABLED
     snapshot_seconds: float | None = None  # None: the settings' SNAPSHOT_INTERVAL_SECONDS
-    reconcile_seconds: float = field(default_factory=lambda: float(os.environ.get("RECONCILE_INTERVAL_SECONDS",
-                                                                                  "300")))
+    reconcile_seconds: float | None = None  # None: the settings' RECONCILE_INTERVAL_SECONDS
     indexer: Indexer | None = None
     fanout: EventFanout | None = None  # the live event feed StreamEvents reads
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -48,7 +44,7 @@ class BalanceTrackerApp(ServiceApp):
         config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment,
                                exchange_program=s.position_manager_id, lease_seconds=s.indexer_lease_seconds)
         pools_to_close = [pool]
-        if self.indexer_enabled:
+        if s.indexer_enabled if self.indexer_enabled is None else self.indexer_enabled:
             holder = new_holder()
             own = await indexer_pool(s.database_url, holder, config.lease_seconds)
             pools_to_close.append(own)
@@ -61,7 +57,8 @@ class BalanceTrackerApp(ServiceApp):
         self.tasks.append(asyncio.create_task(snapshots.every(pool, snapshot_seconds, s.snapshot_retention_seconds,
                                                               s.snapshot_batch_rows)))
         reconciler = reconcile.Reconciler(pool, chain, config.cursor_name)
-        self.tasks.append(asyncio.create_task(reconcile.every(reconciler, self.reconcile_seconds)))
+        self.tasks.append(asyncio.create_task(reconcile.every(
+            reconciler, s.reconcile_interval_seconds if self.reconcile_seconds is None else self.reconcile_seconds)))
         self.fanout = fanout = EventFanout(s.redis_url, s.redis_prefix, pool,
                                            max_subscribers=s.stream_max_subscribers,
                                            max_per_client=s.stream_max_per_client, queue_size=s.stream_queue_size)
@@ -91,4 +88,4 @@ class BalanceTrackerApp(ServiceApp):
 
 
 def settings() -> Settings:
-    return Settings.for_service("balance_tracker", GRPC_PORT, METRICS_PORT)
+    return Settings.for_service("balance_tracker")

@@ -37,9 +37,9 @@ from collateral_vault.v1 import balance_tracker_pb2
 from prometheus_client import Counter, Gauge
 
 from services.balance_tracker.event_messages import EVENT_ROW_COLUMNS, event_message, row_event
-from services.balance_tracker.publisher import events_channel
 from services.balance_tracker.store import last_seq
 from services.common import event_loop
+from services.common.config import events_channel
 from services.common.errors import ServiceError, unavailable
 
 logger = logging.getLogger("fanout")

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
+from services.common.config import events_channel
 from services.common.vault_cache import VaultCache
 from vault_client.vault_program import Vault, VaultProgram, vault_pda
 
@@ -44,12 +45,6 @@ def vault_from_row(row: Any, program: VaultProgram) -> Vault:
                  total_withdrawn=int(row["total_withdrawn"]),
                  created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
                  bump=vault_pda(owner, program.program_id)[1])
-
-
-def events_channel(prefix: str) -> str:
-    """The one channel every indexed event is published on (live subscribers read it through
-    each process's fan-out, `fanout.py`)."""
-    return f"{prefix}events"
 
 
 class Publisher:

@@ -41,6 +41,34 @@ DEVELOPMENT_KEYS = {
 }
 
 
+# --- names and defaults defined once (services, vaultctl, scripts/, bench/ and docs use these) ---
+# Each service's well-known gRPC and metrics ports, and the gateway's HTTP port.
+SERVICE_PORTS: dict[str, tuple[int, int]] = {
+    "vault_manager": (50051, 9101),
+    "balance_tracker": (50052, 9102),
+    "cpi_manager": (50053, 9103),
+    "monitor": (50054, 9104),
+}
+GATEWAY_PORT = 8080
+LOCAL_HOST = "127.0.0.1"
+DEFAULT_SOLANA_RPC_URL = "http://127.0.0.1:8899"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "cv:"
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def local_address(service: str) -> str:
+    """A service's gRPC address on this machine at its well-known port (`make up`)."""
+    return f"{LOCAL_HOST}:{SERVICE_PORTS[service][0]}"
+
+
+def events_channel(prefix: str) -> str:
+    """The one Redis channel every indexed event is published on (balance_tracker's
+    publisher writes it, each process's fan-out reads it)."""
+    return f"{prefix}events"
+
+
 class ConfigError(ValueError):
     """A configuration a process refuses to start with; the message says what to set."""
 
@@ -85,6 +113,12 @@ def profile_from_env() -> str:
     if value not in PROFILES:
         raise ConfigError(f"CV_PROFILE must be one of {', '.join(PROFILES)}, got {value!r}")
     return value
+
+
+def event_loop_name() -> str:
+    """`EVENT_LOOP`, lower-cased ("uvloop" when unset or empty); services/common/event_loop.py
+    refuses a name not in EVENT_LOOPS."""
+    return _env("EVENT_LOOP", EVENT_LOOPS[0]).strip().lower() or EVENT_LOOPS[0]
 
 
 def _existing_files(paths: dict[str, str]) -> list[str]:
@@ -216,16 +250,15 @@ def _raise(problems: list[str]) -> None:
 @dataclass(frozen=True)
 class Settings:
     service: str
-    grpc_host: str = field(default_factory=lambda: _env("GRPC_HOST", "127.0.0.1"))
+    grpc_host: str = field(default_factory=lambda: _env("GRPC_HOST", LOCAL_HOST))
     grpc_port: int = 0
     metrics_port: int = 0
-    solana_rpc_url: str = field(default_factory=lambda: _env("SOLANA_RPC_URL", "http://127.0.0.1:8899"))
+    solana_rpc_url: str = field(default_factory=lambda: _env("SOLANA_RPC_URL", DEFAULT_SOLANA_RPC_URL))
     solana_ws_url: str = field(default_factory=lambda: _env("SOLANA_WS_URL", "ws://127.0.0.1:8900"))
     commitment: str = field(default_factory=lambda: _env("SOLANA_COMMITMENT", "confirmed"))
-    database_url: str = field(default_factory=lambda: _env("DATABASE_URL",
-                                                           "postgresql://postgres@127.0.0.1:5432/postgres"))
-    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "cv:"))
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", DEFAULT_DATABASE_URL))
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", DEFAULT_REDIS_URL))
+    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", DEFAULT_REDIS_PREFIX))
     vault_program_id: Pubkey = field(default_factory=_pubkey("VAULT_PROGRAM_ID", vault_program.PROGRAM_ID))
     position_manager_id: Pubkey = field(default_factory=_pubkey("POSITION_MANAGER_ID",
                                                                 vault_program.POSITION_MANAGER_ID))
@@ -283,6 +316,10 @@ class Settings:
     snapshot_retention_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_RETENTION_INTERVAL_SECONDS",
                                                                              300))
     snapshot_batch_rows: int = field(default_factory=lambda: _int("SNAPSHOT_BATCH_ROWS", 1_000))
+    # --- balance_tracker's own (issue 24: read here, not in the service) ---
+    # INDEXER_ENABLED=0: serve and reconcile without indexing (another process indexes)
+    indexer_enabled: bool = field(default_factory=lambda: _env("INDEXER_ENABLED", "1") != "0")
+    reconcile_interval_seconds: float = field(default_factory=lambda: _float("RECONCILE_INTERVAL_SECONDS", 300))
 
     def __post_init__(self) -> None:
         problems = []
@@ -329,10 +366,13 @@ class Settings:
         return (self.solana_rpc_url, self.solana_ws_url, self.database_url, self.redis_url)
 
     @classmethod
-    def for_service(cls, service: str, grpc_port: int, metrics_port: int) -> Settings:
+    def for_service(cls, service: str, grpc_port: int | None = None, metrics_port: int | None = None) -> Settings:
         """Ports from `<SERVICE>_GRPC_PORT` / `<SERVICE>_METRICS_PORT` (or GRPC_PORT /
-        METRICS_PORT), defaulting to the service's well-known ports."""
+        METRICS_PORT), defaulting to the service's well-known ports (SERVICE_PORTS)."""
         upper = service.upper()
+        known = SERVICE_PORTS.get(service, (0, 0))
+        grpc_port = known[0] if grpc_port is None else grpc_port
+        metrics_port = known[1] if metrics_port is None else metrics_port
         return cls(
             service=service,
             grpc_port=_int(f"{upper}_GRPC_PORT", _int("GRPC_PORT", grpc_port)),
@@ -349,11 +389,12 @@ class GatewayConfig:
     """The gateway's settings (`GATEWAY_*`, the backends' addresses and the client
     credential it presents to them)."""
 
-    host: str = field(default_factory=lambda: _env("GATEWAY_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: _int("GATEWAY_PORT", 8080))
-    vault_manager: str = field(default_factory=lambda: _env("VAULT_MANAGER_ADDR", "127.0.0.1:50051"))
-    balance_tracker: str = field(default_factory=lambda: _env("BALANCE_TRACKER_ADDR", "127.0.0.1:50052"))
-    monitor: str = field(default_factory=lambda: _env("MONITOR_ADDR", "127.0.0.1:50054"))
+    host: str = field(default_factory=lambda: _env("GATEWAY_HOST", LOCAL_HOST))
+    port: int = field(default_factory=lambda: _int("GATEWAY_PORT", GATEWAY_PORT))
+    vault_manager: str = field(default_factory=lambda: _env("VAULT_MANAGER_ADDR", local_address("vault_manager")))
+    balance_tracker: str = field(default_factory=lambda: _env("BALANCE_TRACKER_ADDR",
+                                                              local_address("balance_tracker")))
+    monitor: str = field(default_factory=lambda: _env("MONITOR_ADDR", local_address("monitor")))
     rate_per_second: float = field(default_factory=lambda: _float("GATEWAY_RATE_PER_SECOND", 20))
     burst: float = field(default_factory=lambda: _float("GATEWAY_RATE_BURST", 40))
     deadline_seconds: float = 35.0
@@ -399,6 +440,46 @@ class GatewayConfig:
     @property
     def endpoint_urls(self) -> tuple[str, ...]:
         return ()  # the gateway reaches only the services (host:port addresses, no credentials in them)
+
+
+@dataclass
+class MonitorSettings:
+    """monitor's alert thresholds (`ALERT_*`) and how often its watcher runs
+    (`MONITOR_INTERVAL_SECONDS`); services/monitor/watcher.py's WatcherConfig extends it."""
+
+    vault_share: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_VAULT_SHARE", 0.5))
+    tvl_share: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_TVL_SHARE", 0.2))
+    window_seconds: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_WINDOW_SECONDS", 3600))
+    max_lag_slots: int = field(default_factory=lambda: int(_float("ALERT_INDEXER_LAG_SLOTS", 150)))
+    interval_seconds: float = field(default_factory=lambda: _float("MONITOR_INTERVAL_SECONDS", 2))
+
+
+# the variables naming a client's own credentials (ClientSecurity); vaultctl uses make up's
+# development ones only when none of them is set (set and empty counts as set)
+CLIENT_SECURITY_VARIABLES = ("GRPC_CA_FILE", "GRPC_TOKEN_FILE", "GRPC_CLIENT_CERT", "GRPC_CLIENT_KEY")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where vaultctl finds the running system (`make up`'s defaults) and which credentials
+    the environment gives it (vaultctl/clients.py)."""
+
+    rpc_url: str = field(default_factory=lambda: _env("SOLANA_RPC_URL", DEFAULT_SOLANA_RPC_URL))
+    vault_manager: str = field(default_factory=lambda: _env("VAULT_MANAGER_ADDR", local_address("vault_manager")))
+    cpi_manager: str = field(default_factory=lambda: _env("CPI_MANAGER_ADDR", local_address("cpi_manager")))
+    monitor: str = field(default_factory=lambda: _env("MONITOR_ADDR", local_address("monitor")))
+    database_url: str = field(default_factory=lambda: application_database_url(_env("DATABASE_URL",
+                                                                                    DEFAULT_DATABASE_URL)))
+    gateway_port: int = field(default_factory=lambda: _int("GATEWAY_PORT", GATEWAY_PORT))
+    # the matching engine's token for the demo's operator calls (empty: make up's)
+    engine_token_file: str = field(default_factory=lambda: _env("ENGINE_TOKEN_FILE", ""))
+    # whether any of CLIENT_SECURITY_VARIABLES is set
+    security_configured: bool = field(default_factory=lambda: any(name in os.environ
+                                                                  for name in CLIENT_SECURITY_VARIABLES))
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.gateway_port}"
 
 
 APPLICATION_DATABASE = "collateral_vault"

@@ -9,20 +9,21 @@ services on it, so both are exercised)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 import uvloop
 
+from services.common.config import EVENT_LOOPS, event_loop_name
+
 T = TypeVar("T")
-LOOPS = ("uvloop", "asyncio")
+LOOPS = EVENT_LOOPS
 
 
 def selected() -> str:
     """The loop EVENT_LOOP names ("uvloop" when unset); anything else is a startup error."""
-    name = os.environ.get("EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    name = event_loop_name()
     if name not in LOOPS:
         raise SystemExit(f"EVENT_LOOP={name!r}: expected one of {', '.join(LOOPS)}")
     return name

@@ -8,9 +8,11 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.config import local_address
+
 
 def main(argv: list[str]) -> int:
-    target = argv[0] if argv else "127.0.0.1:50051"
+    target = argv[0] if argv else local_address("vault_manager")
     with grpc.insecure_channel(target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)

@@ -20,7 +20,6 @@ from services.cpi_manager.service import CpiManagerService
 from services.cpi_manager.signer import signer_for
 from vault_client.vault_program import ExchangeProgram
 
-GRPC_PORT, METRICS_PORT = 50053, 9103
 PRUNE_SECONDS = 3600.0
 logger = logging.getLogger("cpi_manager")
 
@@ -82,4 +81,4 @@ class CpiManagerApp(ServiceApp):
 
 
 def settings() -> Settings:
-    return Settings.for_service("cpi_manager", GRPC_PORT, METRICS_PORT)
+    return Settings.for_service("cpi_manager")

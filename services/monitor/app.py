@@ -16,8 +16,6 @@ from services.monitor.admin_alerts import AdminChangeAlerts
 from services.monitor.service import VaultMonitorService
 from services.monitor.watcher import Watcher, WatcherConfig
 
-GRPC_PORT, METRICS_PORT = 50054, 9104
-
 
 @dataclass
 class MonitorApp(ServiceApp):
@@ -52,4 +50,4 @@ class MonitorApp(ServiceApp):
 
 
 def settings() -> Settings:
-    return Settings.for_service("monitor", GRPC_PORT, METRICS_PORT)
+    return Settings.for_service("monitor")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common import vault_rows
 from services.common.chain import ChainClient
+from services.common.config import MonitorSettings
 from services.monitor.feed import Cursors, new_events
 from services.monitor.withdrawals import WithdrawalWindow
 
@@ -49,20 +49,14 @@ LAG = Gauge("indexer_lag_slots", "The chain's slot as the indexer last saw it mi
 PAUSED = Gauge("vault_program_pause_flags", "Pause flags of the vault authority")
 
 
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
 @dataclass
-class WatcherConfig:
-    vault_share: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_VAULT_SHARE", 0.5))
-    tvl_share: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_TVL_SHARE", 0.2))
-    window_seconds: float = field(default_factory=lambda: _float("ALERT_WITHDRAWAL_WINDOW_SECONDS", 3600))
-    max_lag_slots: int = field(default_factory=lambda: int(_float("ALERT_INDEXER_LAG_SLOTS", 150)))
+class WatcherConfig(MonitorSettings):
+    """The thresholds from the environment (MonitorSettings: ALERT_*, MONITOR_INTERVAL_SECONDS)
+    and the watcher's fixed parameters."""
+
     # the indexer records its watermark every few seconds while it leads: silent for this long,
     # it is down or stuck (an alert too)
     silent_seconds: float = 60.0
-    interval_seconds: float = field(default_factory=lambda: _float("MONITOR_INTERVAL_SECONDS", 2))
     cursor_name: str = "collateral_vault"
 
 

@@ -26,8 +26,6 @@ from services.vault_manager import vault_changes
 from services.vault_manager.builder_service import TransactionBuilderService
 from services.vault_manager.vault_service import VaultManagerService
 
-GRPC_PORT, METRICS_PORT = 50051, 9101
-
 
 @dataclass
 class VaultManagerApp(ServiceApp):
@@ -72,4 +70,4 @@ class VaultManagerApp(ServiceApp):
 
 
 def settings() -> Settings:
-    return Settings.for_service("vault_manager", GRPC_PORT, METRICS_PORT)
+    return Settings.for_service("vault_manager")

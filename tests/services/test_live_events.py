@@ -26,7 +26,7 @@ from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
-from services.common.config import Settings
+from services.common.config import Settings, events_channel
 from tests.conftest import RedisNamespace
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for
@@ -265,7 +265,7 @@ async def test_a_slow_consumer_is_cut_without_stalling_others(node: Node, pg_dat
                 for start in range(1, total + 1, 25):
                     pipe = redis_ns.client.pipeline(transaction=False)
                     for seq in range(start, min(start + 25, total + 1)):
-                        pipe.publish(f"{redis_ns.prefix}events", json.dumps(synthetic(seq, seq - 1, owner)))
+                        pipe.publish(events_channel(redis_ns.prefix), json.dumps(synthetic(seq, seq - 1, owner)))
                     await pipe.execute()
                     await asyncio.sleep(0.01)
 
@@ -303,9 +303,9 @@ async def test_a_gap_in_the_feed_is_filled_from_the_database(node: Node, pg_data
                         seq, seq, datetime.now(UTC))
             finally:
                 await conn.close()
-            await redis_ns.client.publish(f"{redis_ns.prefix}events", json.dumps(synthetic(4, 3, owner)))
-            await redis_ns.client.publish(f"{redis_ns.prefix}events", json.dumps(synthetic(2, 1, owner)))  # late
-            await redis_ns.client.publish(f"{redis_ns.prefix}events", json.dumps(synthetic(5, 4, owner)))
+            await redis_ns.client.publish(events_channel(redis_ns.prefix), json.dumps(synthetic(4, 3, owner)))
+            await redis_ns.client.publish(events_channel(redis_ns.prefix), json.dumps(synthetic(2, 1, owner)))  # late
+            await redis_ns.client.publish(events_channel(redis_ns.prefix), json.dumps(synthetic(5, 4, owner)))
             assert [e.seq for e in await take(stream, 5)] == [1, 2, 3, 4, 5]
             await nothing_more(stream)
             stream.cancel()
