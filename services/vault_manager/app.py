@@ -23,7 +23,7 @@ from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
 from services.vault_manager import vault_changes
-from services.vault_manager.builder_service import TransactionBuilderService
+from services.vault_manager.transaction_builder.service import TransactionBuilderService
 from services.vault_manager.vault_service import VaultManagerService
 
 

@@ -22,7 +22,7 @@ from localnet.node_harness import free_port, running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.common.config import Settings
 from services.gateway.app import Gateway, GatewayConfig
-from services.gateway.ws_limits import SocketLimits
+from services.gateway.websocket.limits import SocketLimits
 from tests.conftest import RedisNamespace
 from tests.support.services import balance_tracker, monitor, settings_for, sign, vault_manager
 

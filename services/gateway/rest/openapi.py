@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 U64 = {"type": "string", "pattern": "^[0-9]+$", "description": "u64 in base units (1 USDT = 1000000)"}
 KEY = {"type": "string", "pattern": "^[1-9A-HJ-NP-Za-km-z]{32,44}$", "description": "base58 public key"}
 
@@ -112,3 +114,8 @@ SPEC: dict[str, Any] = {
             "wait_for": {"type": "string", "enum": ["processed", "confirmed", "finalized"]}}},
     }},
 }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
+    return web.json_response(SPEC)

@@ -24,7 +24,7 @@ from services.common.convert import COMMITMENT_NAMES, COMMITMENT_VALUES, unsigne
 from services.common.errors import ServiceError, invalid, not_found, precondition, program_error, unavailable
 from services.common.log import fields
 from services.common.metrics import TRANSACTIONS_SUBMITTED
-from services.common.submission import CheckedTransaction, check, decode_signed
+from services.vault_manager.transaction_builder.submission import CheckedTransaction, check, decode_signed
 from vault_client import spl_token
 from vault_client.constants import U64_MAX
 
