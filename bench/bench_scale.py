@@ -17,8 +17,9 @@ gRPC API (so it holds whichever way a service answers):
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
    history from nothing; its events per second, from its first stored event to its last,
    against the node's serve rate for the same transactions: getTransaction for each of
-   them from this process, as many in flight as the indexer's backfill asks for (8), the
-   answers read but not parsed.
+   them from this process, one request per call, 8 in flight (the indexer's backfill before
+   issue 25 item 6; it now sends JSON-RPC batches), in the encoding the indexer asks for
+   (base64), the answers read but not parsed.
 
 The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
 its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
@@ -78,7 +79,7 @@ LOAD_CAP_SECONDS = 900.0
 GET_VAULT_CALLERS = 2
 DEPOSIT_CALLERS = 4
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
-BACKFILL_IN_FLIGHT = 8  # IndexerConfig.backfill_concurrency
+BACKFILL_IN_FLIGHT = 8  # the node's serve rate: getTransaction one per call, this many in flight
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -259,7 +260,7 @@ async def snapshot_pass(database_url: str) -> dict[str, Any]:
 
 
 async def node_serve_rate(rpc_url: str, signatures: list[str]) -> dict[str, Any]:
-    """getTransaction for each signature, BACKFILL_IN_FLIGHT at a time (answers read, not parsed)."""
+    """getTransaction for each signature, one per call, BACKFILL_IN_FLIGHT at a time (answers read, not parsed)."""
     http = HttpClient(rpc_url, timeout=60)
     queue = list(reversed(signatures))
 
@@ -267,7 +268,7 @@ async def node_serve_rate(rpc_url: str, signatures: list[str]) -> dict[str, Any]
         while queue:
             signature = queue.pop()
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [
-                signature, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]})
+                signature, {"encoding": "base64", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]})
             response = await http.post(body.encode())
             if response.status != 200 or b'"result":null' in response.body:
                 raise RuntimeError(f"getTransaction {signature}: {response.body[:200]!r}")
