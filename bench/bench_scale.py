@@ -17,8 +17,11 @@ gRPC API (so it holds whichever way a service answers):
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
    history from nothing; its events per second, from its first stored event to its last,
    against the node's serve rate for the same transactions: getTransaction for each of
-   them from this process, as many in flight as the indexer's backfill asks for (8), the
-   answers read but not parsed.
+   them from this process, one request per call, 8 in flight (the indexer's backfill before
+   issue 25 item 6; it now sends JSON-RPC batches), the answers read but not parsed; in the
+   `json` encoding (`indexer_over_node`, comparable with the results before item 6) and in
+   `base64`, the one the indexer now asks for, which localnet serves faster
+   (`indexer_over_node_base64`).
 
 The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
 its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
@@ -78,7 +81,7 @@ LOAD_CAP_SECONDS = 900.0
 GET_VAULT_CALLERS = 2
 DEPOSIT_CALLERS = 4
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
-BACKFILL_IN_FLIGHT = 8  # IndexerConfig.backfill_concurrency
+BACKFILL_IN_FLIGHT = 8  # the node's serve rate: getTransaction one per call, this many in flight
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -258,8 +261,9 @@ async def snapshot_pass(database_url: str) -> dict[str, Any]:
         await pool.close()
 
 
-async def node_serve_rate(rpc_url: str, signatures: list[str]) -> dict[str, Any]:
-    """getTransaction for each signature, BACKFILL_IN_FLIGHT at a time (answers read, not parsed)."""
+async def node_serve_rate(rpc_url: str, signatures: list[str], encoding: str = "json") -> dict[str, Any]:
+    """getTransaction for each signature in `encoding`, one per call, BACKFILL_IN_FLIGHT at a
+    time (answers read, not parsed)."""
     http = HttpClient(rpc_url, timeout=60)
     queue = list(reversed(signatures))
 
@@ -267,7 +271,7 @@ async def node_serve_rate(rpc_url: str, signatures: list[str]) -> dict[str, Any]
         while queue:
             signature = queue.pop()
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [
-                signature, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]})
+                signature, {"encoding": encoding, "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]})
             response = await http.post(body.encode())
             if response.status != 200 or b'"result":null' in response.body:
                 raise RuntimeError(f"getTransaction {signature}: {response.body[:200]!r}")
@@ -291,6 +295,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
     finally:
         await conn.close()
     serve = await node_serve_rate(env["SOLANA_RPC_URL"], signatures)
+    serve_base64 = await node_serve_rate(env["SOLANA_RPC_URL"], signatures, "base64")
     async with temporary_database("cvbench") as fresh:
         other = {**env, "DATABASE_URL": fresh, "REDIS_PREFIX": f"cvbench:{uuid.uuid4().hex[:12]}:",
                  "BALANCE_TRACKER_GRPC_PORT": str(unused_port()), "BALANCE_TRACKER_METRICS_PORT": str(unused_port())}
@@ -320,12 +325,15 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
             process.wait(30)
     per_tx = events / max(1, len(signatures))
     node_events = serve["transactions_per_second"] * per_tx
+    node_events_base64 = serve_base64["transactions_per_second"] * per_tx
     # from its first committed batch to its last: a history of one batch gives no rate
     rate = (events - start_count) / seconds if seconds and events > start_count else None
     return {"events": events, "events_after_first_batch": events - start_count,
             "indexer_events_per_second": round(rate, 1) if rate else None,
             "node_get_transaction": serve, "node_events_per_second": round(node_events, 1),
-            "indexer_over_node": round(rate / node_events, 2) if rate and node_events else None}
+            "indexer_over_node": round(rate / node_events, 2) if rate and node_events else None,
+            "node_get_transaction_base64": serve_base64, "node_events_per_second_base64": round(node_events_base64, 1),
+            "indexer_over_node_base64": round(rate / node_events_base64, 2) if rate and node_events_base64 else None}
 
 
 async def _settled_count(database_url: str) -> int:

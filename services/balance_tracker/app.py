@@ -42,7 +42,8 @@ class BalanceTrackerApp(ServiceApp):
         await cluster.verify_or_close(s, chain, pool, redis)
         publisher = Publisher(redis, cache, s.program, s.redis_prefix)
         config = IndexerConfig(s.solana_rpc_url, s.solana_ws_url, s.database_url, s.program, s.commitment,
-                               exchange_program=s.position_manager_id, lease_seconds=s.indexer_lease_seconds)
+                               exchange_program=s.position_manager_id, lease_seconds=s.indexer_lease_seconds,
+                               rpc_max_batch=s.rpc_max_batch)
         pools_to_close = [pool]
         if s.indexer_enabled if self.indexer_enabled is None else self.indexer_enabled:
             holder = new_holder()

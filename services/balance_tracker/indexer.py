@@ -31,7 +31,6 @@ writes their events to PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections import OrderedDict
@@ -49,7 +48,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import LogsNotification
 from solders.signature import Signature
 
-from services.balance_tracker import repair
+from services.balance_tracker import backfill, repair
 from services.balance_tracker.events import ADMIN_EVENTS, AdminEvent, EventRow, decode
 from services.balance_tracker.gaps import AdminSequence, Gap, SequenceGuard
 from services.balance_tracker.leadership import LeadershipLost, Lease, new_holder
@@ -57,6 +56,7 @@ from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.publisher import Publisher
 from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
+from services.common.http_client import HttpClient
 from services.common.rpc_http import SolanaRpc, rpc_client
 from vault_client.vault_program import Vault, VaultProgram
 
@@ -102,7 +102,11 @@ class IndexerConfig:
     # one is, events gather until it commits or this long has passed.
     batch_wait_seconds: float = 0.005
     write_depth: int = DEFAULT_DEPTH  # batches written concurrently, committed in order
-    backfill_concurrency: int = 8
+    # catching up (backfill.py): getTransaction round trips in flight, requests per JSON-RPC
+    # batch (RPC_MAX_BATCH; 1: each alone), chunks of `batch_size` fetched ahead of the writer
+    backfill_concurrency: int = 4
+    rpc_max_batch: int = 100
+    backfill_chunks_ahead: int = 2
     lease_seconds: float = 10.0  # the leadership lease (renewed every fifth of it)
 
 
@@ -316,51 +320,18 @@ class Indexer:
         return programs
 
     async def _backfill(self, client: SolanaRpc) -> None:
+        """Everything from the cursor's slot on, through `backfill.py`'s pipeline."""
         self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
-        since = self.cursor[0] if self.cursor else 0
         history = await self._history_commitment(client)
-        lists = [await self._signatures_since(client, program, since, history) for program in self._programs()]
-        signatures: list[Any] = []
-        taken: set[str] = set()
-        for entry in heapq.merge(*lists, key=lambda s: s.slot):  # oldest first, each program's order kept
-            if str(entry.signature) not in taken:
-                taken.add(str(entry.signature))
-                signatures.append(entry)
-        if not signatures:
-            return
-        logger.info("backfilling %d transactions from the cursor %s", len(signatures), self.cursor)
-        semaphore = asyncio.Semaphore(self.config.backfill_concurrency)
-
-        async def fetch(sig: Any) -> _Item | None:
-            async with semaphore:
-                tx = (await client.get_transaction(sig.signature, commitment=history,
-                                                   max_supported_transaction_version=0)).value
-            if tx is None or tx.transaction.meta is None:
-                raise RuntimeError(f"getTransaction({sig.signature}) returned nothing: cannot fill the gap")
-            block_time = datetime.fromtimestamp(tx.block_time, UTC) if tx.block_time else None
-            return _Item(str(sig.signature), tx.slot, list(tx.transaction.meta.log_messages or []), block_time)
-
-        for start in range(0, len(signatures), self.config.batch_size):
-            chunk = signatures[start:start + self.config.batch_size]
-            items = [i for i in await asyncio.gather(*(fetch(s) for s in chunk)) if i is not None]
-            await self._write(items)
-
-    async def _signatures_since(self, client: SolanaRpc, program: Pubkey, since: int,
-                                history: Commitment) -> list[Any]:
-        """A program's successful transactions from slot `since` on (that slot's again: what
-        is stored already is skipped when written), oldest first. By slot, not by the
-        cursor's signature: that may be another program's transaction."""
-        signatures: list[Any] = []
-        before = None
-        while True:
-            page = (await client.get_signatures_for_address(program, before=before, limit=1000,
-                                                            commitment=history)).value
-            signatures.extend(s for s in page if s.err is None and s.slot >= since)
-            if len(page) < 1000 or page[-1].slot < since:
-                break
-            before = page[-1].signature
-        signatures.reverse()
-        return signatures
+        http = HttpClient(self.config.rpc_url, timeout=30)
+        try:
+            await backfill.backfill(
+                http, self._programs(), self.cursor[0] if self.cursor else 0, str(history), self._write, _Item,
+                batch_size=self.config.batch_size, max_batch=self.config.rpc_max_batch,
+                in_flight=self.config.backfill_concurrency, ahead=self.config.backfill_chunks_ahead,
+                listed=lambda n: logger.info("backfilling %d transactions from the cursor %s", n, self.cursor))
+        finally:
+            await http.close()
 
     async def _history_commitment(self, client: SolanaRpc) -> Commitment:
         """The commitment the backfill reads history at. getSignaturesForAddress and

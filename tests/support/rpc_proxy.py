@@ -12,13 +12,18 @@ cluster can:
 * `refuse(request)`: a request it returns True for is answered with a JSON-RPC error (a node
   that cannot serve it now) and not forwarded;
 * `rewrite(request, answer)`: every forwarded request's answer goes through it (a node that
-  serves a wrong answer, e.g. a transaction's log with an event missing).
+  serves a wrong answer, e.g. a transaction's log with an event missing);
+* `delay(request)`: a request (or batch) is answered after the longest delay, in seconds,
+  this gives any of its requests (a node slow for some transactions: concurrent requests
+  are answered out of order);
+* `reverse_batches`: a batch's answers come back in reverse order (JSON-RPC allows any).
 
 Everything else is forwarded as it is, and every request is counted by method (`calls`).
 Real HTTP over loopback sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import Counter
@@ -50,6 +55,8 @@ class RpcProxy:
     lose_answers: int = 0
     refuse: Callable[[dict[str, Any]], bool] | None = None
     rewrite: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    delay: Callable[[dict[str, Any]], float] | None = None
+    reverse_batches: bool = False
     refused: int = 0
     dropped: list[str] = field(default_factory=list)  # the signatures dropped, in order
     drops: int = 0  # sends dropped
@@ -82,6 +89,8 @@ class RpcProxy:
             else:
                 forward.append((i, item))
         sends = any(item.get("method") == "sendTransaction" for _, item in forward)
+        if self.delay is not None:
+            await asyncio.sleep(max(self.delay(item) for item in batch))
         if forward:
             async with aiohttp.ClientSession() as session, session.post(
                     self.target, json=[item for _, item in forward]) as response:
@@ -95,6 +104,8 @@ class RpcProxy:
             self.lost += 1
             return web.Response(status=503, text="the answer was lost on the way back")
         out = [answers[i] for i in range(len(batch))]
+        if self.reverse_batches:
+            out.reverse()
         return web.json_response(out if isinstance(body, list) else out[0])
 
     @asynccontextmanager
