@@ -48,8 +48,8 @@ from bench.traffic import users_with_vaults
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.balance_tracker.events import Balances, EventRow
-from services.balance_tracker.indexer import IndexerConfig
-from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
+from services.balance_tracker.indexer.follower import IndexerConfig
+from services.balance_tracker.indexer.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
 from services.common.config import DEFAULT_SOLANA_RPC_URL, events_channel
 from services.common.migrations import migrate

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
 from grpc_health.v1 import health_pb2
 
-from services.balance_tracker import progress, reconcile, snapshots
+from services.balance_tracker import reconcile, snapshots
 from services.balance_tracker.fanout import EventFanout
-from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_pool
-from services.balance_tracker.leadership import new_holder
-from services.balance_tracker.publisher import Publisher
+from services.balance_tracker.indexer import progress
+from services.balance_tracker.indexer.follower import Indexer, IndexerConfig, indexer_pool
+from services.balance_tracker.indexer.leadership import new_holder
+from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
 from services.common import cluster, event_loop, pools
 from services.common.chain import ChainClient

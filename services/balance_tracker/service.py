@@ -17,8 +17,8 @@ from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc, c
 from services.balance_tracker import reconcile
 from services.balance_tracker.event_messages import event_message, row_event
 from services.balance_tracker.fanout import EventFanout
-from services.balance_tracker.publisher import vault_from_row
-from services.balance_tracker.watermark import CursorWatermark
+from services.balance_tracker.indexer.publisher import vault_from_row
+from services.balance_tracker.indexer.watermark import CursorWatermark
 from services.common import validation
 from services.common.chain import ChainClient
 from services.common.convert import vault_message

@@ -153,7 +153,7 @@ def test_the_prod_overlay_names_the_cluster_and_runs_tls_and_authentication() ->
 def exported_metrics() -> set[str]:
     import prometheus_client
 
-    import services.balance_tracker.indexer
+    import services.balance_tracker.indexer.follower
     import services.balance_tracker.reconcile
     import services.common.grpc_metrics
     import services.common.metrics

@@ -20,7 +20,7 @@ import asyncpg
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import AdminEvent, decode
-from services.balance_tracker.gaps import AdminSequence
+from services.balance_tracker.indexer.gaps import AdminSequence
 from services.balance_tracker.store import write_batch
 from services.common.chain import ChainClient
 from services.monitor.admin_alerts import AdminChangeAlerts

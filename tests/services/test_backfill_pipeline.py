@@ -1,4 +1,4 @@
-"""The backfill's pipeline (services/balance_tracker/backfill.py, issue 25 item 6) writes
+"""The backfill's pipeline (services/balance_tracker/indexer/backfill.py, issue 25 item 6) writes
 exactly what a sequential backfill writes: the same events with the same numbers, the same
 vault rows, the same cursor, although the node answers getTransaction slowly for some
 transactions (concurrent round trips come back out of order) and answers each JSON-RPC
@@ -20,11 +20,11 @@ from bench.environment import temporary_database
 from bench.traffic import burst, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
-from services.balance_tracker.backfill import BackfillError
-from services.balance_tracker.indexer import Indexer, IndexerConfig, indexer_pool
-from services.balance_tracker.leadership import new_holder
-from services.balance_tracker.pipeline import WritePipeline
-from services.balance_tracker.publisher import Publisher
+from services.balance_tracker.indexer.backfill import BackfillError
+from services.balance_tracker.indexer.follower import Indexer, IndexerConfig, indexer_pool
+from services.balance_tracker.indexer.leadership import new_holder
+from services.balance_tracker.indexer.pipeline import WritePipeline
+from services.balance_tracker.indexer.publisher import Publisher
 from services.common import pools
 from services.common.migrations import migrate
 from services.common.rpc_http import SolanaRpc, rpc_client

@@ -1,4 +1,4 @@
-"""A repair from the chain's state against PostgreSQL (services/balance_tracker/repair.py):
+"""A repair from the chain's state against PostgreSQL (services/balance_tracker/indexer/repair.py):
 the vault row becomes the account's state with a `repair` audit entry, in one transaction
 fenced by the indexer's term, so a deposed leader repairs nothing."""
 
@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.gaps import Gap
-from services.balance_tracker.repair import ChainState, raise_gap_alert, write_state
+from services.balance_tracker.indexer.gaps import Gap
+from services.balance_tracker.indexer.repair import ChainState, raise_gap_alert, write_state
 from services.balance_tracker.store import Fenced
 from vault_client.vault_program import Vault, VaultProgram
 

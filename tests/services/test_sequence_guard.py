@@ -1,4 +1,4 @@
-"""The indexer's check of each vault's event numbers (services/balance_tracker/gaps.py),
+"""The indexer's check of each vault's event numbers (services/balance_tracker/indexer/gaps.py),
 as pure bookkeeping: which event moves which vault row, where a vault stops at a gap, and
 how it goes on after a repair. The end-to-end cases (localnet, the real indexer) are in
 test_indexer_gaps.py."""
@@ -6,7 +6,7 @@ test_indexer_gaps.py."""
 from __future__ import annotations
 
 from services.balance_tracker.events import Balances, EventRow
-from services.balance_tracker.gaps import SequenceGuard
+from services.balance_tracker.indexer.gaps import SequenceGuard
 
 B = Balances(1, 0, 1)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.balance_tracker.watermark import CursorWatermark
+from services.balance_tracker.indexer.watermark import CursorWatermark
 
 
 class CountingPool:

@@ -14,7 +14,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import Balances, EventRow
-from services.balance_tracker.pipeline import WritePipeline
+from services.balance_tracker.indexer.pipeline import WritePipeline
 from services.balance_tracker.store import COPY_MIN_EVENTS
 from vault_client.vault_program import VaultProgram
 

@@ -25,7 +25,7 @@ import asyncpg
 from prometheus_client import Gauge
 from solana.rpc.commitment import Commitment
 
-from services.balance_tracker.indexer import Indexer
+from services.balance_tracker.indexer.follower import Indexer
 from services.balance_tracker.store import Fenced, record_seen
 from services.common.rpc_http import SolanaRpc, rpc_client
 

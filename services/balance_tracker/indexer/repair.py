@@ -26,7 +26,7 @@ from solana.rpc.commitment import Commitment
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow, decode
-from services.balance_tracker.gaps import AdminGap, Gap
+from services.balance_tracker.indexer.gaps import AdminGap, Gap
 from services.balance_tracker.store import Fence, Fenced, to_seq
 from services.common.rpc_http import SolanaRpc
 from vault_client.vault_program import Vault, VaultProgram

@@ -48,12 +48,12 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import LogsNotification
 from solders.signature import Signature
 
-from services.balance_tracker import backfill, repair
 from services.balance_tracker.events import ADMIN_EVENTS, AdminEvent, EventRow, decode
-from services.balance_tracker.gaps import AdminSequence, Gap, SequenceGuard
-from services.balance_tracker.leadership import LeadershipLost, Lease, new_holder
-from services.balance_tracker.pipeline import DEFAULT_DEPTH, WritePipeline
-from services.balance_tracker.publisher import Publisher
+from services.balance_tracker.indexer import backfill, repair
+from services.balance_tracker.indexer.gaps import AdminSequence, Gap, SequenceGuard
+from services.balance_tracker.indexer.leadership import LeadershipLost, Lease, new_holder
+from services.balance_tracker.indexer.pipeline import DEFAULT_DEPTH, WritePipeline
+from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
 from services.common.http_client import HttpClient
