@@ -49,7 +49,7 @@ class VaultMonitorService(vault_monitor_pb2_grpc.VaultMonitorServicer):
         limit = validation.page_size(request.limit, default=100, maximum=1000)
         kinds = ("reconciliation_mismatch", "large_withdrawal", "unauthorized_caller", "program_paused",
                  "indexer_lag", "liquidation", "exit_requested", "exit_served_by_trader", "operator_refused",
-                 "sequence_gap", "admin_sequence_gap", "admin_change_queued", "admin_change_resolved")
+                 "sequence_gap", "admin_sequence_gap", "admin_change_queued", "admin_change_resolved", "log_truncated")
         if request.kind and request.kind not in kinds:
             raise invalid(f"kind must be one of {', '.join(kinds)}")
         rows = await self.pool.fetch("SELECT * FROM alerts WHERE ($1 = '' OR kind = $1) ORDER BY id DESC LIMIT $2",

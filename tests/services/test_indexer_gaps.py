@@ -257,3 +257,43 @@ async def send_v0(node: Node, client: AsyncClient, ix: Instruction, payer: Keypa
     signature = (await client.send_transaction(VersionedTransaction(message, [payer]))).value
     await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.02)
     return str(signature)
+
+
+async def test_a_truncated_log_is_alerted_at_once_and_the_vault_repaired_at_its_next_event(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """A transaction whose log is over the node's 10,000-byte limit (a wallet's own
+    transaction with many deposits: the program cannot bound what other instructions share
+    its transaction) loses the events after the cut. Before, the indexer took what was left
+    silently. Now it raises a critical `log_truncated` alert naming the transaction, and the
+    vault is held at its next event and repaired from the chain."""
+    assert node.ledger is not None
+    program = node.ledger.deployment.program
+    async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+        [alice] = await users_with_vaults(node, client, 1, usdt=100)
+        many = [program.deposit(alice.user.key, alice.token_account, 1 * USDT) for _ in range(24)]
+        signature = str(await alice.user.send(many))
+        logs = (await client.get_transaction(Signature.from_string(signature), commitment=Confirmed,
+                                             max_supported_transaction_version=0)).value
+        assert logs is not None and logs.transaction.meta is not None
+        assert "Log truncated" in (logs.transaction.meta.log_messages or []), "the log is really cut"
+        settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
+        conn = await asyncpg.connect(pg_database)
+        try:
+            async with balance_tracker(settings, reconcile_seconds=3600.0):
+                async def alert() -> asyncpg.Record | None:
+                    return await conn.fetchrow("SELECT * FROM alerts WHERE kind = 'log_truncated'")
+
+                found = await eventually(alert)
+                assert found is not None and found["severity"] == "critical" and signature in found["message"]
+                await alice.user.send([program.withdraw(alice.user.key, alice.token_account, 1 * USDT)])
+                chain = vault_state(await chain_vault(client, node, alice))
+                assert chain[0] == 23 * USDT
+
+                async def repaired() -> bool:
+                    row = await conn.fetchrow("SELECT * FROM vaults WHERE owner = $1", str(alice.user.key))
+                    return row is not None and row_state(row) == chain
+
+                assert await eventually(repaired), "the next event finds the gap; the row is repaired"
+                assert await conn.fetchval("SELECT count(*) FROM alerts WHERE kind = 'sequence_gap'") == 1
+        finally:
+            await conn.close()

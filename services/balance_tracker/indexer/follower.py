@@ -70,6 +70,8 @@ DB_RETRIES = Counter("indexer_db_retries_total", "Batches retried because Postgr
 ROLLBACKS = Counter("indexer_rolled_back_events_total", "Events deleted because their slot was rolled back")
 GAPS = Counter("indexer_sequence_gaps_total", "Gaps found in a vault's event numbers")
 REPAIRS = Counter("indexer_gap_repairs_total", "Vaults repaired after a gap", ["method"])
+TRUNCATED = Counter("indexer_truncated_logs_total", "Transactions whose log the node truncated (events lost)")
+LOG_TRUNCATED = "Log truncated"  # the line a node logs where it cut a transaction's log
 HELD = Gauge("indexer_vaults_held", "Vaults whose row waits at a gap for its repair")
 
 
@@ -363,11 +365,29 @@ class Indexer:
                                   exchange)
             events += rows
             admin += admins
+            if LOG_TRUNCATED in item.logs:
+                await self._truncated(item, rows)
         async with self._write_lock:
             events = await self._check_sequences(unique(events), admin, commitment)
             self._seq = number(events, self._seq)  # in batch order, which is commit order
             last = max(items, key=lambda i: i.slot)
             await self._pipeline.submit(events, admin, (last.slot, last.signature))
+
+    async def _truncated(self, item: _Item, rows: list[EventRow]) -> None:
+        """A transaction whose log the node cut at its size limit: the events after the cut
+        are not in it. Each vault they belong to is held at its next event by the sequence
+        check (and repaired), and reconciliation compares it with the chain; this makes the
+        loss visible at once."""
+        TRUNCATED.inc()
+        owners = sorted({row.owner for row in rows})
+        logger.error("transaction %s: its log was truncated; events after the cut are missing (vaults seen: %s)",
+                     item.signature, ", ".join(owners) or "none")
+        await self._retry("raise an alert", partial(
+            repair.raise_alert, self.pool, "log_truncated",
+            f"transaction {item.signature}: the node cut its log at the size limit, so the program events after "
+            "the cut are missing from the index; each vault it touched is repaired from the chain at its next "
+            "event (sequence check) and checked by reconciliation", f"log_truncated:{item.signature}", "",
+            {"signature": item.signature, "slot": item.slot, "owners_seen": owners}))
 
     # --- event numbers (gaps.py, repair.py) -----------------------------------------------
 
