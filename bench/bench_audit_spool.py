@@ -24,7 +24,7 @@ from bench.stats import cpu_seconds, pct
 from services.common import audit
 from services.common.audit import AuditLog
 from services.common.audit_outbox import AuditOutbox
-from services.common.config import Settings
+from vault_client.config import Settings
 
 SEQUENTIAL = 2_000
 CONCURRENT_CALLS = 20_000

@@ -51,8 +51,8 @@ from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.indexer.follower import IndexerConfig
 from services.balance_tracker.indexer.pipeline import DEFAULT_DEPTH, WritePipeline
 from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
-from services.common.config import DEFAULT_SOLANA_RPC_URL, events_channel
 from services.common.migrations import migrate
+from vault_client.config import DEFAULT_SOLANA_RPC_URL, events_channel
 
 EVENTS = 50_000
 BATCH = IndexerConfig.batch_size  # the indexer's own most events per batch

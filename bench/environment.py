@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.common.config import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
+from vault_client.config import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,10 +17,10 @@ from solders.pubkey import Pubkey
 
 from bench.echo_server import spawn_module
 from services.common import event_loop
-from services.common.config import Settings
 from services.common.grpc_server import GrpcService, registration
 from services.common.heap import freeze_startup_heap
 from services.vault_manager.vault_service import VaultManagerService
+from vault_client.config import Settings
 from vault_client.vault_program import Vault, VaultProgram
 
 

@@ -52,9 +52,11 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
 from scripts.dev_pki import DevPki, Principal
-from services.common import event_loop, grpc_tls, redact
+from services.common import event_loop, redact
 from services.common.cluster import IDENTITY_KEY
-from services.common.config import (
+from services.cpi_manager.signer import KeyFileSigner, write_key_file
+from vault_client import grpc_tls
+from vault_client.config import (
     APPLICATION_DATABASE,
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_PREFIX,
@@ -64,7 +66,6 @@ from services.common.config import (
     ClientSecurity,
     application_database_url,
 )
-from services.cpi_manager.signer import KeyFileSigner, write_key_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"

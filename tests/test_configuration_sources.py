@@ -1,5 +1,5 @@
 """One typed configuration object (issue 24): the environment is read only in
-services/common/config.py, and the names and defaults several programs share (the services'
+vault_client/config.py, and the names and defaults several programs share (the services'
 ports, the Redis prefix and events channel, the default URLs) are defined there once.
 
 Static checks over the source (AST, not grep, so comments and docstrings do not count)."""
@@ -11,15 +11,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.common.config import DEFAULT_REDIS_PREFIX, GATEWAY_PORT, SERVICE_PORTS, events_channel
+from vault_client.config import DEFAULT_REDIS_PREFIX, GATEWAY_PORT, SERVICE_PORTS, events_channel
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "services" / "common" / "config.py"
+CONFIG = ROOT / "vault_client" / "config.py"
 # where the environment may not be read (localnet/, scripts/ and bench/ are development tools
 # with their own command lines; localnet may not import services/ at all)
-CONFIGURED = ("services", "vaultctl")
+CONFIGURED = ("vault_client", "services", "vaultctl")
 # where the shared constants may not be repeated (scripts/ and bench/ import them)
-SHARING = ("services", "vaultctl", "scripts", "bench")
+SHARING = ("vault_client", "services", "vaultctl", "scripts", "bench")
 PORTS = {port for pair in SERVICE_PORTS.values() for port in pair} | {GATEWAY_PORT}
 DEFAULT_URLS = ("http://127.0.0.1:8899", "postgresql://postgres@127.0.0.1:5432/postgres", "redis://127.0.0.1:6379/0")
 
@@ -47,7 +47,7 @@ def environment_reads(tree: ast.Module) -> list[int]:
 def test_environment_read_only_in_config() -> None:
     found = [f"{path.relative_to(ROOT)}:{line}" for path, tree in sources(CONFIGURED) if path != CONFIG
              for line in environment_reads(tree)]
-    assert found == [], f"os.environ outside services/common/config.py: {found}"
+    assert found == [], f"os.environ outside vault_client/config.py: {found}"
     assert environment_reads(ast.parse(CONFIG.read_text())), "config.py is where the environment is read"
 
 
@@ -77,7 +77,7 @@ def repeated_constants(tree: ast.Module) -> list[str]:
 def test_shared_constants_defined_once() -> None:
     found = [f"{path.relative_to(ROOT)}:{where}" for path, tree in sources(SHARING) if path != CONFIG
              for where in repeated_constants(tree)]
-    assert found == [], f"import these from services/common/config.py instead: {found}"
+    assert found == [], f"import these from vault_client/config.py instead: {found}"
     own = repeated_constants(ast.parse(CONFIG.read_text()))
     # config.py itself: each port once (SERVICE_PORTS, GATEWAY_PORT), the prefix and each URL once
     assert sorted(own) == sorted(set(own))

@@ -21,8 +21,8 @@ from collateral_vault.v1 import (
 )
 from solders.keypair import Keypair
 
-from services.common import grpc_tls
-from services.common.config import ClientSecurity, ClientSettings
+from vault_client import grpc_tls
+from vault_client.config import ClientSecurity, ClientSettings
 from vaultctl.wallet import sign
 
 MAKE_UP_PKI = Path(__file__).resolve().parent.parent / ".local" / "pki"
@@ -49,7 +49,7 @@ def engine_security() -> ClientSecurity:
 
 @dataclass
 class Endpoints:
-    """The addresses from ClientSettings (services/common/config.py: the environment, else
+    """The addresses from ClientSettings (vault_client/config.py: the environment, else
     make up's)."""
 
     rpc_url: str

@@ -29,8 +29,8 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from localnet.faucet import fund
-from services.common.config import DEFAULT_USDT_MINT
-from services.common.errors import error_name
+from vault_client.config import DEFAULT_USDT_MINT
+from vault_client.program_errors import error_name
 from vault_client.vault_program import POSITION_MANAGER_ID, ExchangeProgram, Vault, VaultProgram, vault_address
 from vaultctl.clients import Clients
 

@@ -18,10 +18,10 @@ from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
 from services.common import cluster, event_loop, pools
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
+from vault_client.config import Settings
 
 
 @dataclass

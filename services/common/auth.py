@@ -34,9 +34,9 @@ from typing import Any
 
 import grpc
 
-from services.common.config import ConfigError, ServerSecurity
 from services.common.errors import ServiceError
 from services.common.method_handlers import stream_like, unary_like
+from vault_client.config import ConfigError, ServerSecurity
 
 logger = logging.getLogger("auth")
 

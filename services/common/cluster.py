@@ -27,8 +27,8 @@ from redis.exceptions import RedisError
 
 from services.common import redact
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.errors import ServiceError
+from vault_client.config import Settings
 from vault_client.vault_program import Authority
 
 logger = logging.getLogger("cluster")

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from vault_client.idl import Idl
+from vault_client.program_errors import custom_error_code, failing_program, program_idl
 from vault_client.vault_program import IDL, PM_IDL
 
 # Program errors that mean "the request is malformed" rather than "the state forbids it".
@@ -24,7 +24,6 @@ _PERMISSION_ERRORS = {"Unauthorized", "UnauthorizedCaller", "NotUpgradeAuthority
 # receiver that is not a vault (a malformed settlement)
 _NOT_FOUND_ERRORS = {("vault", "InvalidVault"), ("vault", "ChangeNotFound")}
 _PM_INVALID_ARGUMENT_ERRORS = {"InvalidVault", "GrantMismatch", "InvalidAccount"}
-_FAILED = re.compile(r"^Program (\w+) failed: custom program error: 0x([0-9a-fA-F]+)$")
 # the vault program's withdrawal throttle (issue 23) says, when it refuses, how much can go now
 _THROTTLED = re.compile(r"^Program log: withdrawal throttled: available_now=(\d+)$")
 THROTTLED = "WithdrawalThrottled"
@@ -60,34 +59,6 @@ def unavailable(message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def custom_error_code(err: Any) -> tuple[int, int] | None:
-    """(instruction index, custom code) from a transaction error in any of its forms:
-    the RPC JSON ({"InstructionError": [i, {"Custom": n}]}), a solders error, or text."""
-    if isinstance(err, dict) and "InstructionError" in err:
-        index, detail = err["InstructionError"]
-        if isinstance(detail, dict) and "Custom" in detail:
-            return int(index), int(detail["Custom"])
-        return None
-    code = getattr(getattr(err, "err", None), "code", None)
-    if isinstance(code, int):
-        return int(getattr(err, "index", 0)), code
-    match = re.search(r"custom program error: 0x([0-9a-fA-F]+)", str(err)) or re.search(r"Custom\((\d+)\)", str(err))
-    if match:
-        text = match.group(1)
-        return 0, int(text, 16) if "0x" in match.group(0) else int(text)
-    return None
-
-
-def failing_program(logs: Iterable[str] | None) -> str | None:
-    """The program whose custom error failed a transaction, from its logs: the first
-    `failed` line is the innermost frame (a CPI's callee fails before its caller)."""
-    for line in logs or ():
-        match = _FAILED.match(line)
-        if match:
-            return match.group(1)
-    return None
-
-
 def throttled_available(logs: Iterable[str] | None) -> int | None:
     """What the withdrawal throttle lets through now (USDT base units), from the log of a
     withdrawal it refused; None when the logs carry no such line."""
@@ -102,25 +73,6 @@ def usdt(amount: int) -> str:
     """Base units as USDT, exactly: 1500000 -> "1.5", 0 -> "0"."""
     whole, fraction = divmod(amount, 10**USDT_DECIMALS)
     return f"{whole}.{fraction:0{USDT_DECIMALS}d}".rstrip("0").rstrip(".")
-
-
-def program_idl(program: str | None, vault_program: str | None = None) -> Idl | None:
-    """The IDL of the program that failed: the vault program's, or position_manager's
-    (the only other program the services call). Both number their errors from 6000, so a
-    code alone does not say whose it is."""
-    if program is None:
-        return None
-    return IDL if program == (vault_program or str(IDL.address)) else PM_IDL
-
-
-def error_name(err: Any, logs: Iterable[str] | None = None, vault_program: str | None = None) -> str | None:
-    """The program error's name (e.g. "GrantExceeded"), None when it is not one."""
-    found = custom_error_code(err)
-    if found is None:
-        return None
-    idl = program_idl(failing_program(logs), vault_program)
-    named = idl.error(found[1]) if idl is not None else (IDL.error(found[1]) or PM_IDL.error(found[1]))
-    return named[0] if named else None
 
 
 def program_error(err: Any, logs: Iterable[str] | None = None, vault_program: str | None = None) -> ServiceError:

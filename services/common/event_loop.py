@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from services.common.config import EVENT_LOOPS, event_loop_name
+from vault_client.config import EVENT_LOOPS, event_loop_name
 
 T = TypeVar("T")
 LOOPS = EVENT_LOOPS

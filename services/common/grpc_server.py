@@ -18,9 +18,9 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import event_loop, grpc_tls
 from services.common.auth import Guard
-from services.common.config import Settings
 from services.common.metrics import serve_metrics
 from services.common.observability import ObservingInterceptor
+from vault_client.config import Settings
 
 logger = logging.getLogger("server")
 

@@ -8,7 +8,7 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.config import local_address
+from vault_client.config import local_address
 
 
 def main(argv: list[str]) -> int:

@@ -11,9 +11,9 @@ from typing import Protocol
 
 from services.common import event_loop, log
 from services.common.cluster import ClusterMismatch
-from services.common.config import ConfigError, Settings
 from services.common.grpc_server import GrpcService
 from services.common.heap import freeze_startup_heap, observe_collector_pauses
+from vault_client.config import ConfigError, Settings
 
 REFUSED = 2  # the exit status of a process that refused its configuration or chain
 

@@ -11,13 +11,13 @@ from collateral_vault.v1 import cpi_manager_pb2, cpi_manager_pb2_grpc
 
 from services.common import cluster, pools
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.cpi_manager.executor import OperatorExecutor
 from services.cpi_manager.request_store import RequestStore
 from services.cpi_manager.service import CpiManagerService
 from services.cpi_manager.signer import signer_for
+from vault_client.config import Settings
 from vault_client.vault_program import ExchangeProgram
 
 PRUNE_SECONDS = 3600.0

@@ -16,13 +16,13 @@ from solders.pubkey import Pubkey
 
 from services.common import tx_building, validation
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.convert import unsigned_message
 from services.common.errors import invalid, not_found, unavailable
 from services.cpi_manager import timelock
 from services.cpi_manager.executor import OperatorExecutor
 from services.cpi_manager.operations import LIQUIDATE, LOCK, RELEASE, SETTLE, Leg, Operation
 from vault_client import spl_token
+from vault_client.config import Settings
 from vault_client.vault_program import MAX_SETTLE_PAIRS, Authority, ChangeKind, ConfigChange, ExchangeProgram
 
 MAX_REQUEST_ID = 128

@@ -30,8 +30,8 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from services.common import redact
-from services.common.config import KEY_FILE, TRANSIT, ConfigError, OperatorSignerSettings
 from services.common.errors import unavailable
+from vault_client.config import KEY_FILE, TRANSIT, ConfigError, OperatorSignerSettings
 
 TRANSIT_TIMEOUT_SECONDS = 10.0
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.common import event_loop, log, runner
-from services.common.config import ConfigError, GatewayConfig
 from services.common.heap import freeze_startup_heap
 from services.gateway.app import Gateway
+from vault_client.config import ConfigError, GatewayConfig
 
 
 async def main(config: GatewayConfig) -> None:

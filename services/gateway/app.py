@@ -20,8 +20,6 @@ from collateral_vault.v1 import (
     vault_monitor_pb2_grpc,
 )
 
-from services.common import grpc_tls
-from services.common.config import GatewayConfig
 from services.gateway.client_address import ClientAddress
 from services.gateway.listener import listen, tls_context
 from services.gateway.origins import OriginPolicy
@@ -34,6 +32,8 @@ from services.gateway.rest.tvl import Tvl
 from services.gateway.rest.vaults import Vaults
 from services.gateway.websocket.events import EventSocket
 from services.gateway.websocket.limits import SocketLimits
+from vault_client import grpc_tls
+from vault_client.config import GatewayConfig
 
 __all__ = ["Gateway", "GatewayConfig"]
 

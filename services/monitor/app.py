@@ -9,12 +9,12 @@ from collateral_vault.v1 import vault_monitor_pb2, vault_monitor_pb2_grpc
 
 from services.common import cluster, pools
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.monitor.admin_alerts import AdminChangeAlerts
 from services.monitor.service import VaultMonitorService
 from services.monitor.watcher import Watcher, WatcherConfig
+from vault_client.config import Settings
 
 
 @dataclass

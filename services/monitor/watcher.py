@@ -33,9 +33,9 @@ from prometheus_client import Counter, Gauge
 
 from services.common import vault_rows
 from services.common.chain import ChainClient
-from services.common.config import MonitorSettings
 from services.monitor.feed import Cursors, new_events
 from services.monitor.withdrawals import WithdrawalWindow
+from vault_client.config import MonitorSettings
 
 logger = logging.getLogger("watcher")
 # the kinds of events the checks read: withdrawals (large ones), lock / unlock / transfer

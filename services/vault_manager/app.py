@@ -17,7 +17,6 @@ from services.common import cluster, page_tokens, pools
 from services.common.audit import AuditLog
 from services.common.audit_outbox import AuditOutbox
 from services.common.chain import ChainClient
-from services.common.config import Settings
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
@@ -25,6 +24,7 @@ from services.common.vault_cache import VaultCache
 from services.vault_manager import vault_changes
 from services.vault_manager.transaction_builder.service import TransactionBuilderService
 from services.vault_manager.vault_service import VaultManagerService
+from vault_client.config import Settings
 
 
 @dataclass

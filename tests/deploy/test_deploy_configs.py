@@ -121,7 +121,7 @@ def test_no_committed_secret_and_no_placeholder(overlay: str) -> None:
 def test_the_prod_overlay_names_the_cluster_and_runs_tls_and_authentication() -> None:
     """Issue 21 finding 9: the prod overlay set no program ids or mint (every service fell back
     to the development ids) and carried the base's REPLACE-ME database password."""
-    from services.common.config import DEVELOPMENT_KEYS
+    from vault_client.config import DEVELOPMENT_KEYS
 
     docs = render("prod")
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "collateral-vault-config")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from services.common.config import DEVELOPMENT_KEYS
+from vault_client.config import DEVELOPMENT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_ONLY = ("localnet/", "program/keys/", "localnet/dev_keys/")
@@ -83,7 +83,7 @@ def test_dockerignore_excludes_the_development_chain_keys_and_build_output() -> 
                  "program/target/deploy/collateral_vault.so", "gen/python/x_pb2.py", "node_modules/a/b.js",
                  "clients/app/node_modules/x.js", "tests/test_x.py", "bench/bench_x.py"):
         assert ignored(patterns, path), path
-    for path in ("services/common/config.py", "vault_client/idl.py", "program/idl/collateral_vault.json",
+    for path in ("vault_client/config.py", "vault_client/idl.py", "program/idl/collateral_vault.json",
                  "requirements.lock", "pyproject.toml", "migrations/001_init.sql", "proto/collateral_vault/v1/x.proto"):
         assert not ignored(patterns, path), path
     # every file of the repository's key folders, by name
@@ -133,7 +133,7 @@ def test_localnet_image_is_pinned_non_root_and_used_only_by_the_development_chai
     for path in ("localnet/genesis.py", "localnet/dev_keys/admin.json", "program/keys/collateral_vault.json",
                  "program/target/deploy/collateral_vault.so", "vault_client/idl.py"):
         assert not ignored(patterns, path), path
-    for path in ("services/common/config.py", ".venv/bin/python", "program/target/release/x", "tests/a.py"):
+    for path in ("services/common/chain.py", ".venv/bin/python", "program/target/release/x", "tests/a.py"):
         assert ignored(patterns, path), path
 
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]

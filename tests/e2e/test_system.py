@@ -36,11 +36,11 @@ from solders.pubkey import Pubkey
 
 from bench.system_env import start_system, system_env
 from localnet.svm import ROOT
-from services.common import grpc_tls
-from services.common.config import ClientSecurity
 from services.common.vault_cache import VaultCache
 from tests.conftest import redis_url
 from tests.support.grpc_calls import status_of
+from vault_client import grpc_tls
+from vault_client.config import ClientSecurity
 from vault_client.vault_program import Vault, vault_address
 
 USDT = 10**6

@@ -25,10 +25,10 @@ from bench.traffic import users_with_vaults
 from localnet.node_harness import running_node
 from services.common import cluster
 from services.common.cluster import ClusterMismatch
-from services.common.config import Settings
 from tests.conftest import RedisNamespace
 from tests.support.databases import temporary_database
 from tests.support.services import balance_tracker, settings_for, wait_for_rows
+from vault_client.config import Settings
 
 
 def _apps() -> dict[str, Callable[[Settings], Any]]:

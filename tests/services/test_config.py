@@ -1,4 +1,4 @@
-"""Configuration fails closed (services/common/config.py). Reproduces issue 21 finding 9:
+"""Configuration fails closed (vault_client/config.py). Reproduces issue 21 finding 9:
 without VAULT_PROGRAM_ID, POSITION_MANAGER_ID and USDT_MINT every service used to start on
 the development ids (whose private keys are in this repository) and the dev mint."""
 
@@ -15,7 +15,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from localnet.svm import ROOT
-from services.common.config import (
+from vault_client.config import (
     DEVELOPMENT_KEYS,
     ConfigError,
     GatewayConfig,

@@ -29,11 +29,11 @@ from solana.rpc.commitment import Confirmed
 from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
-from services.common.config import Settings
 from services.monitor.app import MonitorApp
 from services.monitor.watcher import WatcherConfig
 from tests.conftest import RedisNamespace
 from tests.support.services import balance_tracker, cpi_manager, fund_operator, settings_for, sign, vault_manager
+from vault_client.config import Settings
 
 USDT = 10**6
 pb = cpi_manager_pb2

@@ -20,11 +20,11 @@ from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import free_port, running_node
 from services.balance_tracker.app import BalanceTrackerApp
-from services.common.config import Settings
 from services.gateway.app import Gateway, GatewayConfig
 from services.gateway.websocket.limits import SocketLimits
 from tests.conftest import RedisNamespace
 from tests.support.services import balance_tracker, monitor, settings_for, sign, vault_manager
+from vault_client.config import Settings
 
 USDT = 10**6
 

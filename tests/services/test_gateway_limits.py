@@ -20,11 +20,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from localnet.node_harness import free_port
 from scripts.dev_pki import DevPki
-from services.common.config import GatewayConfig
 from services.gateway.app import Gateway
 from services.gateway.client_address import ClientAddress
 from services.gateway.ratelimit import RateLimiter
 from tests.conftest import RedisNamespace
+from vault_client.config import GatewayConfig
 
 
 @asynccontextmanager

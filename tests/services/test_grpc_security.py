@@ -1,4 +1,4 @@
-"""TLS, mutual TLS and authorization of the gRPC services (auth.py, grpc_tls.py), over real
+"""TLS, mutual TLS and authorization of the gRPC services (auth.py, both grpc_tls.py), over real
 sockets against balance_tracker, with a CA and credentials made by openssl
 (scripts/dev_pki.py). Reproduces issue 21 finding 6: anyone reaching a port could start
 reconciliations, and 20 concurrent calls made 20 runs."""
@@ -28,11 +28,12 @@ from solders.pubkey import Pubkey
 from localnet.node import Node
 from localnet.node_harness import free_port, running_node
 from scripts.dev_pki import DevPki, Principal
-from services.common import auth, grpc_tls
-from services.common.config import ClientSecurity, ConfigError, ServerSecurity, Settings
+from services.common import auth
 from tests.conftest import RedisNamespace
 from tests.support.grpc_calls import status_of
 from tests.support.services import balance_tracker, cpi_manager, settings_for
+from vault_client import grpc_tls
+from vault_client.config import ClientSecurity, ConfigError, ServerSecurity, Settings
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,10 @@ from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
-from services.common.config import Settings, events_channel
 from tests.conftest import RedisNamespace
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for
+from vault_client.config import Settings, events_channel
 
 USDT = 10**6
 Stream = Any  # grpc.aio.UnaryStreamCall

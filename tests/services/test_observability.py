@@ -17,10 +17,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, empty_pb2  # noqa: 
 from prometheus_client import REGISTRY
 
 from services.common import log
-from services.common.config import ConfigError
 from services.common.errors import ServiceError
 from services.common.grpc_metrics import BUCKETS, GrpcServerCollector
 from services.common.observability import ObservingInterceptor
+from vault_client.config import ConfigError
 
 SERVICE = "observability_test"
 seen_request_ids: list[str] = []

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from solders.keypair import Keypair
 
-from services.common.config import ConfigError, OperatorSignerSettings, Settings
 from services.common.errors import ServiceError
 from services.cpi_manager.signer import KeyFileSigner, TransitSigner, signer_for, write_key_file
 from tests.support.transit_standin import TransitStandIn
+from vault_client.config import ConfigError, OperatorSignerSettings, Settings
 
 MESSAGE = b"an operator's message"
 

@@ -21,12 +21,12 @@ from solders.pubkey import Pubkey
 from localnet.node_harness import free_port, running_node
 from services.common import log, redact
 from services.common.chain import ChainClient
-from services.common.config import GatewayConfig
 from services.common.errors import ServiceError
 from services.gateway.app import Gateway
 from tests.conftest import RedisNamespace
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for, vault_manager
+from vault_client.config import GatewayConfig
 
 SECRETS = ("alice-user", "pw-S3CRET-1", "KEY-S3CRET-2", "PATH-S3CRET-TOKEN-3")
 

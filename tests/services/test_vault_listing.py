@@ -40,7 +40,6 @@ from localnet.node_harness import free_port, running_node
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.store import write_batch
 from services.common import page_tokens, vault_rows
-from services.common.config import Settings
 from services.common.errors import ServiceError
 from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
@@ -57,6 +56,7 @@ from tests.support.services import (
     vault_manager,
     wait_for_rows,
 )
+from vault_client.config import Settings
 from vault_client.vault_program import VaultProgram
 
 USDT = 10**6

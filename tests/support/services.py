@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.service_settings import operator_key_file, settings_for, spool_dir
 from localnet import genesis
-from services.common.config import Settings
+from vault_client.config import Settings
 from vaultctl.wallet import sign
 
 __all__ = ["operator_key_file", "settings_for", "sign", "spool_dir"]

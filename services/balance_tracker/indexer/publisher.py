@@ -14,8 +14,8 @@ from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
-from services.common.config import events_channel
 from services.common.vault_cache import VaultCache
+from vault_client.config import events_channel
 from vault_client.vault_program import Vault, VaultProgram, vault_pda
 
 logger = logging.getLogger("publisher")

@@ -11,9 +11,9 @@ from aiohttp import web
 from collateral_vault.v1 import common_pb2, transaction_builder_pb2, transaction_builder_pb2_grpc
 from solders.transaction import VersionedTransaction
 
-from services.common.config import GatewayConfig
 from services.gateway.responses import as_json, error, error_body
 from services.gateway.rest import body as bodies
+from vault_client.config import GatewayConfig
 
 COMMITMENTS = {"processed": common_pb2.COMMITMENT_PROCESSED, "confirmed": common_pb2.COMMITMENT_CONFIRMED,
                "finalized": common_pb2.COMMITMENT_FINALIZED}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from collateral_vault.v1 import vault_monitor_pb2, vault_monitor_pb2_grpc
 
-from services.common.config import GatewayConfig
 from services.gateway.responses import as_json
+from vault_client.config import GatewayConfig
 
 
 class Tvl:

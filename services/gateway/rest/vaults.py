@@ -11,9 +11,9 @@ from collateral_vault.v1 import (
     vault_manager_pb2_grpc,
 )
 
-from services.common.config import GatewayConfig
 from services.common.event_kinds import KIND_VALUES
 from services.gateway.responses import as_json, error
+from vault_client.config import GatewayConfig
 
 
 class Vaults:
