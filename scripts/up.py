@@ -58,6 +58,7 @@ from services.cpi_manager.signer import KeyFileSigner, write_key_file
 from vault_client import grpc_tls
 from vault_client.config import (
     APPLICATION_DATABASE,
+    DEFAULT_AUDIT_SPOOL_DIR,
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_PREFIX,
     DEFAULT_REDIS_URL,
@@ -328,7 +329,7 @@ async def main() -> int:
             genesis = str((await rpc.get_genesis_hash()).value)
             funded = (await rpc.request_airdrop(Pubkey.from_string(env["LOCALNET_OPERATOR"]), 100 * 10**9)).value
             await rpc.confirm_transaction(funded, Confirmed)  # the operator pays its transactions' fees
-        spool = Path(env.get("AUDIT_SPOOL_DIR") or ROOT / ".local" / "spool")
+        spool = Path(env.get("AUDIT_SPOOL_DIR") or DEFAULT_AUDIT_SPOOL_DIR)
         for what in await reset_for_chain(db, env["REDIS_URL"], env["REDIS_PREFIX"], genesis, spool):
             print(f"up: reset {what}: it held an earlier localnet's state", flush=True)
         for name, _, _ in SERVICES:

@@ -55,6 +55,8 @@ DEFAULT_SOLANA_RPC_URL = "http://127.0.0.1:8899"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_REDIS_PREFIX = "cv:"
+# the checkout's .local/spool (make up and the tests; a volume in Kubernetes)
+DEFAULT_AUDIT_SPOOL_DIR = str(Path(__file__).resolve().parent.parent / ".local" / "spool")
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 
@@ -275,8 +277,7 @@ class Settings:
     # --- added by issue 21 (submission audit, live events, indexer leadership) ---
     # Where a service journals audit entries before acting (one file per service process;
     # in Kubernetes a volume: see deploy/k8s/base/vault-manager.yaml).
-    audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".local", "spool")))
+    audit_spool_dir: str = field(default_factory=lambda: _env("AUDIT_SPOOL_DIR", DEFAULT_AUDIT_SPOOL_DIR))
     # The indexer's leadership lease (renewed every fifth of it; a standby takes over within
     # about lease + 2 s of the leader vanishing), and how long a leading indexer may stay
     # behind the chain without progress before its health turns NOT_SERVING.

@@ -108,3 +108,11 @@ def test_a_service_started_without_a_profile_or_cluster_refuses_with_a_clear_mes
     assert "cpi_manager: refusing to start: configuration refused" in done.stderr
     assert "VAULT_PROGRAM_ID must be set to this cluster's own id" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_audit_spool_defaults_to_the_checkouts_local_folder(clean_env: pytest.MonkeyPatch) -> None:
+    """Moving the configuration module into vault_client/ left its default one folder too high
+    (the checkout's parent), away from the spool `make up` sets aside on a chain reset."""
+    clean_env.delenv("AUDIT_SPOOL_DIR", raising=False)
+    clean_env.setenv("CV_PROFILE", "development")
+    assert Settings(service="vault_manager").audit_spool_dir == str(ROOT / ".local" / "spool")
