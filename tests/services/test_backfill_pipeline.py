@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed
@@ -49,6 +50,24 @@ async def backfilled(node: Node, rpc_url: str, redis_ns: RedisNamespace, **optio
                      ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Any]:
     """A new indexer on its own empty database until it has backfilled; its events, vault
     rows and cursor."""
+    async with fresh_indexer(node, rpc_url, redis_ns, **options) as (indexer, pool):
+        task = asyncio.create_task(indexer.run())
+        try:
+            await asyncio.wait_for(indexer.ready.wait(), 120)
+            events = [tuple(r) for r in await pool.fetch(EVENTS)]
+            vaults = [tuple(r) for r in await pool.fetch(VAULTS)]
+            cursor = tuple(await pool.fetchrow("SELECT slot, signature FROM indexer_cursor WHERE name = $1",
+                                               indexer.config.cursor_name) or ())
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return events, vaults, cursor
+
+
+@asynccontextmanager
+async def fresh_indexer(node: Node, rpc_url: str, redis_ns: RedisNamespace, **options: Any
+                        ) -> AsyncIterator[tuple[Indexer, asyncpg.Pool]]:
+    """An indexer (not started) on its own empty, migrated database, and a pool to it."""
     assert node.ledger is not None
     async with temporary_database() as url:
         pool = await pools.postgres(url)
@@ -59,20 +78,11 @@ async def backfilled(node: Node, rpc_url: str, redis_ns: RedisNamespace, **optio
                               node.ledger.deployment.program, redis_ns.prefix)
         config = IndexerConfig(rpc_url, node.ws_url, url, node.ledger.deployment.program,
                                exchange_program=POSITION_MANAGER_ID, **options)
-        indexer = Indexer(config, own, publisher, holder)
-        task = asyncio.create_task(indexer.run())
         try:
-            await asyncio.wait_for(indexer.ready.wait(), 120)
-            events = [tuple(r) for r in await pool.fetch(EVENTS)]
-            vaults = [tuple(r) for r in await pool.fetch(VAULTS)]
-            cursor = tuple(await pool.fetchrow("SELECT slot, signature FROM indexer_cursor WHERE name = $1",
-                                               config.cursor_name) or ())
+            yield Indexer(config, own, publisher, holder), pool
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await own.close()
             await pool.close()
-    return events, vaults, cursor
 
 
 async def test_a_pipelined_backfill_through_a_slow_out_of_order_node_writes_what_a_sequential_one_does(
@@ -118,17 +128,8 @@ async def test_a_transaction_the_node_does_not_return_stops_the_backfill_and_wri
         return answer
 
     proxy = RpcProxy(node.rpc_url, rewrite=lose)
-    async with proxy.running(), temporary_database() as url:
-        pool = await pools.postgres(url)
-        await migrate(pool)
-        holder = new_holder()
-        own = await indexer_pool(url, holder)
-        publisher = Publisher(redis_ns.client, VaultCache(redis_ns.client, redis_ns.prefix, 30),
-                              node.ledger.deployment.program, redis_ns.prefix)
-        config = IndexerConfig(proxy.url, node.ws_url, url, node.ledger.deployment.program,
-                               exchange_program=POSITION_MANAGER_ID, batch_size=4, rpc_max_batch=3,
-                               backfill_concurrency=3)
-        indexer = Indexer(config, own, publisher, holder)
+    async with proxy.running(), fresh_indexer(node, proxy.url, redis_ns, batch_size=4, rpc_max_batch=3,
+                                              backfill_concurrency=3) as (indexer, pool):
         await indexer.lease.acquire()
         try:
             async with indexer_follower(indexer) as client_:
@@ -140,12 +141,11 @@ async def test_a_transaction_the_node_does_not_return_stops_the_backfill_and_wri
             assert written  # the chunks before it
             assert missing not in {r["signature"] for r in written}
             assert max(r["slot"] for r in written) <= slot_of_missing
-            cursor = await pool.fetchrow("SELECT slot FROM indexer_cursor WHERE name = $1", config.cursor_name)
+            cursor = await pool.fetchrow("SELECT slot FROM indexer_cursor WHERE name = $1",
+                                         indexer.config.cursor_name)
             assert cursor is not None and cursor["slot"] <= slot_of_missing
         finally:
             await indexer.lease.release()
-            await own.close()
-            await pool.close()
 
 
 def indexer_follower(indexer: Indexer) -> Any:  # an async context manager
