@@ -25,7 +25,7 @@ from bench import echo_server, get_vault_server, h2load, handler_path
 from bench.echo_server import METHOD
 from bench.stats import cpu_seconds
 from localnet.node_harness import free_port
-from services.common import event_loop
+from vault_client import event_loop
 
 CALLS = 10_000
 IN_FLIGHT = 4

@@ -81,8 +81,8 @@ from bench.system_run import on_temporary_database
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
 from localnet.node_harness import free_port
-from services.common.heap import freeze_startup_heap
 from vault_client import spl_token
+from vault_client.heap import freeze_startup_heap
 from vault_client.vault_program import VaultProgram
 
 CALLS = 6_000

@@ -1,8 +1,8 @@
 """Client CPU per JSON-RPC call against localnet (a separate process on loopback), for the
 transports the services could use: solana-py's AsyncClient as it comes (over httpx), aiohttp's
 client (before), the services' own HTTP/1.1
-client (`services/common/http_client.py`), the services' typed client over it (the
-chain client's `client`: `services/common/rpc_http.py`'s `RpcClient`, solders' typed
+client (`vault_client/http_client.py`), the services' typed client over it (the
+chain client's `client`: `vault_client/rpc_http.py`'s `RpcClient`, solders' typed
 request and response), and the chain client's status lookup (the same, through the
 coalescer). Then the same lookups made 32
 at a time, where the coalescer gathers them into shared round trips.
@@ -29,9 +29,9 @@ from bench.stats import cpu_seconds
 from localnet.genesis import dev_keypair
 from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT
-from services.common import event_loop
 from services.common.chain import ChainClient
-from services.common.http_client import HttpClient
+from vault_client import event_loop
+from vault_client.http_client import HttpClient
 from vault_client.vault_program import VaultProgram
 
 CALLS = 3_000

@@ -69,8 +69,8 @@ from bench.populate import Population, populate
 from bench.stats import pct
 from localnet.genesis import dev_keypair
 from services.balance_tracker import snapshots
-from services.common import event_loop
-from services.common.http_client import HttpClient
+from vault_client import event_loop
+from vault_client.http_client import HttpClient
 from vault_client.vault_program import VaultProgram
 
 DEFAULT_VAULTS = 2_000

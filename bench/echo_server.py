@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common import event_loop
+from vault_client import event_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 

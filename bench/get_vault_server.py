@@ -16,11 +16,11 @@ from collateral_vault.v1 import vault_manager_pb2, vault_manager_pb2_grpc
 from solders.pubkey import Pubkey
 
 from bench.echo_server import spawn_module
-from services.common import event_loop
 from services.common.grpc_server import GrpcService, registration
-from services.common.heap import freeze_startup_heap
 from services.vault_manager.vault_service import VaultManagerService
+from vault_client import event_loop
 from vault_client.config import Settings
+from vault_client.heap import freeze_startup_heap
 from vault_client.vault_program import Vault, VaultProgram
 
 
