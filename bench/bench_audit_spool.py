@@ -20,11 +20,11 @@ from typing import Any, cast
 
 import asyncpg
 
-from bench.stats import cpu_seconds, pct
 from services.common import audit
 from services.common.audit import AuditLog
 from services.common.audit_outbox import AuditOutbox
 from vault_client.config import Settings
+from vault_client.readings import cpu_seconds, pct
 
 SEQUENTIAL = 2_000
 CONCURRENT_CALLS = 20_000

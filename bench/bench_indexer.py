@@ -43,7 +43,6 @@ from solders.transaction import VersionedTransaction
 
 from bench.environment import redis_url, temporary_database
 from bench.service_settings import settings_for
-from bench.stats import cpu_seconds, pct
 from bench.traffic import users_with_vaults
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
@@ -53,6 +52,7 @@ from services.balance_tracker.indexer.pipeline import DEFAULT_DEPTH, WritePipeli
 from services.balance_tracker.store import EVENT_COLUMNS, copy_text, event_records, write_batch
 from services.common.migrations import migrate
 from vault_client.config import DEFAULT_SOLANA_RPC_URL, events_channel
+from vault_client.readings import cpu_seconds, pct
 
 EVENTS = 50_000
 BATCH = IndexerConfig.batch_size  # the indexer's own most events per batch

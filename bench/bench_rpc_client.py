@@ -25,13 +25,13 @@ import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solders.signature import Signature
 
-from bench.stats import cpu_seconds
 from localnet.genesis import dev_keypair
 from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT
 from services.common.chain import ChainClient
 from vault_client import event_loop
 from vault_client.http_client import HttpClient
+from vault_client.readings import cpu_seconds
 from vault_client.vault_program import VaultProgram
 
 CALLS = 3_000

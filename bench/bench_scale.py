@@ -66,11 +66,11 @@ from solders.transaction import VersionedTransaction
 from bench import scale_report
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
-from bench.stats import pct
 from localnet.genesis import dev_keypair
 from services.balance_tracker import snapshots
 from vault_client import event_loop
 from vault_client.http_client import HttpClient
+from vault_client.readings import pct
 from vault_client.vault_program import VaultProgram
 
 DEFAULT_VAULTS = 2_000
