@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,43 @@ async def probe(module: str, *args: str) -> dict[str, Any]:
     """`run_probe` from a running event loop (which goes on serving, e.g. an in-process localnet node)."""
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, *args, cwd=ROOT, env=probe_env(),
                                                    stdout=subprocess.PIPE)
+    return await _finished(module, process)
+
+
+async def probe_after(module: str, setup: Callable[[], Awaitable[str]], env: dict[str, str]) -> dict[str, Any]:
+    """Runs `python -m module` (with `env` added to the environment) in two steps: once it has
+    printed its first line (it is ready), `setup()` runs here and its answer goes to the
+    probe's standard input as one line; then its result."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=probe_env(env),
+                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        if not await process.stdout.readline():
+            raise RuntimeError(f"{module} ended before it was ready (its errors are above)")
+        process.stdin.write((await setup()).encode() + b"\n")
+        await process.stdin.drain()
+        process.stdin.close()
+    except BaseException:
+        await _ended(process)
+        raise
+    return await _finished(module, process)
+
+
+async def _finished(module: str, process: asyncio.subprocess.Process) -> dict[str, Any]:
     try:
         stdout, _ = await process.communicate()
     except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _ended(process)
         raise
     assert process.returncode is not None
     return _result(module, process.returncode, stdout)
+
+
+async def _ended(process: asyncio.subprocess.Process) -> None:
+    """Kills `process` unless it has ended, and reaps it."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
 
 
 async def spawn_server(module: str, port: int, args: list[str], env: dict[str, str] | None = None,
