@@ -32,7 +32,10 @@ def _result(module: str, returncode: int, stdout: bytes) -> dict[str, Any]:
     lines = stdout.decode().strip().splitlines()
     if returncode != 0 or not lines:
         raise RuntimeError(f"{module} ended with status {returncode} and no result (its errors are above)")
-    result = json.loads(lines[-1])
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        result = None
     if not isinstance(result, dict):
         raise RuntimeError(f"{module} printed {lines[-1][:200]!r}, not a JSON object")
     return result
