@@ -1,29 +1,14 @@
-"""Indexer ingest and event latency.
+"""Indexer ingest and event latency, as balance_tracker's own entry points measure them
+(bench/ imports nothing from services/), each run in a process of its own:
 
-* Ingest: the indexer's real write path (`WritePipeline` over `write_batch`: events by
-  COPY, vault rows, cursor, the lease term's fence, one transaction per batch, up to three
-  batches in flight) for N
-  synthetic program events in batches of the indexer's default size, as many owners as a
-  batch holds events (so every event of a batch updates a different vault row: the worst
-  case), against one raw `COPY` of the same event rows into the same emptied table (the
-  faster of binary and text COPY), in the same run; five rounds, the median ratio counts.
-  Target: at least 0.5 x COPY.
-* Small batches: the live indexer's usual batch (one event, nothing else in flight) written
-  in one statement (`write_batch`'s way for it) against the transactional way (BEGIN,
-  INSERT, UPSERT, COMMIT; forced by passing a previous batch to wait for), interleaved in
-  passes on one connection; CPU per batch of this process (the client) and of the
-  connection's PostgreSQL backend (read from /proc: PostgreSQL on this machine).
-* Latency: a deposit sent through localnet's RPC until its event arrives on the Redis
-  pub/sub channel, with the indexer following at `processed` and at `confirmed`
-  (confirmed waits for the next 400 ms slot, as on a cluster). The first WARMUP deposits
-  (first use of every code path and prepared statement) are sent and received but not
-  counted.
-
-The measurements are balance_tracker's own entry points (bench/ imports nothing from
-services/), each run in a process of its own: services/balance_tracker/perf_write_pipeline.py
-(ingest, small batches: on a database made for the run) and perf_event_latency.py (latency:
-balance_tracker in its process with the deposits' sender and the pub/sub receiver, as here
-before; this process runs the node and opens the depositor's vault once it is up).
+* Ingest (the indexer's write pipeline against raw COPY of the same rows; target at least
+  0.5 x COPY) and small batches (one event in one statement against the transactional way):
+  services/balance_tracker/perf_write_pipeline.py, whose docstring has the method, on a
+  database made here for each.
+* Latency: services/balance_tracker/perf_event_latency.py, a deposit sent through localnet's
+  RPC until its event arrives on the Redis pub/sub channel, balance_tracker following at
+  `processed` and at `confirmed` in the process that sends and receives, as here before.
+  This process runs the node and opens the depositor's vault once balance_tracker is up.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Client CPU per JSON-RPC call against localnet (a separate process on loopback), for the
-transports the services could use: solana-py's AsyncClient as it comes (over httpx), aiohttp's
-client (before), the services' own HTTP/1.1
-client (`vault_client/http_client.py`), the services' typed client over it (the
-chain client's `client`: `vault_client/rpc_http.py`'s `RpcClient`, solders' typed
-request and response), and the chain client's status lookup (the same, through the
-coalescer). Then the same lookups made 32
-at a time, where the coalescer gathers them into shared round trips.
-
-getSignatureStatuses of one unknown signature: the smallest call on the submission path
-(what it answers does not change what the client spends). Each measure is 3,000 calls in a
-row; the transports take turns, three passes, the median pass counts. The measurement is
-the services' own entry point services/common/perf_rpc_client.py (the chain client is
-theirs; bench/ imports nothing from services/), run in a process of its own against a
-localnet node this starts."""
+transports the services could use, up to the chain client with 32 calls in flight. The
+measurement is the services' own entry point services/common/perf_rpc_client.py (its
+docstring has the method; the chain client is theirs and bench/ imports nothing from
+services/), run in a process of its own against a localnet node this starts."""
 
 from __future__ import annotations
 
