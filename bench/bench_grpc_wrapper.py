@@ -4,13 +4,15 @@ whole serving path costs apart from the rest of the system: the echo server bare
 as the services wrap it (their `ObservingInterceptor`), and wrapped directly at
 registration (the same wrapper without an interceptor: what grpc's interceptor step costs);
 and GetVault served from memory as vault_manager serves it but alone in its process
-(bench/get_vault_server.py). Each runs in its own process, driven in turn by h2load (4
+(services/vault_manager/perf_get_vault_server.py). Each runs in its own process, driven in turn by h2load (4
 calls in flight, one connection, loopback) with the same GetVaultRequest, seven passes
 interleaved. Reports each server's median rate and CPU per call (from /proc), the wrapped
 ÷ bare and direct ÷ bare ratios and GetVault ÷ bare echo (the mesh benchmark's ratio,
-without the system around it). Then, in process (bench/handler_path.py), how much of each
-server's CPU per call is its own Python apart from gRPC: interceptor step, handler,
-wrapper, request parse and answer serialization."""
+without the system around it). Then, without sockets (services/vault_manager/perf_handler_path.py,
+in a process of its own), how much of each server's CPU per call is its own Python apart
+from gRPC: interceptor step, handler, wrapper, request parse and answer serialization. The
+servers and the in-process timing are the services' measurement entry points (bench/
+imports nothing from services/: bench/probes.py runs them)."""
 
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from typing import Any
 from collateral_vault.v1 import vault_manager_pb2
 from solders.pubkey import Pubkey
 
-from bench import echo_server, get_vault_server, h2load, handler_path
+from bench import echo_server, get_vault_server, h2load
 from bench.echo_server import METHOD
-from bench.stats import cpu_seconds
+from bench.probes import probe
 from localnet.node_harness import free_port
-from services.common import event_loop
+from vault_client import event_loop
+from vault_client.readings import cpu_seconds
 
 CALLS = 10_000
 IN_FLIGHT = 4
@@ -66,7 +69,7 @@ async def measure() -> dict[str, Any]:
             "wrapped_over_bare": round(rps["wrapped"] / rps["bare"], 3),
             "direct_over_bare": round(rps["direct"] / rps["bare"], 3),
             "get_vault_over_bare": round(rps["get_vault"] / rps["bare"], 3),
-            "in_process": handler_path.measure(OWNER)}
+            "in_process": await probe("services.vault_manager.perf_handler_path", str(OWNER))}
 
 
 def run() -> dict[str, Any]:

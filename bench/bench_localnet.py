@@ -21,12 +21,12 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
-from bench.stats import pct
 from localnet import genesis
 from localnet.faucet import fund
 from localnet.node_harness import free_port, wait_healthy
 from localnet.svm import ROOT, Chain
 from vault_client import spl_token
+from vault_client.readings import pct
 
 TRANSFERS = 2_000
 IN_FLIGHT = 32

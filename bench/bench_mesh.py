@@ -74,15 +74,16 @@ from bench import echo_server, h2load
 from bench.echo_server import METHOD
 from bench.environment import redis_url
 from bench.h2_unary import H2Unary
-from bench.stats import cpu_seconds as process_cpu_seconds
-from bench.stats import machine_busy_seconds, pct, processes_cpu_seconds
+from bench.stats import machine_busy_seconds, processes_cpu_seconds
 from bench.system_env import start_system, stop_system, system_env
 from bench.system_run import on_temporary_database
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
 from localnet.node_harness import free_port
-from services.common.heap import freeze_startup_heap
 from vault_client import spl_token
+from vault_client.heap import freeze_startup_heap
+from vault_client.readings import cpu_seconds as process_cpu_seconds
+from vault_client.readings import pct
 from vault_client.vault_program import VaultProgram
 
 CALLS = 6_000

@@ -37,13 +37,13 @@ from solders.message import Message
 from solders.transaction import VersionedTransaction
 
 from bench.environment import redis_url
-from bench.stats import pct
 from bench.system_env import start_system, stop_system, system_env
 from bench.system_run import on_temporary_database
 from localnet.faucet import fund
 from localnet.genesis import dev_keypair
-from services.common.heap import freeze_startup_heap
 from vault_client import spl_token
+from vault_client.heap import freeze_startup_heap
+from vault_client.readings import pct
 from vault_client.vault_program import ExchangeProgram, VaultProgram
 
 TRADERS = 16

@@ -12,8 +12,8 @@ gRPC API (so it holds whichever way a service answers):
    SubmitTransaction, waited for at `processed`); GetVault, GetTvl and deposit p50/p99, the
    reconciliation's time, vaults checked, findings (mismatches reported under deposit load)
    and unverified differences are reported;
-4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database): time
-   and rows written;
+4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database, timed by
+   its entry point services/balance_tracker/perf_snapshots.py): time and rows written;
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
    history from nothing; its events per second, from its first stored event to its last,
    against the node's serve rate for the same transactions: getTransaction for each of
@@ -66,11 +66,11 @@ from solders.transaction import VersionedTransaction
 from bench import scale_report
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
-from bench.stats import pct
+from bench.probes import probe
 from localnet.genesis import dev_keypair
-from services.balance_tracker import snapshots
-from services.common import event_loop
-from services.common.http_client import HttpClient
+from vault_client import event_loop
+from vault_client.http_client import HttpClient
+from vault_client.readings import pct
 from vault_client.vault_program import VaultProgram
 
 DEFAULT_VAULTS = 2_000
@@ -252,13 +252,9 @@ async def _wait_walk(walks: list[float], tasks: list[asyncio.Task[None]], remain
 
 
 async def snapshot_pass(database_url: str) -> dict[str, Any]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        t0 = time.perf_counter()
-        rows = await snapshots.take(pool)
-        return {"seconds": round(time.perf_counter() - t0, 3), "rows": rows}
-    finally:
-        await pool.close()
+    """One balance-snapshot pass over the system's database, timed by balance_tracker's own
+    entry point (services/balance_tracker/perf_snapshots.py) in a process of its own."""
+    return await probe("services.balance_tracker.perf_snapshots", database_url, "--pass")
 
 
 async def node_serve_rate(rpc_url: str, signatures: list[str], encoding: str = "json") -> dict[str, Any]:

@@ -1,87 +1,25 @@
-"""A bare grpc.aio server whose one unary method returns its request bytes: the ceiling the
-mesh benchmark compares the services' hot path with. `python -m bench.echo_server PORT`;
-with `--observed`, the same handler observed as the services' handlers are (their
-`ObservingInterceptor`: request id, status mapping, metrics); with `--direct`, the same
-wrapper put on the handler at registration, without an interceptor (what the services did
-before they used grpc's public interceptor API). bench_grpc_wrapper.py compares the three."""
+"""The echo server the gRPC benchmarks compare the services with (a grpc.aio server whose one
+unary method returns its request bytes; bare, observed by the services' interceptor, or
+wrapped directly at registration), started in its own process. Its code is the services'
+measurement entry point services/common/perf_echo_server.py (the observed and direct ones
+run the services' wrapper, which bench/ may not import); the bare one loads none of the
+services' code."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import sys
-from pathlib import Path
 
-import grpc
+from bench.probes import spawn_server, stop
 
-from services.common import event_loop
+__all__ = ["METHOD", "SERVICE", "spawn", "stop"]
 
-ROOT = Path(__file__).resolve().parents[1]
-
-SERVICE = "bench.Echo"
+MODULE = "services.common.perf_echo_server"
+SERVICE = "bench.Echo"  # perf_echo_server's (tests/services/test_perf_servers.py checks they agree)
 METHOD = f"/{SERVICE}/Echo"
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    return request
-
-
-def handler(direct: bool = False) -> grpc.RpcMethodHandler:
-    """The echo's method handler, bare or (`direct`) wrapped by the services' `Observability`."""
-    bare = grpc.unary_unary_rpc_method_handler(_echo, request_deserializer=_identity, response_serializer=_identity)
-    if not direct:
-        return bare
-    from services.common.observability import Observability  # the bare server loads none of the services' code
-
-    return Observability("echo").wrap(bare, "Echo")
-
-
-def interceptors(observed: bool) -> list[grpc.aio.ServerInterceptor]:
-    """The services' interceptor observing the echo service, if `observed`."""
-    if not observed:
-        return []
-    from services.common.observability import ObservingInterceptor
-
-    return [ObservingInterceptor("echo", [SERVICE])]
-
-
-async def main(port: int, observed: bool = False, direct: bool = False) -> None:
-    server = grpc.aio.server(interceptors=interceptors(observed))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Echo": handler(direct)}),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
 
 
 async def spawn(port: int, *, observed: bool = False, direct: bool = False, env: dict[str, str] | None = None,
                 ready_within: float = 30.0) -> subprocess.Popen[bytes]:
     """Starts the server in its own process and returns once it accepts calls."""
     args = ["--observed"] * observed + ["--direct"] * direct
-    return await spawn_module("bench.echo_server", port, args, env, ready_within)
-
-
-async def spawn_module(module: str, port: int, args: list[str], env: dict[str, str] | None = None,
-                       ready_within: float = 30.0) -> subprocess.Popen[bytes]:
-    """Starts `python -m module port *args` (a gRPC server on `port`) and returns once it
-    accepts calls."""
-    server = subprocess.Popen([sys.executable, "-m", module, str(port), *args], cwd=ROOT, env=env)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), ready_within)
-    except BaseException:
-        stop(server)
-        raise
-    return server
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    server.wait(timeout=10)
-
-
-if __name__ == "__main__":
-    event_loop.run(main(int(sys.argv[1]), "--observed" in sys.argv[2:], "--direct" in sys.argv[2:]))
+    return await spawn_server(MODULE, port, args, env, ready_within)

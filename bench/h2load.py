@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.stats import pct
+from vault_client.readings import pct
 
 
 def grpc_frame(message: bytes) -> bytes:

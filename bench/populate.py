@@ -35,9 +35,9 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from localnet.genesis import dev_keypair
-from services.common.http_client import HttpClient
-from services.common.rpc_http import call_batch
 from vault_client import spl_token
+from vault_client.http_client import HttpClient
+from vault_client.rpc_http import call_batch
 from vault_client.vault_program import VaultProgram
 
 USDT = 10**6

@@ -12,8 +12,8 @@ from pathlib import Path
 from localnet import genesis
 from localnet.node import Node
 from localnet.node_harness import free_port
-from services.cpi_manager.signer import write_key_file
 from vault_client.config import DEFAULT_USDT_MINT, OperatorSignerSettings, Settings
+from vault_client.keyfile import write_key_file
 
 
 def settings_for(service: str, node: Node, database_url: str, redis_url: str, redis_prefix: str) -> Settings:

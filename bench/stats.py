@@ -1,23 +1,11 @@
-"""Statistics and process readings the benchmarks share."""
+"""Machine-wide readings the benchmarks share (a process's CPU time and latency quantiles
+are vault_client/readings.py's: the services' measurement entry points take them too)."""
 
 from __future__ import annotations
 
 import os
 
-
-def pct(values: list[float], q: float, digits: int = 2) -> float:
-    """The q-quantile (nearest rank) of latencies in seconds, in milliseconds."""
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, digits)
-
-
-def cpu_seconds(pid: int, thread: int | None = None) -> float:
-    """User + system CPU time process `pid` (or only its thread `thread`) has used so far
-    (from /proc)."""
-    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
-    with open(path) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from vault_client.readings import cpu_seconds
 
 
 def machine_busy_seconds() -> float:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.environment import temporary_database
-from services.common import event_loop
+from vault_client import event_loop
 
 
 def on_temporary_database(system: Callable[[str], Awaitable[dict[str, Any]]]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ localnet and by the test fixtures."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 
 from localnet.loader_v3 import deploy_upgradeable
 from localnet.svm import ROOT, Chain, program_path
+from vault_client.keyfile import read_key_file
 from vault_client.vault_program import ExchangeProgram, VaultProgram
 
 PROGRAM_KEYS = ROOT / "program" / "keys"
@@ -31,16 +31,12 @@ DEV_TIMELOCK_DELAY = 0
 SOL = 10**9
 
 
-def read_keypair(path: Path) -> Keypair:
-    return Keypair.from_bytes(bytes(json.loads(path.read_text())))
-
-
 def program_keypair(name: str) -> Keypair:
-    return read_keypair(PROGRAM_KEYS / f"{name}-keypair.json")
+    return read_key_file(PROGRAM_KEYS / f"{name}-keypair.json")
 
 
 def dev_keypair(name: str) -> Keypair:
-    return read_keypair(DEV_KEYS / f"{name}-keypair.json")
+    return read_key_file(DEV_KEYS / f"{name}-keypair.json")
 
 
 @dataclass

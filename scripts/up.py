@@ -52,10 +52,9 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
 from scripts.dev_pki import DevPki, Principal
-from services.common import event_loop, redact
 from services.common.cluster import IDENTITY_KEY
-from services.cpi_manager.signer import KeyFileSigner, write_key_file
-from vault_client import grpc_tls
+from services.cpi_manager.signer import KeyFileSigner
+from vault_client import event_loop, grpc_tls, redact
 from vault_client.config import (
     APPLICATION_DATABASE,
     DEFAULT_AUDIT_SPOOL_DIR,
@@ -67,6 +66,7 @@ from vault_client.config import (
     ClientSecurity,
     application_database_url,
 )
+from vault_client.keyfile import write_key_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"

@@ -1,11 +1,15 @@
 """Dependencies run one way (issue 24): the program client package (vault_client) imports
-none of the project's other packages; localnet and vaultctl import nothing from services/
-(what the CLI shares with the services, the configuration, the client's TLS channel and
-program error names, is in the client package); bench and everything else outside tests/
-import nothing from tests/; no service imports another service's modules (what two services
-share is in proto/, services/common or the client). An AST scan of every module asserts each
-rule; `python -c` in a fresh interpreter proves that importing localnet, the client and
-vaultctl (every module, vaultctl.cli included) loads no module the rule forbids."""
+none of the project's other packages; localnet, vaultctl and bench import nothing from
+services/ (what the CLI shares with the services, the configuration, the client's TLS channel
+and program error names, and what the benchmarks share with them, the HTTP and JSON-RPC
+clients, the event loop, the heap freeze, key files and process readings, is in the client
+package; what a benchmark measures of a service's internals is measured by that service's
+own entry point, services/<service>/perf_*.py, which the benchmark runs in a process of its
+own); everything outside tests/ imports nothing from tests/; no service imports another
+service's modules (what two services share is in proto/, services/common or the client). An
+AST scan of every module asserts each rule; `python -c` in a fresh interpreter proves that
+importing localnet, the client, vaultctl and bench (every module, vaultctl.cli and the
+benchmarks included) loads no module the rule forbids."""
 
 from __future__ import annotations
 
@@ -62,6 +66,10 @@ def test_vaultctl_imports_nothing_from_services_or_tests() -> None:
     assert offenders(("vaultctl",), ("services", "tests", "bench")) == []
 
 
+def test_bench_imports_nothing_from_services_or_tests() -> None:
+    assert offenders(("bench",), ("services", "tests", "vaultctl")) == []
+
+
 def test_nothing_outside_tests_imports_tests() -> None:
     assert offenders(("vault_client", "services", "localnet", "vaultctl", "bench", "scripts"), ("tests",)) == []
 
@@ -86,6 +94,7 @@ def test_the_scan_sees_an_offending_import() -> None:
     ("vault_client", ("services", "localnet", "vaultctl", "bench", "tests")),
     ("localnet", ("services", "bench", "tests")),
     ("vaultctl", ("services", "bench", "tests")),
+    ("bench", ("services", "tests", "vaultctl")),
 ])
 def test_importing_a_package_loads_no_forbidden_module(package: str, forbidden: tuple[str, ...]) -> None:
     """In a fresh interpreter: import every module of `package`, then list what got loaded."""

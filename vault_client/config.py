@@ -118,7 +118,7 @@ def profile_from_env() -> str:
 
 
 def event_loop_name() -> str:
-    """`EVENT_LOOP`, lower-cased ("uvloop" when unset or empty); services/common/event_loop.py
+    """`EVENT_LOOP`, lower-cased ("uvloop" when unset or empty); vault_client/event_loop.py
     refuses a name not in EVENT_LOOPS."""
     return _env("EVENT_LOOP", EVENT_LOOPS[0]).strip().lower() or EVENT_LOOPS[0]
 

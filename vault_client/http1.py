@@ -1,5 +1,5 @@
 """HTTP/1.1 message framing on asyncio streams, shared by localnet's JSON-RPC server and the
-services' JSON-RPC client (services/common/http_client.py): header fields, the keep-alive rule, and bodies
+services' JSON-RPC client (vault_client/http_client.py): header fields, the keep-alive rule, and bodies
 framed by Content-Length or chunked transfer coding, each checked strictly (RFC 9112).
 
 A framing error carries the status a server answers it with; a client treats it as a broken

@@ -16,11 +16,12 @@ from services.balance_tracker.indexer.follower import Indexer, IndexerConfig, in
 from services.balance_tracker.indexer.leadership import new_holder
 from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.service import BalanceTrackerService
-from services.common import cluster, event_loop, pools
+from services.common import cluster, pools
 from services.common.chain import ChainClient
 from services.common.grpc_server import GrpcService, ServiceApp, registration
 from services.common.migrations import migrate
 from services.common.vault_cache import VaultCache
+from vault_client import event_loop
 from vault_client.config import Settings
 
 

@@ -38,8 +38,8 @@ from prometheus_client import Counter, Gauge
 
 from services.balance_tracker.event_messages import EVENT_ROW_COLUMNS, event_message, row_event
 from services.balance_tracker.store import last_seq
-from services.common import event_loop
 from services.common.errors import ServiceError, unavailable
+from vault_client import event_loop
 from vault_client.config import events_channel
 
 logger = logging.getLogger("fanout")

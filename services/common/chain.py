@@ -22,15 +22,14 @@ from solders.rpc.responses import GetSignatureStatusesResp, RPCError, SendTransa
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from services.common import redact
 from services.common.coalesce import Coalescer
 from services.common.errors import ServiceError, program_error, unavailable
-from services.common.http_client import HttpClient
 from services.common.metrics import CHAIN_CALLS
-from services.common.rpc_http import call_batch, rpc_client
-from vault_client import spl_token
+from vault_client import redact, spl_token
 from vault_client.config import Settings
+from vault_client.http_client import HttpClient
 from vault_client.idl import discriminator
+from vault_client.rpc_http import call_batch, rpc_client
 from vault_client.vault_program import VAULT_SIZE as VAULT_SIZE
 from vault_client.vault_program import Authority, Vault, VaultProgram
 

@@ -25,9 +25,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.common import redact
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
+from vault_client import redact
 from vault_client.config import Settings
 from vault_client.vault_program import Authority
 

@@ -16,10 +16,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import event_loop, grpc_tls
+from services.common import grpc_tls
 from services.common.auth import Guard
 from services.common.metrics import serve_metrics
 from services.common.observability import ObservingInterceptor
+from vault_client import event_loop
 from vault_client.config import Settings
 
 logger = logging.getLogger("server")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from services.common import redact
+from vault_client import redact
 
 # A string, or an object whose str() is the id (the gRPC wrapper's reads it only when asked).
 request_id: contextvars.ContextVar[object] = contextvars.ContextVar("request_id", default="")

@@ -9,11 +9,13 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from services.common import event_loop, log
+from services.common import log
 from services.common.cluster import ClusterMismatch
+from services.common.gc_pauses import observe_collector_pauses
 from services.common.grpc_server import GrpcService
-from services.common.heap import freeze_startup_heap, observe_collector_pauses
+from vault_client import event_loop
 from vault_client.config import ConfigError, Settings
+from vault_client.heap import freeze_startup_heap
 
 REFUSED = 2  # the exit status of a process that refused its configuration or chain
 

@@ -1,9 +1,9 @@
 """The operator key's signer: what cpi_manager signs the exchange's operator instructions
 with. A `Signer` is a public key and `sign(message) -> signature`; two kinds exist:
 
-* `KeyFileSigner`: a Solana keypair file (a JSON array of 64 bytes) readable by its owner
-  only (mode 0600). For development (`make up` creates one under .local/): the key is in
-  the process's memory.
+* `KeyFileSigner`: a Solana keypair file (a JSON array of 64 bytes, read and written by
+  vault_client/keyfile.py) readable by its owner only (mode 0600). For development (`make up`
+  creates one under .local/): the key is in the process's memory.
 * `TransitSigner`: HashiCorp Vault / OpenBao's transit engine signs with an ed25519 key it
   never exports: `POST /v1/transit/sign/<key>` with the message in base64 answers
   `vault:v1:<base64 signature>`; the public key comes from `GET /v1/transit/keys/<key>`.
@@ -25,13 +25,13 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from services.common import redact
 from services.common.errors import unavailable
+from vault_client import redact
 from vault_client.config import KEY_FILE, TRANSIT, ConfigError, OperatorSignerSettings
+from vault_client.keyfile import read_key_file
 
 TRANSIT_TIMEOUT_SECONDS = 10.0
 
@@ -54,7 +54,7 @@ class KeyFileSigner:
             raise ConfigError(f"OPERATOR_KEY_FILE {path} is readable by others (mode {stat.S_IMODE(mode):o}): "
                               "chmod 600 it")
         try:
-            self._keypair = Keypair.from_bytes(bytes(json.loads(Path(path).read_text())))
+            self._keypair = read_key_file(Path(path))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"OPERATOR_KEY_FILE {path} is not a Solana keypair file (a JSON array of 64 "
                               "bytes)") from exc
@@ -68,16 +68,6 @@ class KeyFileSigner:
 
     async def close(self) -> None:
         return None
-
-
-def write_key_file(path: Path, keypair: Keypair | None = None) -> Keypair:
-    """Creates a keypair file readable by its owner only (make up's operator key)."""
-    keypair = keypair or Keypair()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(list(bytes(keypair)), out)
-    return keypair
 
 
 class TransitSigner:

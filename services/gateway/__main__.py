@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from services.common import event_loop, log, runner
-from services.common.heap import freeze_startup_heap
+from services.common import log, runner
 from services.gateway.app import Gateway
+from vault_client import event_loop
 from vault_client.config import ConfigError, GatewayConfig
+from vault_client.heap import freeze_startup_heap
 
 
 async def main(config: GatewayConfig) -> None:

@@ -192,3 +192,48 @@ def test_alert_rules_and_dashboard_use_exported_metrics() -> None:
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
     assert targets == ["vault-manager:9101", "balance-tracker:9102", "cpi-manager:9103", "monitor:9104"]
+
+
+def test_ports_agree_with_the_configuration_defaults() -> None:
+    """The well-known ports a service listens on when none is set (vault_client/config.py's
+    SERVICE_PORTS and GATEWAY_PORT) are the ones compose publishes and health-checks, the
+    gateway's backend addresses, the Kubernetes containers, Services, addresses and network
+    policies, and Prometheus' scrape targets: one changed alone would leave a service
+    unreachable or unscraped, with every file still valid."""
+    from vault_client.config import GATEWAY_PORT, SERVICE_PORTS
+
+    ports = {service.replace("_", "-"): known for service, known in SERVICE_PORTS.items()}
+    assert set(ports) == set(CHAIN_SERVICES)
+    services = compose()["services"]
+    for name, (grpc, _) in ports.items():
+        assert services[name]["ports"] == [f"127.0.0.1:{grpc}:{grpc}"], name
+        assert services[name]["healthcheck"]["test"][-1] == f"127.0.0.1:{grpc}", name
+    gateway = services["gateway"]
+    assert gateway["ports"] == [f"127.0.0.1:{GATEWAY_PORT}:{GATEWAY_PORT}"]
+    assert f"//127.0.0.1:{GATEWAY_PORT}/healthz" in gateway["healthcheck"]["test"][-1]
+    addresses = {f"{n.upper().replace('-', '_')}_ADDR": f"{n}:{grpc}" for n, (grpc, _) in ports.items()}
+    assert {k: v for k, v in gateway["environment"].items() if k.endswith("_ADDR")}.items() <= addresses.items()
+
+    docs = render("dev")
+    by_kind: dict[tuple[str, str], dict[str, Any]] = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    expected = {name: {"grpc": grpc, "metrics": metrics} for name, (grpc, metrics) in ports.items()}
+    for name, named in expected.items():
+        container = _container(docs, name)
+        assert {p["name"]: p["containerPort"] for p in container["ports"] if p["name"] in named} == named, name
+        service = by_kind[("Service", name)]["spec"]["ports"]
+        assert {p["name"]: p["port"] for p in service} == named, name
+    assert {p["name"]: p["containerPort"] for p in _container(docs, "gateway")["ports"]} == {"http": GATEWAY_PORT}
+    config = by_kind[("ConfigMap", "collateral-vault-config")]["data"]
+    assert {k: v for k, v in config.items() if k.endswith("_ADDR")} == addresses
+
+    def policy_ports(name: str) -> set[int]:
+        return {p["port"] for rule in by_kind[("NetworkPolicy", name)]["spec"]["ingress"] for p in rule["ports"]}
+
+    assert policy_ports("grpc-from-the-system") == {grpc for grpc, _ in ports.values()}
+    assert policy_ports("metrics-from-monitoring") == {metrics for _, metrics in ports.values()}
+    assert policy_ports("gateway-from-anywhere") == {GATEWAY_PORT}
+
+    scraped = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in scraped["scrape_configs"] for group in job.get("static_configs", [])
+               for t in group["targets"]}
+    assert {f"{name}:{metrics}" for name, (_, metrics) in ports.items()} <= targets

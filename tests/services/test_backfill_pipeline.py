@@ -28,10 +28,10 @@ from services.balance_tracker.indexer.pipeline import WritePipeline
 from services.balance_tracker.indexer.publisher import Publisher
 from services.common import pools
 from services.common.migrations import migrate
-from services.common.rpc_http import SolanaRpc, rpc_client
 from services.common.vault_cache import VaultCache
 from tests.conftest import RedisNamespace
 from tests.support.rpc_proxy import RpcProxy
+from vault_client.rpc_http import SolanaRpc, rpc_client
 from vault_client.vault_program import POSITION_MANAGER_ID
 
 EVENTS = ("SELECT signature, instruction_index, event_index, kind, owner, amount, counterparty, total_balance, "

@@ -41,12 +41,12 @@ from localnet.node import Node
 from localnet.node_harness import free_port, running_node
 from services.cpi_manager.operations import LOCK, Leg, Operation
 from services.cpi_manager.request_store import RequestStore
-from services.cpi_manager.signer import write_key_file
 from tests.conftest import RedisNamespace
 from tests.support.rpc_proxy import RpcProxy
 from tests.support.services import cpi_manager, fund_operator, settings_for, sign, spool_dir, vault_manager
 from tests.support.transit_standin import TransitStandIn
 from vault_client.config import OperatorSignerSettings, Settings
+from vault_client.keyfile import write_key_file
 from vault_client.vault_program import ExchangeConfig, Grant, Vault
 
 USDT = 10**6

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from localnet.svm import ROOT
-from services.common import event_loop
+from vault_client import event_loop
 
 
 def test_uvloop_unless_asyncio_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,7 +17,7 @@ def test_uvloop_unless_asyncio_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
     assert event_loop.selected() == "uvloop"
     # run() is what the services call at start-up; the tests' own loop is already running
     # here, so it runs in a fresh interpreter as a service would
-    code = ("import asyncio; from services.common import event_loop\n"
+    code = ("import asyncio; from vault_client import event_loop\n"
             "async def main(): return type(asyncio.get_running_loop()).__module__\n"
             "print(event_loop.run(main()))")
     for name, module in (("", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio.unix_events")):

@@ -11,7 +11,8 @@ from localnet.svm import ROOT
 CHILD = """
 import gc
 from prometheus_client import generate_latest
-from services.common.heap import freeze_startup_heap, observe_collector_pauses
+from services.common.gc_pauses import observe_collector_pauses
+from vault_client.heap import freeze_startup_heap
 
 freeze_startup_heap()
 observe_collector_pauses('svc')

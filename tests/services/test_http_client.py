@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from localnet.node_harness import free_port
-from services.common.http_client import HttpClient, HttpTransportError
+from vault_client.http_client import HttpClient, HttpTransportError
 
 HANG = b"<hang>"  # the server reads the request and never answers
 DROP = b"<drop>"  # the server closes the connection without answering

@@ -12,9 +12,10 @@ import pytest
 from solders.keypair import Keypair
 
 from services.common.errors import ServiceError
-from services.cpi_manager.signer import KeyFileSigner, TransitSigner, signer_for, write_key_file
+from services.cpi_manager.signer import KeyFileSigner, TransitSigner, signer_for
 from tests.support.transit_standin import TransitStandIn
 from vault_client.config import ConfigError, OperatorSignerSettings, Settings
+from vault_client.keyfile import write_key_file
 
 MESSAGE = b"an operator's message"
 

@@ -1,4 +1,4 @@
-"""No endpoint credential leaves a process (services/common/redact.py). Reproduces issue 21
+"""No endpoint credential leaves a process (vault_client/redact.py). Reproduces issue 21
 finding 5: an RPC URL's user:password or API key used to reach gRPC callers and the public
 REST 503 body whole."""
 
@@ -19,13 +19,14 @@ from collateral_vault.v1 import (
 from solders.pubkey import Pubkey
 
 from localnet.node_harness import free_port, running_node
-from services.common import log, redact
+from services.common import log
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
 from services.gateway.app import Gateway
 from tests.conftest import RedisNamespace
 from tests.support.proxy import TcpProxy
 from tests.support.services import settings_for, vault_manager
+from vault_client import redact
 from vault_client.config import GatewayConfig
 
 SECRETS = ("alice-user", "pw-S3CRET-1", "KEY-S3CRET-2", "PATH-S3CRET-TOKEN-3")

@@ -30,8 +30,8 @@ from solders.transaction import VersionedTransaction
 from localnet.node_harness import Node, RpcUser, free_port, funded_user, running_node
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
-from services.common.http_client import HttpClient
-from services.common.rpc_http import RpcTransportError, call_batch, rpc_client
+from vault_client.http_client import HttpClient
+from vault_client.rpc_http import RpcTransportError, call_batch, rpc_client
 from vault_client.vault_program import VaultProgram
 
 

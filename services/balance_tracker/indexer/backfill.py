@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 from solders.pubkey import Pubkey
 
-from services.common.http_client import HttpClient
-from services.common.rpc_http import RpcTransportError, post
+from vault_client.http_client import HttpClient
+from vault_client.rpc_http import RpcTransportError, post
 
 T = TypeVar("T")
 PAGE = 1_000  # getSignaturesForAddress' most per call

@@ -56,8 +56,8 @@ from services.balance_tracker.indexer.pipeline import DEFAULT_DEPTH, WritePipeli
 from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.store import Fenced, last_seq, number, read_cursor, to_seq, unique
 from services.common import pools
-from services.common.http_client import HttpClient
-from services.common.rpc_http import SolanaRpc, rpc_client
+from vault_client.http_client import HttpClient
+from vault_client.rpc_http import SolanaRpc, rpc_client
 from vault_client.vault_program import Vault, VaultProgram
 
 logger = logging.getLogger("indexer")

@@ -27,7 +27,7 @@ from solana.rpc.commitment import Commitment
 
 from services.balance_tracker.indexer.follower import Indexer
 from services.balance_tracker.store import Fenced, record_seen
-from services.common.rpc_http import SolanaRpc, rpc_client
+from vault_client.rpc_http import SolanaRpc, rpc_client
 
 logger = logging.getLogger("progress")
 STUCK = Gauge("indexer_stuck", "1 while this replica leads but its cursor stays behind the chain without moving")

@@ -28,7 +28,7 @@ from solders.pubkey import Pubkey
 from services.balance_tracker.events import EventRow, decode
 from services.balance_tracker.indexer.gaps import AdminGap, Gap
 from services.balance_tracker.store import Fence, Fenced, to_seq
-from services.common.rpc_http import SolanaRpc
+from vault_client.rpc_http import SolanaRpc
 from vault_client.vault_program import Vault, VaultProgram
 
 MAX_SIGNATURE_PAGES = 10  # how far back (1000 signatures a page) a refetch looks for a gap's events

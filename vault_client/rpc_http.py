@@ -71,7 +71,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import UiTransactionEncoding
 
-from services.common.http_client import HttpClient, HttpTransportError
+from vault_client.http_client import HttpClient, HttpTransportError
 
 
 class RpcTransportError(ConnectionError):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
-from services.common import redact
+from vault_client import redact
 from vault_client.http1 import (
     MAX_HEAD_BYTES,
     FramingError,

@@ -1,5 +1,6 @@
-"""The cyclic garbage collector in long-running processes: what start-up leaves alive is
-kept out of its sight, and its pauses are measured (`python_gc_pause_seconds`)."""
+"""The cyclic garbage collector's pauses in the services, measured
+(`python_gc_pause_seconds`); freezing the start-up heap is the client package's
+(vault_client/heap.py), which the benchmarks' load generators use too."""
 
 from __future__ import annotations
 
@@ -8,15 +9,6 @@ import time
 from typing import Any
 
 from services.common.metrics import GC_PAUSES
-
-
-def freeze_startup_heap() -> None:
-    """Moves everything alive after start-up (modules, protobuf descriptors, pools, a
-    localnet's genesis) out of the collector's sight for good: a full collection then scans
-    only what was allocated since, instead of stopping the event loop for the whole heap
-    (bench/bench_mesh.py reports the pauses during its deposit rounds)."""
-    gc.collect()
-    gc.freeze()
 
 
 def observe_collector_pauses(service: str) -> None:
