@@ -64,7 +64,7 @@ from solana.rpc.commitment import Confirmed
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
-from bench import scale_report
+from bench import scale_report, service_metrics
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
 from bench.scale_readers import Readers
@@ -356,7 +356,10 @@ async def measure(database_url: str, vaults: int, walk: bool = True) -> dict[str
             owner = str(population.owners[0].pubkey())
             get_vault = await _timed(lambda: manager.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner),
                                                               timeout=60), LATENCY_CALLS * 10)
+        metrics_before = await service_metrics.read(env["VAULT_MANAGER_METRICS_PORT"])
         loaded = await under_load(env, program, population, walk)
+        loaded["vault_manager"] = service_metrics.diff(
+            metrics_before, await service_metrics.read(env["VAULT_MANAGER_METRICS_PORT"]))
         async with grpc.aio.insecure_channel(env["BALANCE_TRACKER_ADDR"]) as bt:
             t0 = time.perf_counter()
             alone = await balance_tracker_pb2_grpc.BalanceTrackerStub(bt).Reconcile(
