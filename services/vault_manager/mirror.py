@@ -54,6 +54,7 @@ class VaultMirror:
         self.max_owners = max_owners
         self._entries: dict[str, Entry] = {}  # by owner, least recently touched first
         self._owners: dict[str, str] = {}  # vault address -> owner, for the entries held
+        self._expired_at = float("-inf")  # answers confirmed at or before this are expired
 
     def answer(self, owner: str) -> vault_manager_pb2.GetVaultResponse | None:
         """The answer held for `owner` if it is recent and no newer change is known."""
@@ -61,7 +62,8 @@ class VaultMirror:
         if entry is None:
             return None
         _, seen_at, answer_slot, answer, known_slot, _ = entry
-        if answer is None or answer_slot < known_slot or time.monotonic() - seen_at >= self.ttl:
+        if answer is None or answer_slot < known_slot or seen_at <= self._expired_at \
+                or time.monotonic() - seen_at >= self.ttl:
             return None
         return vault_manager_pb2.GetVaultResponse.FromString(answer)
 
@@ -101,9 +103,9 @@ class VaultMirror:
             self._entries[owner] = (address, entry[1], slot, None, max(entry[4], slot), entry[5])
 
     def expire(self) -> None:
-        """Every held answer expires now (the known slots stay)."""
-        for owner, (address, _, answer_slot, answer, known_slot, landed_slot) in self._entries.items():
-            self._entries[owner] = (address, 0.0, answer_slot, answer, known_slot, landed_slot)
+        """Every held answer expires now (the known slots stay); one assignment, however
+        many owners are held."""
+        self._expired_at = time.monotonic()
 
     def _touch(self, owner: Pubkey) -> tuple[str, Entry]:
         """The owner's key and entry, now the most recently touched (created if new); the
