@@ -9,9 +9,11 @@ gRPC API (so it holds whichever way a service answers):
 3. under load: for at least LOAD_SECONDS and until one reconciliation run (BalanceTracker
    Reconcile) has finished, at the same time: ListVaults walks in a loop, GetTvl in a loop,
    GetVault callers (random vaults) and deposit callers (owner-signed deposits through
-   SubmitTransaction, waited for at `processed`); GetVault, GetTvl and deposit p50/p99, the
-   reconciliation's time, vaults checked, findings (mismatches reported under deposit load)
-   and unverified differences are reported;
+   SubmitTransaction, waited for at `processed`); GetVault and GetTvl are called and timed
+   from a process that does nothing else (bench/scale_readers.py), so the load generator's
+   own loop (pages to parse, deposits to sign) adds nothing to their latencies; GetVault,
+   GetTvl and deposit p50/p99, the reconciliation's time, vaults checked, findings
+   (mismatches reported under deposit load) and unverified differences are reported;
 4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database, timed by
    its entry point services/balance_tracker/perf_snapshots.py): time and rows written;
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
@@ -34,7 +36,6 @@ import asyncio
 import base64
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -63,10 +64,11 @@ from solana.rpc.commitment import Confirmed
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
-from bench import scale_report
+from bench import scale_report, service_metrics
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
 from bench.probes import probe
+from bench.scale_readers import Readers
 from localnet.genesis import dev_keypair
 from vault_client import event_loop
 from vault_client.http_client import HttpClient
@@ -174,35 +176,20 @@ class _Deposits:
 async def under_load(env: dict[str, str], program: VaultProgram, population: Population, walk: bool = True
                      ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(env["VAULT_MANAGER_ADDR"]) as vm, \
-            grpc.aio.insecure_channel(env["MONITOR_ADDR"]) as mon, \
             grpc.aio.insecure_channel(env["BALANCE_TRACKER_ADDR"]) as bt, \
             AsyncClient(env["SOLANA_RPC_URL"], commitment=Confirmed) as client:
         manager = vault_manager_pb2_grpc.VaultManagerStub(vm)
-        monitor = vault_monitor_pb2_grpc.VaultMonitorStub(mon)
         tracker = balance_tracker_pb2_grpc.BalanceTrackerStub(bt)
         builder = transaction_builder_pb2_grpc.TransactionBuilderStub(vm)
         done = asyncio.Event()
         latencies: dict[str, list[float]] = {"get_vault": [], "get_tvl": [], "deposit": [], "list_page": []}
         walks: list[float] = []
         owners = [str(k.pubkey()) for k in population.owners]
-        rng = random.Random(5)
 
         async def walker() -> None:
             while not done.is_set():
                 walk = await list_walk(manager, latencies["list_page"])
                 walks.append(walk["seconds"])
-
-        async def tvl() -> None:
-            while not done.is_set():
-                latencies["get_tvl"] += await _timed(lambda: monitor.GetTvl(vault_monitor_pb2.GetTvlRequest(),
-                                                                            timeout=600), 1)
-
-        async def reader() -> None:
-            while not done.is_set():
-                request = vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners))
-                t0 = time.perf_counter()
-                await manager.GetVault(request, timeout=60)
-                latencies["get_vault"].append(time.perf_counter() - t0)
 
         async def depositor(caller: int) -> None:
             n = 0
@@ -217,9 +204,10 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                 latencies["deposit"].append(time.perf_counter() - t0)
 
         deposits = _Deposits(client, program, population)
+        readers = Readers(env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, GET_VAULT_CALLERS)
+        await readers.start()  # GetVault and GetTvl, measured from a process that does only that
         started = time.perf_counter()
-        tasks = [*([asyncio.create_task(walker())] if walk else []), asyncio.create_task(tvl()),
-                 *(asyncio.create_task(reader()) for _ in range(GET_VAULT_CALLERS)),
+        tasks = [*([asyncio.create_task(walker())] if walk else []),
                  *(asyncio.create_task(depositor(i)) for i in range(min(DEPOSIT_CALLERS, len(owners))))]
         try:
             await asyncio.sleep(1.0)  # every load is going before the reconciliation starts
@@ -230,7 +218,10 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
             await asyncio.wait_for(_wait_walk(walks if walk else [0.0], tasks, remaining), LOAD_CAP_SECONDS)
         finally:
             done.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                latencies.update(await readers.stop())
+            finally:
+                await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -361,7 +352,10 @@ async def measure(database_url: str, vaults: int, walk: bool = True) -> dict[str
             owner = str(population.owners[0].pubkey())
             get_vault = await _timed(lambda: manager.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner),
                                                               timeout=60), LATENCY_CALLS * 10)
+        metrics_before = await service_metrics.read(env["VAULT_MANAGER_METRICS_PORT"])
         loaded = await under_load(env, program, population, walk)
+        loaded["vault_manager"] = service_metrics.diff(
+            metrics_before, await service_metrics.read(env["VAULT_MANAGER_METRICS_PORT"]))
         async with grpc.aio.insecure_channel(env["BALANCE_TRACKER_ADDR"]) as bt:
             t0 = time.perf_counter()
             alone = await balance_tracker_pb2_grpc.BalanceTrackerStub(bt).Reconcile(

@@ -265,7 +265,7 @@ class Settings:
     position_manager_id: Pubkey = field(default_factory=_pubkey("POSITION_MANAGER_ID",
                                                                 vault_program.POSITION_MANAGER_ID))
     usdt_mint: Pubkey = field(default_factory=_pubkey("USDT_MINT", DEFAULT_USDT_MINT))
-    cache_ttl_seconds: int = field(default_factory=lambda: _int("CACHE_TTL_SECONDS", 30))
+    cache_ttl_seconds: int = field(default_factory=lambda: _int("CACHE_TTL_SECONDS", 86_400))
     # JSON-RPC requests sent together in one batch (1: each alone, for an endpoint without batches)
     rpc_max_batch: int = field(default_factory=lambda: _int("RPC_MAX_BATCH", 100))
     shutdown_grace_seconds: float = field(default_factory=lambda: _float("SHUTDOWN_GRACE_SECONDS", 10))
@@ -331,7 +331,8 @@ class Settings:
         problems += self.security.problems()
         problems += self.operator_signer.problems(self.profile)
         problems += _existing_files({"PAGE_TOKEN_KEY_FILE": self.page_token_key_file})
-        for name, value in (("PAGE_TOKEN_TTL_SECONDS", self.page_token_ttl_seconds),
+        for name, value in (("CACHE_TTL_SECONDS", self.cache_ttl_seconds),
+                            ("PAGE_TOKEN_TTL_SECONDS", self.page_token_ttl_seconds),
                             ("SNAPSHOT_INTERVAL_SECONDS", self.snapshot_interval_seconds),
                             ("SNAPSHOT_RETENTION_INTERVAL_SECONDS", self.snapshot_retention_seconds),
                             ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows)):

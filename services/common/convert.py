@@ -16,7 +16,7 @@ COMMITMENT_NAMES = {
 COMMITMENT_VALUES = {name: value for value, name in COMMITMENT_NAMES.items()}
 
 
-def vault_message(vault: Vault, address: Pubkey, slot: int, source: int) -> common_pb2.Vault:
+def vault_message(vault: Vault, address: Pubkey | str, slot: int, source: int) -> common_pb2.Vault:
     return common_pb2.Vault(
         owner=str(vault.owner), address=str(address), token_account=str(vault.token_account),
         total_balance=vault.total_balance, locked_balance=vault.locked_balance,

@@ -1,5 +1,15 @@
 """The Redis cache of vault state, shared by the services: one JSON value per owner,
-written with the chain slot it reflects; an older slot never overwrites a newer one."""
+written with the chain slot it reflects; an older slot never overwrites a newer one.
+
+Entries live long (`CACHE_TTL_SECONDS`, a day by default: an idle vault's entry stays
+correct however long nothing happens to it), so their age says nothing about whether they
+are current. What does is the indexer: its leader keeps `{prefix}indexer:current` set only
+while it has processed every program transaction confirmed up to a few seconds ago
+(`services/balance_tracker/indexer/progress.py`), and the key expires a trust window (three
+progress checks: 15 s) after the moment it vouches for. `get_if_current` reads an entry and
+that key in one round trip and answers the entry only with the key: an entry it answers
+misses no change confirmed more than the trust window earlier, whether the indexer died,
+fell behind, or lost cache writes."""
 
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ return 1
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Vault))
+CURRENT_KEY = "indexer:current"  # after the prefix: the slot the indexer vouches for, while it does
 
 
 def encode(vault: Vault, slot: int) -> str:
@@ -38,6 +49,17 @@ def encode(vault: Vault, slot: int) -> str:
     values["owner"], values["token_account"] = str(vault.owner), str(vault.token_account)
     values["locks"] = [[str(lock.program), lock.amount] for lock in vault.locks]
     return json.dumps({"vault": values, "slot": slot})
+
+
+def decode(raw: str | bytes) -> tuple[Vault, int]:
+    """(vault, slot) from a cached JSON value (`encode`)."""
+    data = json.loads(raw)
+    fields: dict[str, Any] = data["vault"]
+    fields["owner"] = Pubkey.from_string(fields["owner"])
+    fields["token_account"] = Pubkey.from_string(fields["token_account"])
+    fields["locks"] = tuple(ProgramLock(Pubkey.from_string(program), amount)
+                            for program, amount in fields.get("locks", ()))
+    return Vault(**fields), int(data["slot"])
 
 
 class VaultCache:
@@ -50,22 +72,38 @@ class VaultCache:
     def key(self, owner: Pubkey | str) -> str:
         return f"{self.prefix}vault:{owner}"
 
+    def current_key(self) -> str:
+        return f"{self.prefix}{CURRENT_KEY}"
+
     async def get(self, owner: Pubkey) -> tuple[Vault, int] | None:
-        """(vault, slot) or None; Redis being down counts as a miss."""
+        """(vault, slot) or None, however old the entry is (for readers that state the
+        indexer's own progress beside it); Redis being down counts as a miss."""
         try:
             raw = await self.client.get(self.key(owner))
         except RedisError as exc:
             logger.warning("vault cache unavailable: %s", exc)
             return None
-        if raw is None:
+        return None if raw is None else decode(raw)
+
+    async def get_if_current(self, owner: Pubkey) -> tuple[Vault, int] | None:
+        """(vault, slot) only while the indexer vouches for the cache (the key is set), read
+        with the entry in one MGET; else None, as when Redis is down."""
+        try:
+            raw, current = await self.client.mget([self.key(owner), self.current_key()])
+        except RedisError as exc:
+            logger.warning("vault cache unavailable: %s", exc)
             return None
-        data = json.loads(raw)
-        fields: dict[str, Any] = data["vault"]
-        fields["owner"] = Pubkey.from_string(fields["owner"])
-        fields["token_account"] = Pubkey.from_string(fields["token_account"])
-        fields["locks"] = tuple(ProgramLock(Pubkey.from_string(program), amount)
-                                for program, amount in fields.get("locks", ()))
-        return Vault(**fields), int(data["slot"])
+        return None if raw is None or current is None else decode(raw)
+
+    async def vouch(self, slot: int, milliseconds: int) -> None:
+        """The indexer has processed every program transaction up to `slot`: entries are
+        trusted for `milliseconds` more (the caller's staleness bound). The caller handles
+        RedisError."""
+        await self.client.set(self.current_key(), slot, px=milliseconds)
+
+    async def withdraw_trust(self) -> None:
+        """Entries are no longer trusted (the indexer is behind or lost cache writes)."""
+        await self.client.delete(self.current_key())
 
     async def put(self, vault: Vault, slot: int) -> bool:
         try:

@@ -39,8 +39,9 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
 
     async def GetVault(self, request: vault_manager_pb2.GetVaultRequest,
                        context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultResponse:
-        """From memory, else Redis (written by balance_tracker's indexer), else the chain;
-        never a state older than the newest change this process knows of (`mirror.py`)."""
+        """From memory, else Redis (written by balance_tracker's indexer, trusted only while
+        the indexer vouches for it: `vault_cache.py`), else the chain; never a state older
+        than the newest change this process knows of (`mirror.py`)."""
         if not request.fresh:
             held = self.mirror.answer(request.owner)
             if held is not None:
@@ -48,7 +49,7 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
                 return held
         owner = validation.pubkey(request.owner, "owner")
         if not request.fresh:
-            cached = await self.cache.get(owner)
+            cached = await self.cache.get_if_current(owner)
             if cached is not None and self.mirror.current(str(owner), cached[1]):
                 # a newer answer may have arrived (a notification) while Redis was read
                 answer = self.mirror.remember(*cached) or self.mirror.answer(str(owner))

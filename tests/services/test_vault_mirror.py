@@ -43,7 +43,7 @@ def test_an_answer_is_served_while_recent_and_then_expires() -> None:
 def test_an_older_state_never_replaces_a_newer_one() -> None:
     mirror, owner = VaultMirror(PROGRAM, ttl=60), Pubkey.new_unique()
     held = mirror.remember(vault(owner, 10), 5)
-    assert held is not None and held is mirror.answer(str(owner)) and held.vault.total_balance == 10
+    assert held is not None and held == mirror.answer(str(owner)) and held.vault.total_balance == 10
     assert mirror.remember(vault(owner, 7), 4) is None
     assert held_total(mirror, owner) == 10
     assert not mirror.current(str(owner), 4) and mirror.current(str(owner), 5) and mirror.current(str(owner), 6)

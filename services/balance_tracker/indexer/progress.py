@@ -12,7 +12,18 @@ Each look also records the leader's watermark (`store.record_seen`, migration 25
 chain's slot read before the newest program transaction was, and, when that transaction is
 processed (at or below the cursor), that slot as the one everything is processed up to. So
 the monitor measures the indexer's lag against the chain as the indexer saw it, and an idle
-indexer is caught up (issue 25: it raised lag alerts whenever no vault changed for a minute)."""
+indexer is caught up (issue 25: it raised lag alerts whenever no vault changed for a minute).
+
+Each look also decides whether the leader vouches for the Redis vault cache (issue 25: idle
+vaults' entries expired, so GetVault read the chain at 100k vaults). It does when its cursor
+has passed the newest program transaction this look or the previous one saw (everything
+confirmed by then is processed and published: the lag is under one check interval), no cache write was
+lost since (the publisher is not dirty) and no vault is held at a gap (its row, and entry,
+stay at its last good event while the cursor moves on). It then sets `{prefix}indexer:current`
+to the chain slot that look read, expiring `TRUST_CHECKS` intervals after that look began;
+otherwise it deletes the key at once. So vault_manager trusts an entry only while the key
+is there, and an entry it trusts misses no change confirmed more than the window earlier:
+if the indexer dies, stalls, or is deposed, the key runs out by itself."""
 
 from __future__ import annotations
 
@@ -20,9 +31,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 from prometheus_client import Gauge
+from redis.exceptions import RedisError
 from solana.rpc.commitment import Commitment
 
 from services.balance_tracker.indexer.follower import Indexer
@@ -30,6 +43,7 @@ from services.balance_tracker.store import Fenced, record_seen
 from vault_client.rpc_http import SolanaRpc, rpc_client
 
 logger = logging.getLogger("progress")
+TRUST_CHECKS = 3  # the cache's trust window, in check intervals (one failed look does not withdraw it)
 STUCK = Gauge("indexer_stuck", "1 while this replica leads but its cursor stays behind the chain without moving")
 
 
@@ -48,14 +62,46 @@ async def chain_slot(client: SolanaRpc, indexer: Indexer) -> int:
     return int((await client.get_slot(Commitment(commitment))).value)
 
 
-async def _record(indexer: Indexer, seen: int, caught_up: int) -> None:
+async def _record(indexer: Indexer, seen: int, caught_up: int) -> bool:
+    """Whether the watermark was recorded (by a leader whose term is not over)."""
     try:
         await record_seen(indexer.pool, indexer.config.cursor_name, seen, caught_up,
                           (indexer.config.cursor_name, indexer.lease.term))
+        return True
     except Fenced:
-        pass  # no longer the leader: the next one records its own
+        return False  # no longer the leader: the next one records its own
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         logger.debug("watermark not recorded: %s", exc)
+        return False
+
+
+@dataclass(frozen=True)
+class Look:
+    """One progress check by the leader: when it began, the chain's slot it read then, and
+    the newest program transaction's slot it saw after (None: none among the newest)."""
+
+    began: float
+    seen: int
+    newest: int | None
+
+
+async def vouch(indexer: Indexer, looks: list[Look | None], cursor: int, recorded: bool, window: float) -> bool:
+    """Sets or withdraws the cache's trust (module docstring) from the newest of `looks`
+    (this one, the previous one) whose newest transaction the cursor has passed; whether it
+    is vouched for. Redis being down withdraws it by itself: the key is unreadable, then
+    expires."""
+    cache = indexer.publisher.cache
+    passed = [look for look in looks if look is not None and look.newest is not None and look.newest <= cursor]
+    anchor = passed[0] if passed and recorded and not indexer.publisher.dirty and not indexer.guard.held else None
+    remaining = anchor.began + window - time.monotonic() if anchor is not None else 0.0
+    try:
+        if anchor is not None and remaining > 0.001:
+            await cache.vouch(anchor.seen, int(remaining * 1000))
+            return True
+        await cache.withdraw_trust()
+    except RedisError as exc:
+        logger.debug("cache trust not updated: %s", exc)
+    return False
 
 
 async def watch(indexer: Indexer, report: Callable[[bool], Awaitable[None]], stuck_seconds: float = 30.0,
@@ -63,6 +109,7 @@ async def watch(indexer: Indexer, report: Callable[[bool], Awaitable[None]], stu
     """Calls `report(healthy)` whenever the indexer becomes stuck or stops being stuck."""
     healthy = True
     still: tuple[int, float] | None = None  # (cursor slot, since when) while behind
+    previous: Look | None = None  # the leader's previous look
     async with rpc_client(indexer.config.rpc_url, timeout=every) as client:
         while True:
             await asyncio.sleep(every)
@@ -74,8 +121,12 @@ async def watch(indexer: Indexer, report: Callable[[bool], Awaitable[None]], stu
                 logger.debug("progress check skipped: %s", exc)
                 continue
             cursor = indexer.cursor[0] if indexer.cursor else 0  # read after: it only moves forward
-            if seen:
-                await _record(indexer, seen, seen if newest is not None and newest <= cursor else 0)
+            recorded = bool(seen) and await _record(indexer, seen, seen if newest is not None and newest <= cursor
+                                                    else 0)
+            this = Look(now, seen, newest) if seen else None
+            if indexer.is_leader:
+                await vouch(indexer, [this, previous], cursor, recorded, every * TRUST_CHECKS)
+            previous = this
             if newest is None or newest <= cursor:
                 still = None
             elif still is None or still[0] != cursor:

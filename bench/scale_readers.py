@@ -1,0 +1,141 @@
+"""bench_scale's latency probe under load: GetVault callers (random vaults) and a GetTvl loop
+in a process of their own, which does nothing else (issue 25). In bench_scale's own process
+a call's latency also held its waits for that event loop, busy parsing 500-vault ListVaults
+pages and signing deposits, so the load generator's stalls were counted as the service's.
+
+`Readers` runs it as a subprocess (cwd = repo root): it connects, says `ready` on stdout,
+calls until a line arrives on its stdin (or stdin closes), then prints one JSON object:
+each call's latency in seconds, `{"get_vault": [...], "get_tvl": [...]}`. The owners come
+in a file, one base58 key per line.
+
+    python -m bench.scale_readers --vault-manager ADDR --monitor ADDR --owners FILE [--callers N]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import uvloop
+from collateral_vault.v1 import vault_manager_pb2, vault_manager_pb2_grpc, vault_monitor_pb2, vault_monitor_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def read(vault_manager: str, monitor: str, owners: list[str], callers: int, stop: asyncio.Event,
+               ready: asyncio.Event | None = None, seed: int = 5) -> dict[str, list[float]]:
+    """`callers` GetVault callers and one GetTvl loop, each call after the previous one
+    returned, until `stop` is set; each call's latency in seconds."""
+    latencies: dict[str, list[float]] = {"get_vault": [], "get_tvl": []}
+    rng = random.Random(seed)
+    async with grpc.aio.insecure_channel(vault_manager) as vm, grpc.aio.insecure_channel(monitor) as mon:
+        await asyncio.gather(vm.channel_ready(), mon.channel_ready())
+        manager = vault_manager_pb2_grpc.VaultManagerStub(vm)
+        tvl = vault_monitor_pb2_grpc.VaultMonitorStub(mon)
+
+        async def reader() -> None:
+            while not stop.is_set():
+                request = vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners))
+                t0 = time.perf_counter()
+                await manager.GetVault(request, timeout=60)
+                latencies["get_vault"].append(time.perf_counter() - t0)
+
+        async def tvl_loop() -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                await tvl.GetTvl(vault_monitor_pb2.GetTvlRequest(), timeout=600)
+                latencies["get_tvl"].append(time.perf_counter() - t0)
+
+        if ready is not None:
+            ready.set()
+        await asyncio.gather(tvl_loop(), *(reader() for _ in range(callers)))
+    return latencies
+
+
+class Readers:
+    """The probe as a subprocess of the load generator: `start`, then `stop` for its latencies."""
+
+    def __init__(self, vault_manager: str, monitor: str, owners: list[str], callers: int) -> None:
+        self.args = ["--vault-manager", vault_manager, "--monitor", monitor, "--callers", str(callers)]
+        self.owners = owners
+        self.process: asyncio.subprocess.Process | None = None
+        self._file = ""
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Starts the probe and returns once it is calling; RuntimeError (the probe ended)
+        if it is not within `timeout` seconds."""
+        handle, self._file = tempfile.mkstemp(prefix="cvbench-owners-", suffix=".txt")
+        with os.fdopen(handle, "w") as out:
+            out.write("\n".join(self.owners))
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.scale_readers", *self.args, "--owners", self._file, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        except BaseException:
+            await self._end()
+            raise RuntimeError(f"bench.scale_readers was not calling within {timeout} s") from None
+        if line.strip() != b"ready":
+            await self._end()
+            raise RuntimeError(f"bench.scale_readers did not start: {line[:200]!r}")
+
+    async def stop(self) -> dict[str, list[float]]:
+        """Stops the calls; each call's latency, by method."""
+        assert self.process is not None and self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write(b"stop\n")
+            await self.process.stdin.drain()
+            self.process.stdin.close()
+            out = await asyncio.wait_for(self.process.stdout.read(), 120)
+            if await self.process.wait() != 0:
+                raise RuntimeError(f"bench.scale_readers failed (exit {self.process.returncode})")
+            result: dict[str, list[float]] = json.loads(out)
+            return result
+        finally:
+            await self._end()
+
+    async def _end(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        if self._file:
+            Path(self._file).unlink(missing_ok=True)
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    owners = Path(args.owners).read_text().split()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    calls = asyncio.create_task(read(args.vault_manager, args.monitor, owners, args.callers, stop, ready))
+    await ready.wait()
+    print("ready", flush=True)
+    await stdin.readline()  # a line, or the end of stdin: stop
+    stop.set()
+    return await calls
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale_readers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vault-manager", required=True, help="VaultManager's address (host:port)")
+    parser.add_argument("--monitor", required=True, help="VaultMonitor's address (host:port)")
+    parser.add_argument("--owners", required=True, help="a file of vault owners, one per line")
+    parser.add_argument("--callers", type=int, default=2, help="GetVault callers (default %(default)s)")
+    args = parser.parse_args(argv)
+    print(json.dumps(uvloop.run(_main(args))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,52 @@
+"""A service's Prometheus counters that explain bench_scale's latencies (issue 25), read from
+its metrics port: vault cache lookups by result (Redis hits versus chain reads) and the
+garbage collector's pauses by generation (`python_gc_pause_seconds`). `diff` of two
+readings says what happened in between."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+from typing import Any
+
+_SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$')
+SLOW_PAUSE = "0.005"  # pauses longer than this many seconds are counted as slow
+
+
+def parse(text: str) -> dict[str, float]:
+    """The readings bench_scale reports, from a /metrics page."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        name, value = match.group(1), float(match.group(3))
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+        if name == "vault_cache_lookups_total":
+            out[f"cache_{labels['result']}"] = out.get(f"cache_{labels['result']}", 0.0) + value
+        elif name == "python_gc_pause_seconds_count":
+            out[f"gc_gen{labels['generation']}_pauses"] = value
+        elif name == "python_gc_pause_seconds_bucket" and labels.get("le") == SLOW_PAUSE:
+            out[f"gc_gen{labels['generation']}_fast"] = value
+    return out
+
+
+async def read(port: str) -> dict[str, float]:
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
+
+    return parse(await asyncio.to_thread(fetch))
+
+
+def diff(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Cache hits and misses, and per generation the pauses and those over SLOW_PAUSE s, between two readings."""
+    delta = {name: after[name] - before.get(name, 0.0) for name in after}
+    out: dict[str, Any] = {"cache_hits": int(delta.get("cache_hit", 0)),
+                           "cache_misses": int(delta.get("cache_miss", 0))}
+    for generation in range(3):
+        pauses = int(delta.get(f"gc_gen{generation}_pauses", 0))
+        out[f"gc_gen{generation}"] = {"pauses": pauses,
+                                      f"over_{SLOW_PAUSE}_s": pauses - int(delta.get(f"gc_gen{generation}_fast", 0))}
+    return out
