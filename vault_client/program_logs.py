@@ -25,6 +25,7 @@ FRAME_CACHE_LINE = 128  # the longest line remembered (an invocation's is about 
 # a line -> (program invoked, whether at the top level) / ("", False) for an exit / None: neither
 Frame = tuple[str, bool] | None
 _frames: dict[str, Frame] = {}
+_UNSEEN: Frame = ("", True)  # a line not remembered (no line is this)
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ def data_lines(logs: Iterable[str]) -> Iterator[DataLine]:
     event_index = 0
     frames = _frames
     for line in logs:
-        frame = frames.get(line, False)
-        if frame is False:
+        frame = frames.get(line, _UNSEEN)
+        if frame is _UNSEEN:
             if line.startswith(_DATA):
                 if stack and (parts := _parts(line[len(_DATA):])) is not None:
                     yield DataLine(stack[-1], instruction_index, event_index, parts)
