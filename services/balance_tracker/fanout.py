@@ -288,7 +288,11 @@ class EventFanout:
                 if message.get("type") != "message":
                     continue
                 data = json.loads(message["data"])
-                for item in data if isinstance(data, list) else (data,):
+                items = data if isinstance(data, list) else [data]
+                if not self._everything and not self._by_owner:  # nobody to give them to (a catch-up)
+                    self.position = max([self.position, *(int(item["seq"]) for item in items)])
+                    continue
+                for item in items:
                     await self._deliver(item)
         finally:
             self.ready = False

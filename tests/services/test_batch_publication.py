@@ -236,3 +236,36 @@ def test_the_published_event_keeps_its_fields() -> None:
     [published] = json.loads(json.dumps([publisher_module.event_json(event, 8)]))
     assert published["seq"] == 9 and published["prev"] == 8 and published["id"] == event.event_id
     assert published["total_balance"] == 3 and published["vault_seq"] == 4
+
+
+async def test_with_nobody_listening_the_feed_only_moves_its_position(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
+    """A catch-up publishes every event of the history; a feed without subscribers reads only
+    their numbers (no event is built, no gap fetched), and a subscriber that comes later
+    receives what follows, once."""
+    owner = Pubkey.new_unique()
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    channel = events_channel(redis_ns.prefix)
+    try:
+        deadline = time.monotonic() + 10
+        while not feed.ready:
+            assert time.monotonic() < deadline, "the live event feed did not start"
+            await asyncio.sleep(0.02)
+        events = [deposit(owner, n) for n in range(1, 8)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        await redis_ns.client.publish(channel, json.dumps(payload[2:4]))  # 1 and 2 never arrive: not fetched
+        await redis_ns.client.publish(channel, json.dumps([]))
+        while feed.position != 4:
+            assert time.monotonic() < deadline, f"the feed is at {feed.position}"
+            await asyncio.sleep(0.02)
+        subscription = feed.admit(None, "test")
+        assert subscription.listen() == 4
+        await redis_ns.client.publish(channel, json.dumps(payload[4:]))
+        stream = subscription.events()
+        assert [(await asyncio.wait_for(anext(stream), 10)).seq for _ in range(3)] == [5, 6, 7]
+        subscription.close()
+    finally:
+        await feed.stop()
