@@ -37,7 +37,7 @@ from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.indexer import publisher as publisher_module
 from services.balance_tracker.indexer.publisher import Publisher
-from services.balance_tracker.store import write_batch
+from services.balance_tracker.store import last_seq, write_batch
 from services.common import vault_cache
 from services.common.vault_cache import VaultCache, queue_put_many
 from tests.conftest import RedisNamespace
@@ -81,7 +81,7 @@ async def test_the_indexer_publishes_batches_and_a_subscriber_sees_every_event_o
         await asyncio.wait_for(listening.wait(), 10)
         assert app.indexer is not None
         await asyncio.wait_for(app.indexer.ready.wait(), 60)  # the genesis' events are behind us
-        baseline = await last_number(pg_database)
+        baseline = await last_seq(app.indexer.pool)
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
             everything = open_stream(channel)
@@ -107,14 +107,6 @@ async def test_the_indexer_publishes_batches_and_a_subscriber_sees_every_event_o
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await app.stop()
-
-
-async def last_number(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval("SELECT COALESCE(max(seq), 0) FROM transactions"))
-    finally:
-        await conn.close()
 
 
 async def settled_numbers(database_url: str) -> list[int]:
