@@ -17,13 +17,13 @@ gRPC API (so it holds whichever way a service answers):
 4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database, timed by
    its entry point services/balance_tracker/perf_snapshots.py): time and rows written;
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
-   history from nothing; its events per second, from its first stored event to its last,
-   against the node's serve rate for the same transactions: getTransaction for each of
-   them from this process, one request per call, 8 in flight (the indexer's backfill before
-   issue 25 item 6; it now sends JSON-RPC batches), the answers read but not parsed; in the
-   `json` encoding (`indexer_over_node`, comparable with the results before item 6) and in
-   `base64`, the one the indexer now asks for, which localnet serves faster
-   (`indexer_over_node_base64`).
+   history from nothing; its events per second, from its first stored event to its last
+   (and the CPU it used per event over them), against the node's serve rate for the same
+   transactions: getTransaction for each of them from this process, one request per call,
+   8 in flight (the indexer's backfill before issue 25 item 6; it now sends JSON-RPC
+   batches), the answers read but not parsed; in the `json` encoding (`indexer_over_node`,
+   comparable with the results before item 6) and in `base64`, the one the indexer now asks
+   for, which localnet serves faster (`indexer_over_node_base64`).
 
 The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
 its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
@@ -300,6 +300,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
 
             await _until(started, 120, "the second indexer's first event")
             first = time.perf_counter()
+            first_cpu = _cpu_seconds(process.pid)
             start_count = await _count(fresh, count)
 
             async def finished() -> bool:
@@ -307,6 +308,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
 
             await _until(finished, LOAD_CAP_SECONDS, "the second indexer's catch-up")
             seconds = time.perf_counter() - first
+            cpu = _cpu_seconds(process.pid) - first_cpu
         finally:
             process.terminate()
             process.wait(30)
@@ -317,10 +319,18 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
     rate = (events - start_count) / seconds if seconds and events > start_count else None
     return {"events": events, "events_after_first_batch": events - start_count,
             "indexer_events_per_second": round(rate, 1) if rate else None,
+            # the CPU it spent over the same events: what the rate costs, whatever else ran
+            "indexer_cpu_us_per_event": round(cpu / (events - start_count) * 1e6, 1) if rate else None,
             "node_get_transaction": serve, "node_events_per_second": round(node_events, 1),
             "indexer_over_node": round(rate / node_events, 2) if rate and node_events else None,
             "node_get_transaction_base64": serve_base64, "node_events_per_second_base64": round(node_events_base64, 1),
             "indexer_over_node_base64": round(rate / node_events_base64, 2) if rate and node_events_base64 else None}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _settled_count(database_url: str) -> int:

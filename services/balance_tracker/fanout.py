@@ -7,11 +7,13 @@
   is cut: its stream ends with RESOURCE_EXHAUSTED and a message saying how to resume; no
   other subscriber and not the feed waits for it.
 * Subscribers are limited in total and per client (`admit`: RESOURCE_EXHAUSTED).
-* Every event carries its global number (`seq`, migration 008) and the number of the event
-  published before it (`prev`). The feed dispatches events in that order and, when `prev`
-  is beyond the last number it dispatched (a publication was lost, e.g. Redis restarted or
-  the indexer's leader changed), first fetches the missing events from PostgreSQL. An event
-  at or below the last number dispatched is not dispatched again.
+* A message is one event (a JSON object) or several in order (a JSON array: the indexer
+  publishes a batch's events together, publisher.py). Every event carries its global
+  number (`seq`, migration 008) and the number of the event published before it (`prev`).
+  The feed dispatches events in that order and, when `prev` is beyond the last number it
+  dispatched (a publication was lost, e.g. Redis restarted or the indexer's leader
+  changed), first fetches the missing events from PostgreSQL. An event at or below the
+  last number dispatched is not dispatched again. A lost batch message is such a gap.
 * A subscriber that resumes (`since`) reads the events after it from PostgreSQL first
   (`replay`), then `listen`s: it receives every event dispatched after the feed's position
   at that moment, and `replay` again covers what lies between; events it has had are
@@ -285,7 +287,13 @@ class EventFanout:
                     continue
                 if message.get("type") != "message":
                     continue
-                await self._deliver(json.loads(message["data"]))
+                data = json.loads(message["data"])
+                items = data if isinstance(data, list) else [data]
+                if not self._everything and not self._by_owner:  # nobody to give them to (a catch-up)
+                    self.position = max([self.position, *(int(item["seq"]) for item in items)])
+                    continue
+                for item in items:
+                    await self._deliver(item)
         finally:
             self.ready = False
             with contextlib.suppress(Exception):
@@ -300,17 +308,23 @@ class EventFanout:
         if prev > self.position:  # publications were lost: those events come from the database first
             async for number, event in self.replay(self.position, prev, None):
                 GAP_FILLS.inc()
-                self._dispatch(number, event, data_owner(event))
+                self._offer(number, self._targets(data_owner(event)), event)
             self.position = max(self.position, prev)
-        self._dispatch(seq, event_message(data), (data["owner"], data.get("counterparty") or None))
-        await asyncio.sleep(0)  # the streams take their event before the next is read (a burst is shared fairly)
-
-    def _dispatch(self, seq: int, event: Event, owners: tuple[str, str | None]) -> None:
+        targets = self._targets((data["owner"], data.get("counterparty") or None))
         self.position = seq
+        if targets:  # the message is built only for someone who wants it (a catch-up mostly has nobody)
+            self._offer(seq, targets, event_message(data))
+            await asyncio.sleep(0)  # the streams take their event before the next is read (a burst is shared fairly)
+
+    def _targets(self, owners: tuple[str, str | None]) -> set[Subscription]:
         targets = set(self._everything)
         for owner in owners:
             if owner is not None:
                 targets |= self._by_owner.get(owner, set())
+        return targets
+
+    def _offer(self, seq: int, targets: set[Subscription], event: Event) -> None:
+        self.position = seq
         for subscription in targets:
             subscription.offer(seq, event)
 

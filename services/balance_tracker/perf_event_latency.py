@@ -72,8 +72,10 @@ async def latency(settings: Settings) -> dict[str, Any]:
             async def receive() -> None:
                 while len(received) < WARMUP + LATENCY_DEPOSITS:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message and json.loads(message["data"])["kind"] == "deposit":
-                        received.setdefault(json.loads(message["data"])["signature"], time.perf_counter())
+                    data = json.loads(message["data"]) if message else []
+                    for event in data if isinstance(data, list) else [data]:  # a batch's events: an array
+                        if event["kind"] == "deposit":
+                            received.setdefault(event["signature"], time.perf_counter())
 
             receiver = asyncio.create_task(receive())
             blockhash = (await client.get_latest_blockhash()).value.blockhash

@@ -127,3 +127,36 @@ class VaultCache:
 
     def queue_invalidate(self, pipe: Pipeline, owner: Pubkey | str) -> None:
         pipe.delete(self.key(owner))
+
+
+# Many vaults in one command (the indexer's batch, after it commits): each entry under the
+# same rule as _SET_IF_NEWER, set only if the stored slot is not newer. KEYS are the vaults'
+# keys; ARGV[1] the TTL, then each key's value and slot. One EVAL instead of one per vault:
+# redis-py packs every command in Python, which was most of a catch-up's Redis cost.
+_SET_MANY_IF_NEWER = """
+local ttl = ARGV[1]
+local written = 0
+for i, key in ipairs(KEYS) do
+  local slot = tonumber(ARGV[2 * i + 1])
+  local current = redis.call('GET', key)
+  local stored = current and tonumber(cjson.decode(current)['slot'])
+  if not (stored and stored > slot) then
+    redis.call('SET', key, ARGV[2 * i], 'EX', ttl)
+    written = written + 1
+  end
+end
+return written
+"""
+PUT_MANY_CHUNK = 1_000  # vaults per EVAL: a script holds Redis while it runs, so it stays short
+
+
+def queue_put_many(cache: VaultCache, pipe: Pipeline, entries: list[tuple[Vault, int]]) -> None:
+    """`VaultCache.queue_put` for many vaults, PUT_MANY_CHUNK per command (the caller handles
+    RedisError). The keys must be distinct: each is compared with what Redis holds, not with
+    the others of the same call."""
+    for start in range(0, len(entries), PUT_MANY_CHUNK):
+        chunk = entries[start:start + PUT_MANY_CHUNK]
+        args: list[Any] = [cache.ttl]
+        for vault, slot in chunk:
+            args += (encode(vault, slot), slot)
+        pipe.eval(_SET_MANY_IF_NEWER, len(chunk), *(cache.key(vault.owner) for vault, _ in chunk), *args)

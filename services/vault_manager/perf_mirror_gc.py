@@ -18,8 +18,8 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
-from services.common.heap import freeze_startup_heap
 from services.vault_manager.mirror import VaultMirror
+from vault_client.heap import freeze_startup_heap
 from vault_client.vault_program import Vault, VaultProgram
 
 COLLECTIONS = 5

@@ -314,3 +314,18 @@ async def test_a_batch_of_a_term_that_is_over_writes_nothing(conn: asyncpg.Conne
     assert await vault(conn, owner) == (5, 5)
     new, _ = await write_batch(conn, PROGRAM, "t", large, [], (60, "sigY"), fence=("t", 2))  # the new term writes
     assert len(new) == len(large)
+
+
+async def test_a_vault_created_in_the_batch_takes_the_addresses_its_event_states(conn: asyncpg.Connection) -> None:
+    """Catch-up (issue 25 item 6): a new vault's address and token account come from its
+    VaultInitialized event instead of two PDA searches; a vault whose creation is not in the
+    batch still has them derived."""
+    created, known = Keypair().pubkey(), Keypair().pubkey()
+    opened = EventRow(owner=str(created), signature="sigA", instruction_index=0, event_index=0,
+                      kind="vault_initialized", amount=0, slot=5, block_time=datetime.now(UTC),
+                      commitment="confirmed", balances=Balances(0, 0, 0), vault=str(PROGRAM.vault(created)),
+                      token_account=str(PROGRAM.vault_token(created)), vault_seq=1, seq=1)
+    await write_batch(conn, PROGRAM, "t", [opened, deposit(str(known), 1, 5, 5)], [], None)
+    rows = {r["owner"]: (r["address"], r["token_account"]) for r in await conn.fetch(
+        "SELECT owner, address, token_account FROM vaults")}
+    assert rows == {str(v): (str(PROGRAM.vault(v)), str(PROGRAM.vault_token(v))) for v in (created, known)}

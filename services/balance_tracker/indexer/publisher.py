@@ -1,6 +1,12 @@
 """After a batch commits: the Redis vault cache and the live event stream (pub/sub).
 Best effort: Redis being down never blocks indexing; the cache is rebuilt from
-PostgreSQL once Redis answers again."""
+PostgreSQL once Redis answers again.
+
+A batch costs a few Redis commands, not a few per event: its events go out as messages of
+up to PUBLISH_CHUNK events each (a JSON array, every event still naming the one published
+before it), its vault entries as one set-if-newer script per PUT_MANY_CHUNK vaults. One
+PUBLISH per event and one EVAL per vault, each packed by redis-py in Python, were about a
+third of a catch-up's CPU (cProfile of a backfill, docs/live-events.md)."""
 
 from __future__ import annotations
 
@@ -14,11 +20,14 @@ from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
-from services.common.vault_cache import VaultCache
+from services.common.vault_cache import VaultCache, queue_put_many
 from vault_client.config import events_channel
 from vault_client.vault_program import Vault, VaultProgram, vault_pda
 
 logger = logging.getLogger("publisher")
+# Events per pub/sub message: a message stays small enough for a subscriber to parse without
+# holding its event loop long (a backfill's batch has thousands of events).
+PUBLISH_CHUNK = 500
 
 
 def event_json(event: EventRow, prev: int) -> dict[str, Any]:
@@ -64,19 +73,22 @@ class Publisher:
         client that reads the cache on an event sees at least that event's state). Each event
         names the one before it: a lost publication shows as a gap to whoever reads on."""
         channel = self.channel()
-        payloads = []
-        for event in events:
-            payloads.append(json.dumps(event_json(event, self.last_seq)))
-            self.last_seq = event.seq
+        messages = []
+        for start in range(0, len(events), PUBLISH_CHUNK):
+            chunk = []
+            for event in events[start:start + PUBLISH_CHUNK]:
+                chunk.append(event_json(event, self.last_seq))
+                self.last_seq = event.seq
+            messages.append(json.dumps(chunk))
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for row in rows:
-                if row["closed_at"] is not None:
-                    self.cache.queue_invalidate(pipe, row["owner"])
-                else:
-                    self.cache.queue_put(pipe, vault_from_row(row, self.program), int(row["last_slot"]))
-            for payload in payloads:
-                pipe.publish(channel, payload)
+            closed = [self.cache.key(row["owner"]) for row in rows if row["closed_at"] is not None]
+            if closed:
+                pipe.delete(*closed)
+            queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
+                                              for row in rows if row["closed_at"] is None])
+            for message in messages:
+                pipe.publish(channel, message)
             await pipe.execute()
         except RedisError as exc:
             self.dirty = True
@@ -88,10 +100,10 @@ class Publisher:
         try:
             await self.redis.ping()
             rows = await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL")
-            for start in range(0, len(rows), 1_000):
+            for start in range(0, len(rows), 10_000):
                 pipe = self.redis.pipeline(transaction=False)
-                for row in rows[start:start + 1_000]:
-                    self.cache.queue_put(pipe, vault_from_row(row, self.program), int(row["last_slot"]))
+                queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
+                                                  for row in rows[start:start + 10_000]])
                 await pipe.execute()
         except RedisError:
             return False

@@ -1,0 +1,263 @@
+"""The indexer publishes a batch's events as a few messages, not one per event (issue 25 item
+6, services/balance_tracker/indexer/publisher.py), and writes its vault cache entries in one
+script per chunk of vaults. Real PostgreSQL, Redis and (end to end) localnet with the real
+indexer and StreamEvents over gRPC:
+
+* a subscriber sees every event once, in order, each batch split over several messages;
+* a batch message that is lost (Redis down while it was published) is a gap the live feed
+  fills from PostgreSQL: the subscriber still sees every event once, in order;
+* the many-vault cache write keeps the one-vault rule: an older slot never overwrites a
+  newer one."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from collateral_vault.v1 import balance_tracker_pb2
+from redis.exceptions import ResponseError
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
+
+from bench.traffic import burst, users_with_vaults
+from localnet.node import Node
+from localnet.node_harness import running_node
+from services.balance_tracker.events import Balances, EventRow
+from services.balance_tracker.fanout import EventFanout
+from services.balance_tracker.indexer import publisher as publisher_module
+from services.balance_tracker.indexer.publisher import Publisher
+from services.balance_tracker.store import last_seq, write_batch
+from services.common import vault_cache
+from services.common.vault_cache import VaultCache, queue_put_many
+from tests.conftest import RedisNamespace
+from tests.services.test_live_events import conf, nothing_more, open_stream, started, subscribed, take
+from tests.support.proxy import TcpProxy
+from vault_client.config import events_channel
+from vault_client.vault_program import Vault, VaultProgram
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    async with running_node() as n:
+        yield n
+
+
+async def raw_messages(redis_url: str, channel: str, into: list[Any], ready: asyncio.Event) -> None:
+    """Every message published on `channel`, parsed, into `into` (a plain Redis subscriber)."""
+    client = aioredis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+        ready.set()
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                into.append(json.loads(message["data"]))
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def test_the_indexer_publishes_batches_and_a_subscriber_sees_every_event_once_in_order(
+        node: Node, pg_database: str, redis_ns: RedisNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher_module, "PUBLISH_CHUNK", 3)  # a burst's batch goes out as several messages
+    settings = conf(node, pg_database, redis_ns)
+    app = await started(settings)
+    messages: list[Any] = []
+    listening = asyncio.Event()
+    listener = asyncio.create_task(raw_messages(redis_ns.url, events_channel(redis_ns.prefix), messages, listening))
+    try:
+        await asyncio.wait_for(listening.wait(), 10)
+        assert app.indexer is not None
+        await asyncio.wait_for(app.indexer.ready.wait(), 60)  # the genesis' events are behind us
+        baseline = await last_seq(app.indexer.pool)
+        async with AsyncClient(node.rpc_url, commitment=Confirmed) as client, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+            everything = open_stream(channel)
+            await subscribed(app, 1)
+            accounts = await users_with_vaults(node, client, 4)
+            assert node.ledger is not None
+            await burst(node.ledger.deployment.program, client, accounts, 40)
+            stored = [seq for seq in await settled_numbers(pg_database) if seq > baseline]
+            received: list[balance_tracker_pb2.VaultEvent] = []
+            while len(received) < len(stored):
+                received += [e for e in await take(everything, 1, timeout=30) if e.seq > baseline]
+            assert [e.seq for e in received] == stored  # every event once, in commit order
+            assert len({e.id for e in received}) == len(stored)
+            await nothing_more(everything)
+            everything.cancel()
+        assert all(isinstance(message, list) for message in messages)
+        published = [event for message in messages for event in message if event["seq"] > baseline]
+        assert any(len(message) > 1 for message in messages)  # batches, not one message per event
+        assert max(len(message) for message in messages) <= 3
+        assert [e["seq"] for e in published] == stored
+        assert [e["prev"] for e in published] == [baseline, *stored[:-1]]  # each names the one before it
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await app.stop()
+
+
+async def settled_numbers(database_url: str) -> list[int]:
+    """The stored events' numbers once the indexer has stopped adding any (for a second)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        last: list[int] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            numbers = [int(r["seq"]) for r in await conn.fetch("SELECT seq FROM transactions ORDER BY seq")]
+            if numbers and numbers == last:
+                return numbers
+            last = numbers
+            await asyncio.sleep(1.0)
+        raise AssertionError("the indexer did not settle")
+    finally:
+        await conn.close()
+
+
+def deposit(owner: Pubkey, n: int) -> EventRow:
+    """The n-th deposit of `owner` (its vault's event n + 1), a vault event as decoded."""
+    return EventRow(owner=str(owner), signature=f"{'b' * 80}{n:08d}", instruction_index=0, event_index=0,
+                    kind="deposit", amount=n, slot=100 + n, block_time=datetime.now(UTC), commitment="confirmed",
+                    balances=Balances(n, 0, n), vault_seq=n + 1)
+
+
+async def test_a_lost_batch_message_is_a_gap_the_feed_fills_from_the_database(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher_module, "PUBLISH_CHUNK", 2)
+    program = VaultProgram(Pubkey.new_unique())
+    owner = Pubkey.new_unique()
+    target = urlsplit(redis_ns.url)
+    link = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)  # the publisher's way to Redis
+    await link.start()
+    through = aioredis.from_url(link.url(redis_ns.url), socket_connect_timeout=1, socket_timeout=2)
+    publisher = Publisher(through, VaultCache(through, redis_ns.prefix, 30), program, redis_ns.prefix)
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not feed.ready:
+            assert time.monotonic() < deadline, "the live event feed did not start"
+            await asyncio.sleep(0.02)
+        subscription = feed.admit(None, "test")
+        subscription.listen()
+        events = [deposit(owner, n) for n in range(1, 13)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        for number, batch in enumerate((events[:4], events[4:9], events[9:])):  # the second's messages are lost
+            async with migrated_pool.acquire() as conn:
+                new, rows = await write_batch(conn, program, "test", batch, [], None)
+            assert new == batch
+            if number == 1:
+                await link.cut()
+            await publisher.publish(new, rows)
+            if number == 1:
+                assert publisher.dirty  # the publication failed: the cache will be rebuilt
+                await link.restore()
+        received: list[balance_tracker_pb2.VaultEvent] = []
+        stream = subscription.events()
+        while len(received) < len(events):
+            received.append(await asyncio.wait_for(anext(stream), 15))
+        assert [e.seq for e in received] == list(range(1, 13))  # once each, in order: 5-9 from PostgreSQL
+        assert [e.id for e in received] == [e.event_id for e in events]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(anext(stream), 0.5)  # nothing twice
+        subscription.close()
+    finally:
+        await feed.stop()
+        await through.aclose()
+        await link.close()
+
+
+def vault(owner: Pubkey, total: int) -> Vault:
+    return Vault(owner=owner, token_account=Pubkey.new_unique(), total_balance=total, locked_balance=0,
+                 available_balance=total, total_deposited=total, total_withdrawn=0, created_at=0, bump=255)
+
+
+async def test_many_vaults_in_one_script_keep_the_set_if_newer_rule(redis_ns: RedisNamespace,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vault_cache, "PUT_MANY_CHUNK", 2)  # three scripts for five vaults
+    cache = VaultCache(redis_ns.client, redis_ns.prefix, 30)
+    owners = [Pubkey.new_unique() for _ in range(5)]
+    assert await cache.put(vault(owners[0], 7), 50)  # newer than the batch: stays
+    assert await cache.put(vault(owners[1], 7), 5)  # older: replaced
+    assert await cache.put(vault(owners[2], 7), 10)  # the same slot: replaced, as put() does
+    pipe = redis_ns.client.pipeline(transaction=False)
+    queue_put_many(cache, pipe, [(vault(owner, 1), 10) for owner in owners])
+    assert await pipe.execute() == [1, 2, 1]  # vaults written per script (2, 2 and 1 in each)
+    expected = [(7, 50), (1, 10), (1, 10), (1, 10), (1, 10)]
+    for owner, (total, slot) in zip(owners, expected, strict=True):
+        got = await cache.get(owner)
+        assert got is not None and (got[0].total_balance, got[1]) == (total, slot)
+        ttl = await redis_ns.client.ttl(cache.key(owner))
+        assert 0 < ttl <= 30
+    pipe = redis_ns.client.pipeline(transaction=False)
+    queue_put_many(cache, pipe, [])
+    assert await pipe.execute() == []  # no vault: no command
+
+
+async def test_a_corrupt_cache_entry_fails_the_script_like_a_single_put(redis_ns: RedisNamespace) -> None:
+    """A value that is not the cache's JSON is an error (as it is for `put`), reported to the
+    caller (the publisher marks the cache for a rebuild); what the script wrote before stays."""
+    cache = VaultCache(redis_ns.client, redis_ns.prefix, 30)
+    first, broken = Pubkey.new_unique(), Pubkey.new_unique()
+    await redis_ns.client.set(cache.key(broken), "not json")
+    pipe = redis_ns.client.pipeline(transaction=False)
+    queue_put_many(cache, pipe, [(vault(first, 3), 9), (vault(broken, 3), 9)])
+    with pytest.raises(ResponseError):
+        await pipe.execute()
+    written = await cache.get(first)
+    assert written is not None and written[1] == 9
+    assert await redis_ns.client.get(cache.key(broken)) == b"not json"
+
+
+def test_the_published_event_keeps_its_fields() -> None:
+    """A batch message is a JSON array of the same event objects a single message was."""
+    event = dataclasses.replace(deposit(Pubkey.new_unique(), 3), seq=9)
+    [published] = json.loads(json.dumps([publisher_module.event_json(event, 8)]))
+    assert published["seq"] == 9 and published["prev"] == 8 and published["id"] == event.event_id
+    assert published["total_balance"] == 3 and published["vault_seq"] == 4
+
+
+async def test_with_nobody_listening_the_feed_only_moves_its_position(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
+    """A catch-up publishes every event of the history; a feed without subscribers reads only
+    their numbers (no event is built, no gap fetched), and a subscriber that comes later
+    receives what follows, once."""
+    owner = Pubkey.new_unique()
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    channel = events_channel(redis_ns.prefix)
+    try:
+        deadline = time.monotonic() + 10
+        while not feed.ready:
+            assert time.monotonic() < deadline, "the live event feed did not start"
+            await asyncio.sleep(0.02)
+        events = [deposit(owner, n) for n in range(1, 8)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        await redis_ns.client.publish(channel, json.dumps(payload[2:4]))  # 1 and 2 never arrive: not fetched
+        await redis_ns.client.publish(channel, json.dumps([]))
+        while feed.position != 4:
+            assert time.monotonic() < deadline, f"the feed is at {feed.position}"
+            await asyncio.sleep(0.02)
+        subscription = feed.admit(None, "test")
+        assert subscription.listen() == 4
+        await redis_ns.client.publish(channel, json.dumps(payload[4:]))
+        stream = subscription.events()
+        assert [(await asyncio.wait_for(anext(stream), 10)).seq for _ in range(3)] == [5, 6, 7]
+        subscription.close()
+    finally:
+        await feed.stop()
