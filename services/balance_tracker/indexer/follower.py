@@ -325,6 +325,7 @@ class Indexer:
     async def _backfill(self, client: SolanaRpc) -> None:
         """Everything from the cursor's slot on, through `backfill.py`'s pipeline."""
         self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
+        await self.publisher.resume(self.cursor[0] if self.cursor else 0)
         history = await self._history_commitment(client)
         http = HttpClient(self.config.rpc_url, timeout=30)
         try:
@@ -504,7 +505,7 @@ class Indexer:
             INDEXER_SLOT.set(self.cursor[0])
         for kind, count in Tally(event.kind for event in new).items():  # not a label lookup per event
             EVENTS_INDEXED.labels(kind).inc(count)
-        await self.publisher.publish(new, rows)
+        await self.publisher.publish(new, rows, self.cursor[0] if self.cursor else None)
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
@@ -525,7 +526,7 @@ class Indexer:
             await asyncio.sleep(1.0)
             if self.publisher.dirty:
                 try:
-                    await self.publisher.rebuild(self.pool)
+                    await self.publisher.rebuild(self.pool, self.cursor[0] if self.cursor else 0)
                 except (OSError, asyncpg.PostgresError):
                     pass
 

@@ -16,8 +16,10 @@ indexer is caught up (issue 25: it raised lag alerts whenever no vault changed f
 
 Each look also decides whether the leader vouches for the Redis vault cache (issue 25: idle
 vaults' entries expired, so GetVault read the chain at 100k vaults). It does when its cursor
-has passed the newest program transaction this look or the previous one saw (everything
-confirmed by then is processed and published: the lag is under one check interval), no cache write was
+has passed the newest program transaction this look or the previous one saw, counting only
+batches whose Redis writes are done (`Publisher.published_through`: the cursor moves when a
+batch commits, before its cache entries are written), so everything confirmed by then is
+processed and published: the lag is under one check interval, no cache write was
 lost since (the publisher is not dirty) and no vault is held at a gap (its row, and entry,
 stay at its last good event while the cursor moves on). It then sets `{prefix}indexer:current`
 to the chain slot that look read, expiring `TRUST_CHECKS` intervals after that look began;
@@ -85,6 +87,12 @@ class Look:
     newest: int | None
 
 
+def published_cursor(indexer: Indexer) -> int:
+    """The slot the indexer has processed and got into Redis through: the cursor moves when a
+    batch commits, before its cache entries are written (`Publisher.published_through`)."""
+    return min(indexer.cursor[0] if indexer.cursor else 0, indexer.publisher.published_through)
+
+
 async def vouch(indexer: Indexer, looks: list[Look | None], cursor: int, recorded: bool, window: float) -> bool:
     """Sets or withdraws the cache's trust (module docstring) from the newest of `looks`
     (this one, the previous one) whose newest transaction the cursor has passed; whether it
@@ -125,7 +133,7 @@ async def watch(indexer: Indexer, report: Callable[[bool], Awaitable[None]], stu
                                                     else 0)
             this = Look(now, seen, newest) if seen else None
             if indexer.is_leader:
-                await vouch(indexer, [this, previous], cursor, recorded, every * TRUST_CHECKS)
+                await vouch(indexer, [this, previous], published_cursor(indexer), recorded, every * TRUST_CHECKS)
             previous = this
             if newest is None or newest <= cursor:
                 still = None

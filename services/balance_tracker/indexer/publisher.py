@@ -25,6 +25,8 @@ from vault_client.config import events_channel
 from vault_client.vault_program import Vault, VaultProgram, vault_pda
 
 logger = logging.getLogger("publisher")
+PUBLISHED_KEY = "indexer:published"  # after the prefix (`Publisher.published_key`)
+REBUILD_ROWS = 10_000  # vault rows a rebuild reads and writes at a time
 # Events per pub/sub message: a message stays small enough for a subscriber to parse without
 # holding its event loop long (a backfill's batch has thousands of events).
 PUBLISH_CHUNK = 500
@@ -64,14 +66,43 @@ class Publisher:
         self.prefix = prefix
         self.dirty = False  # a cache update was lost: rebuild from the database
         self.last_seq = 0  # the number of the last event committed (published or not)
+        # Every batch committed up to this slot is in Redis (its cache entries written, its
+        # events published); -1 until known. The cache's trust (`progress.py`) never runs
+        # ahead of it: the cursor moves when a batch commits, its Redis writes come after.
+        self.published_through = -1
+        self._failures = 0  # Redis writes lost so far (a rebuild clears only those before it)
+
+    def published_key(self) -> str:
+        """The slot every committed batch is published through, kept in Redis with the cache
+        itself, so the next leader knows whether its predecessor published all it committed."""
+        return f"{self.prefix}{PUBLISHED_KEY}"
+
+    async def resume(self, cursor_slot: int) -> None:
+        """At the start of a term, with the cursor as committed: if a predecessor committed a
+        batch it did not get into Redis (it stopped in between, or Redis lost it), or that is
+        not known, the cache is rebuilt from the database before it is trusted again."""
+        try:
+            raw = await self.redis.get(self.published_key())
+        except RedisError:
+            raw = None
+        if raw is not None and int(raw) >= cursor_slot:
+            self.published_through = max(self.published_through, cursor_slot)
+        else:
+            self._lost()
+
+    def _lost(self) -> None:
+        self.dirty = True
+        self._failures += 1
 
     def channel(self) -> str:
         return events_channel(self.prefix)
 
-    async def publish(self, events: list[EventRow], rows: list[Any]) -> None:
+    async def publish(self, events: list[EventRow], rows: list[Any], through: int | None = None) -> None:
         """One round trip: the batch's vault entries first, then its events, in order (a
         client that reads the cache on an event sees at least that event's state). Each event
-        names the one before it: a lost publication shows as a gap to whoever reads on."""
+        names the one before it: a lost publication shows as a gap to whoever reads on.
+        `through`: the cursor's slot once this batch committed (everything up to it is then
+        in Redis)."""
         channel = self.channel()
         messages = []
         for start in range(0, len(events), PUBLISH_CHUNK):
@@ -89,24 +120,40 @@ class Publisher:
                                               for row in rows if row["closed_at"] is None])
             for message in messages:
                 pipe.publish(channel, message)
+            if through is not None:
+                pipe.set(self.published_key(), through)
             await pipe.execute()
+            if through is not None:
+                self.published_through = max(self.published_through, through)
         except RedisError as exc:
-            self.dirty = True
+            self._lost()
             logger.warning("Redis unavailable or refused a command: the cache is stale until rebuilt and the "
                            "batch's events may not have been published: %s", exc)
 
-    async def rebuild(self, pool: asyncpg.Pool) -> bool:
-        """Rewrites every open vault's cache entry from PostgreSQL; True when done."""
+    async def rebuild(self, pool: asyncpg.Pool, through: int) -> bool:
+        """Rewrites every open vault's cache entry from PostgreSQL, REBUILD_ROWS rows a read
+        (keyset on owner: memory stays flat however many vaults); True when done. `through`:
+        the cursor's slot read before the rebuild began (every batch committed up to it is in
+        the rows read after). A write lost while it ran leaves the cache marked stale."""
+        failures = self._failures
         try:
             await self.redis.ping()
-            rows = await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL")
-            for start in range(0, len(rows), 10_000):
+            after = ""
+            while True:
+                rows = await pool.fetch("SELECT * FROM vaults WHERE closed_at IS NULL AND owner > $1 "
+                                        "ORDER BY owner LIMIT $2", after, REBUILD_ROWS)
+                if not rows:
+                    break
                 pipe = self.redis.pipeline(transaction=False)
                 queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
-                                                  for row in rows[start:start + 10_000]])
+                                                  for row in rows])
                 await pipe.execute()
+                after = rows[-1]["owner"]
+            await self.redis.set(self.published_key(), max(self.published_through, through))
         except RedisError:
             return False
-        self.dirty = False
+        if self._failures == failures:
+            self.dirty = False
+            self.published_through = max(self.published_through, through)
         logger.info("vault cache rebuilt from the database")
         return True
