@@ -211,11 +211,13 @@ async def test_the_progress_check_vouches_only_while_everything_it_saw_is_proces
     cache = idle_indexer.publisher.cache
     key = cache.current_key()
     now = time.monotonic()
-    earlier, latest = progress.Look(now - 1.0, 100, 90), progress.Look(now, 110, 105)
+    earlier, latest = progress.Look(now - 1.0, 100, 90, "s90"), progress.Look(now, 110, 105, "s105")
 
-    async def vouched(looks: list[progress.Look | None], cursor: int, recorded: bool = True) -> int | None:
+    async def vouched(looks: list[progress.Look | None], cursor: int, recorded: bool = True,
+                      signature: str = "s105") -> int | None:
+        """`cursor`: the slot of the published cursor, at transaction `signature`."""
         await redis_ns.client.set(key, 1)  # a key left by an earlier look: withdrawn unless vouched again
-        assert await progress.vouch(idle_indexer, looks, cursor, recorded, 5.0) == \
+        assert await progress.vouch(idle_indexer, looks, (cursor, signature), recorded, 5.0) == \
             (await redis_ns.client.exists(key) == 1)
         value = await redis_ns.client.get(key)
         return None if value is None else int(value)
@@ -225,8 +227,15 @@ async def test_the_progress_check_vouches_only_while_everything_it_saw_is_proces
     assert await vouched([latest, earlier], 95) == 100  # behind by less than a look: the previous one's
     assert 3_000 < await redis_ns.client.pttl(key) <= 4_000  # expiring a window after *that* look began
     assert await vouched([latest, earlier], 89) is None  # known behind: withdrawn at once
+    # a batch that ended inside slot 105, at another transaction than the newest one seen: the
+    # slot's later transactions may not be written yet, so only the previous look is passed
+    assert await vouched([latest, earlier], 105, signature="s104b") == 100
+    assert await vouched([latest, earlier], 90, signature="s90x") is None  # likewise at the previous one's slot
+    assert await vouched([latest, None], 105, signature="s104b") is None
+    assert await vouched([latest, earlier], 106, signature="anything") == 110  # a later slot: all of 105
     assert await vouched([latest, None], 95) is None  # no previous look to go by
     assert await vouched([progress.Look(now, 110, None), None], 10**9) is None  # nothing seen: no claim
+    assert not await progress.vouch(idle_indexer, [latest, earlier], None, True, 5.0)  # nothing published yet
     assert await vouched([latest, progress.Look(now - 6.0, 100, 90)], 95) is None  # its window is over
     assert await vouched([latest, earlier], 105, recorded=False) is None  # fenced: no longer the leader
     idle_indexer.publisher.dirty = True  # a cache write was lost: entries may be stale until rebuilt

@@ -1,4 +1,4 @@
-"""What the indexer has got into Redis, not only committed (`Publisher.published_through`),
+"""What the indexer has got into Redis, not only committed (`Publisher.published`),
 which the cache's trust (`progress.py`) never runs ahead of: the cursor moves when a batch
 commits, and its cache entries are written after, so a progress check between the two would
 have vouched for entries not yet written. Real PostgreSQL and Redis; a TCP proxy cuts Redis.
@@ -75,37 +75,42 @@ async def test_a_published_batch_moves_the_mark_and_a_lost_one_does_not(
     program = VaultProgram(Pubkey.new_unique())
     publisher = publisher_for(client, redis_ns.prefix, program)
     owner = Pubkey.new_unique()
-    assert publisher.published_through == -1  # nothing known before a term resumes or publishes
-    await publisher.publish([], await committed(migrated_pool, program, [owner], 1), through=101)
-    assert publisher.published_through == 101 and not publisher.dirty
-    assert _int(await redis_ns.client.get(publisher.published_key())) == 101
+    assert publisher.published is None  # nothing known before a term resumes or publishes
+    await publisher.publish([], await committed(migrated_pool, program, [owner], 1), through=(101, "a"))
+    assert publisher.published == (101, "a") and not publisher.dirty
+    assert await redis_ns.client.get(publisher.published_key()) == b"101:a"
     await link.cut()
-    await publisher.publish([], await committed(migrated_pool, program, [owner], 2), through=102)
-    assert publisher.published_through == 101  # committed through 102, but not in Redis
+    await publisher.publish([], await committed(migrated_pool, program, [owner], 2), through=(102, "b"))
+    assert publisher.published == (101, "a")  # committed through 102, but not in Redis
     assert publisher.dirty
     await link.restore()
-    assert _int(await redis_ns.client.get(publisher.published_key())) == 101
+    assert await redis_ns.client.get(publisher.published_key()) == b"101:a"
 
 
 async def test_a_new_term_trusts_its_predecessor_only_if_it_published_all_it_committed(
         redis_ns: RedisNamespace) -> None:
     program = VaultProgram(Pubkey.new_unique())
     publisher = publisher_for(redis_ns.client, redis_ns.prefix, program)
-    await publisher.resume(0)  # nothing recorded (a new system, or the first start of this version)
-    assert publisher.dirty and publisher.published_through == -1
+    await publisher.resume((10, "a"))  # nothing recorded (a new system, or the first start of this version)
+    assert publisher.dirty and publisher.published is None
 
     publisher = publisher_for(redis_ns.client, redis_ns.prefix, program)
-    await redis_ns.client.set(publisher.published_key(), 200)
-    await publisher.resume(200)  # the predecessor published through the committed cursor
-    assert not publisher.dirty and publisher.published_through == 200
+    await redis_ns.client.set(publisher.published_key(), "200:b")
+    await publisher.resume((200, "b"))  # the predecessor published through the committed cursor
+    assert not publisher.dirty and publisher.published == (200, "b")
+
+    for committed_cursor in ((200, "c"), (250, "d")):  # it committed a batch (in 200, or later) and stopped
+        publisher = publisher_for(redis_ns.client, redis_ns.prefix, program)
+        await publisher.resume(committed_cursor)
+        assert publisher.dirty and publisher.published is None
 
     publisher = publisher_for(redis_ns.client, redis_ns.prefix, program)
-    await publisher.resume(250)  # it committed through 250 and stopped before publishing
-    assert publisher.dirty and publisher.published_through == -1
+    await publisher.resume(None)  # nothing committed at all: an empty rebuild first
+    assert publisher.dirty
 
     dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     publisher = publisher_for(dead, redis_ns.prefix, program)
-    await publisher.resume(200)  # Redis unreadable: not known, so not trusted
+    await publisher.resume((200, "b"))  # Redis unreadable: not known, so not trusted
     assert publisher.dirty
 
 
@@ -116,11 +121,11 @@ async def test_the_rebuild_pages_through_every_row_and_stays_stale_if_a_write_wa
     owners = [Pubkey.new_unique() for _ in range(5)]
     await committed(migrated_pool, program, owners, 1)
     publisher = publisher_for(redis_ns.client, redis_ns.prefix, program)
-    await publisher.resume(300)
+    await publisher.resume((300, "e"))
     assert publisher.dirty
-    assert await publisher.rebuild(migrated_pool, 300)
-    assert not publisher.dirty and publisher.published_through == 300
-    assert _int(await redis_ns.client.get(publisher.published_key())) == 300
+    assert await publisher.rebuild(migrated_pool, (300, "e"))
+    assert not publisher.dirty and publisher.published == (300, "e")
+    assert await redis_ns.client.get(publisher.published_key()) == b"300:e"
     for owner in owners:  # 5 rows, 2 a read: all of them
         cached = await publisher.cache.get(owner)
         assert cached is not None and cached[0].total_balance == 1
@@ -138,8 +143,8 @@ async def test_the_rebuild_pages_through_every_row_and_stays_stale_if_a_write_wa
         real(*args, **kwargs)
 
     monkeypatch.setattr(publisher_module, "queue_put_many", lost_meanwhile)
-    assert await publisher.rebuild(migrated_pool, 310)
-    assert publisher.dirty and publisher.published_through == 300  # rebuilt again by the next pass
+    assert await publisher.rebuild(migrated_pool, (310, "f"))
+    assert publisher.dirty and publisher.published == (300, "e")  # rebuilt again by the next pass
 
 
 async def test_the_progress_check_vouches_by_what_is_published_not_by_the_cursor(
@@ -148,12 +153,11 @@ async def test_the_progress_check_vouches_by_what_is_published_not_by_the_cursor
     config = IndexerConfig("http://127.0.0.1:1", "ws://127.0.0.1:1", "", program)
     indexer = Indexer(config, migrated_pool, publisher_for(redis_ns.client, redis_ns.prefix, program))
     now = time.monotonic()
-    looks: list[progress.Look | None] = [progress.Look(now, 110, 105), progress.Look(now - 1.0, 100, 90)]
-    indexer.cursor = (105, "sig")  # committed through the newest transaction seen...
-    indexer.publisher.published_through = 89  # ...but its Redis writes are not done
-    assert progress.published_cursor(indexer) == 89
-    assert not await progress.vouch(indexer, looks, progress.published_cursor(indexer), True, 5.0)
+    looks: list[progress.Look | None] = [progress.Look(now, 110, 105, "s105"), progress.Look(now - 1.0, 100, 90, "s90")]
+    indexer.cursor = (105, "s105")  # committed through the newest transaction seen...
+    indexer.publisher.published = (89, "s89")  # ...but its Redis writes are not done
+    assert not await progress.vouch(indexer, looks, indexer.publisher.published, True, 5.0)
     assert await redis_ns.client.exists(indexer.publisher.cache.current_key()) == 0
-    indexer.publisher.published_through = 105  # they are now
-    assert await progress.vouch(indexer, looks, progress.published_cursor(indexer), True, 5.0)
+    indexer.publisher.published = (105, "s105")  # they are now
+    assert await progress.vouch(indexer, looks, indexer.publisher.published, True, 5.0)
     assert _int(await redis_ns.client.get(indexer.publisher.cache.current_key())) == 110

@@ -325,7 +325,7 @@ class Indexer:
     async def _backfill(self, client: SolanaRpc) -> None:
         """Everything from the cursor's slot on, through `backfill.py`'s pipeline."""
         self.cursor = await self._retry("read cursor", lambda: read_cursor(self.pool, self.config.cursor_name))
-        await self.publisher.resume(self.cursor[0] if self.cursor else 0)
+        await self.publisher.resume(self._published_cursor())
         history = await self._history_commitment(client)
         http = HttpClient(self.config.rpc_url, timeout=30)
         try:
@@ -505,7 +505,11 @@ class Indexer:
             INDEXER_SLOT.set(self.cursor[0])
         for kind, count in Tally(event.kind for event in new).items():  # not a label lookup per event
             EVENTS_INDEXED.labels(kind).inc(count)
-        await self.publisher.publish(new, rows, self.cursor[0] if self.cursor else None)
+        await self.publisher.publish(new, rows, self._published_cursor())
+
+    def _published_cursor(self) -> tuple[int, str] | None:
+        """The cursor as the publisher records it (with the signature it compares)."""
+        return (self.cursor[0], self.cursor[1]) if self.cursor and self.cursor[1] else None
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
@@ -526,7 +530,7 @@ class Indexer:
             await asyncio.sleep(1.0)
             if self.publisher.dirty:
                 try:
-                    await self.publisher.rebuild(self.pool, self.cursor[0] if self.cursor else 0)
+                    await self.publisher.rebuild(self.pool, self._published_cursor())
                 except (OSError, asyncpg.PostgresError):
                     pass
 

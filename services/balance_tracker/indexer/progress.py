@@ -16,9 +16,10 @@ indexer is caught up (issue 25: it raised lag alerts whenever no vault changed f
 
 Each look also decides whether the leader vouches for the Redis vault cache (issue 25: idle
 vaults' entries expired, so GetVault read the chain at 100k vaults). It does when its cursor
-has passed the newest program transaction this look or the previous one saw, counting only
-batches whose Redis writes are done (`Publisher.published_through`: the cursor moves when a
-batch commits, before its cache entries are written), so everything confirmed by then is
+has passed the newest program transaction this look or the previous one saw (`passed`: a
+later slot, or that very transaction, since a batch may end inside a slot), counting only
+batches whose Redis writes are done (`Publisher.published`: the cursor moves when a batch
+commits, before its cache entries are written), so everything confirmed by then is
 processed and published: the lag is under one check interval, no cache write was
 lost since (the publisher is not dirty) and no vault is held at a gap (its row, and entry,
 stay at its last good event while the cursor moves on). It then sets `{prefix}indexer:current`
@@ -49,13 +50,14 @@ TRUST_CHECKS = 3  # the cache's trust window, in check intervals (one failed loo
 STUCK = Gauge("indexer_stuck", "1 while this replica leads but its cursor stays behind the chain without moving")
 
 
-async def newest_program_slot(client: SolanaRpc, indexer: Indexer) -> int | None:
-    """The slot of the newest successful program transaction at the indexer's commitment (at
-    least confirmed: history serves no less), or None if none is among the newest ten."""
+async def newest_program_transaction(client: SolanaRpc, indexer: Indexer) -> tuple[int, str] | None:
+    """The slot and signature of the newest successful program transaction at the indexer's
+    commitment (at least confirmed: history serves no less), or None if none is among the
+    newest ten."""
     commitment = "confirmed" if indexer.config.commitment == "processed" else indexer.config.commitment
     page = (await client.get_signatures_for_address(indexer.config.program.program_id, limit=10,
                                                     commitment=Commitment(commitment))).value
-    return next((s.slot for s in page if s.err is None), None)
+    return next(((s.slot, str(s.signature)) for s in page if s.err is None), None)
 
 
 async def chain_slot(client: SolanaRpc, indexer: Indexer) -> int:
@@ -85,22 +87,29 @@ class Look:
     began: float
     seen: int
     newest: int | None
+    newest_signature: str = ""
 
 
-def published_cursor(indexer: Indexer) -> int:
-    """The slot the indexer has processed and got into Redis through: the cursor moves when a
-    batch commits, before its cache entries are written (`Publisher.published_through`)."""
-    return min(indexer.cursor[0] if indexer.cursor else 0, indexer.publisher.published_through)
+def passed(look: Look | None, published: tuple[int, str] | None) -> bool:
+    """Whether the indexer has processed, and got into Redis, everything up to the newest
+    transaction `look` saw: its cursor as published (`Publisher.published`) is in a later
+    slot, or is that very transaction. A cursor in the same slot at another transaction
+    proves nothing: a batch may end inside a slot, with the slot's later transactions still
+    to be written (the same hole as reconciliation's, issue 25)."""
+    if look is None or look.newest is None or published is None:
+        return False
+    return look.newest < published[0] or (look.newest == published[0] and look.newest_signature == published[1])
 
 
-async def vouch(indexer: Indexer, looks: list[Look | None], cursor: int, recorded: bool, window: float) -> bool:
+async def vouch(indexer: Indexer, looks: list[Look | None], published: tuple[int, str] | None, recorded: bool,
+                window: float) -> bool:
     """Sets or withdraws the cache's trust (module docstring) from the newest of `looks`
     (this one, the previous one) whose newest transaction the cursor has passed; whether it
     is vouched for. Redis being down withdraws it by itself: the key is unreadable, then
     expires."""
     cache = indexer.publisher.cache
-    passed = [look for look in looks if look is not None and look.newest is not None and look.newest <= cursor]
-    anchor = passed[0] if passed and recorded and not indexer.publisher.dirty and not indexer.guard.held else None
+    done = [look for look in looks if look is not None and passed(look, published)]
+    anchor = done[0] if done and recorded and not indexer.publisher.dirty and not indexer.guard.held else None
     remaining = anchor.began + window - time.monotonic() if anchor is not None else 0.0
     try:
         if anchor is not None and remaining > 0.001:
@@ -124,16 +133,17 @@ async def watch(indexer: Indexer, report: Callable[[bool], Awaitable[None]], stu
             now, stuck = time.monotonic(), False
             try:
                 seen = await chain_slot(client, indexer) if indexer.is_leader else 0
-                newest = await newest_program_slot(client, indexer) if indexer.is_leader else None
+                listed = await newest_program_transaction(client, indexer) if indexer.is_leader else None
             except Exception as exc:  # the node is unreachable: nothing to compare against
                 logger.debug("progress check skipped: %s", exc)
                 continue
+            newest = listed[0] if listed else None
             cursor = indexer.cursor[0] if indexer.cursor else 0  # read after: it only moves forward
             recorded = bool(seen) and await _record(indexer, seen, seen if newest is not None and newest <= cursor
                                                     else 0)
-            this = Look(now, seen, newest) if seen else None
+            this = Look(now, seen, newest, listed[1] if listed else "") if seen else None
             if indexer.is_leader:
-                await vouch(indexer, [this, previous], published_cursor(indexer), recorded, every * TRUST_CHECKS)
+                await vouch(indexer, [this, previous], indexer.publisher.published, recorded, every * TRUST_CHECKS)
             previous = this
             if newest is None or newest <= cursor:
                 still = None

@@ -27,6 +27,23 @@ from vault_client.vault_program import Vault, VaultProgram, vault_pda
 logger = logging.getLogger("publisher")
 PUBLISHED_KEY = "indexer:published"  # after the prefix (`Publisher.published_key`)
 REBUILD_ROWS = 10_000  # vault rows a rebuild reads and writes at a time
+Cursor = tuple[int, str]  # (slot, signature) of the last transaction a batch holds
+
+
+def _format(cursor: Cursor) -> str:
+    return f"{cursor[0]}:{cursor[1]}"
+
+
+def _parse(raw: bytes | str) -> Cursor | None:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    slot, _, signature = text.partition(":")
+    return (int(slot), signature) if slot.isdigit() and signature else None
+
+
+def _at_or_after(mark: Cursor | None, cursor: Cursor) -> bool:
+    """Whether a mark says everything up to `cursor` is published: a later slot, or the same
+    transaction (another signature in the same slot may be earlier in it)."""
+    return mark is not None and (mark[0] > cursor[0] or mark == cursor)
 # Events per pub/sub message: a message stays small enough for a subscriber to parse without
 # holding its event loop long (a backfill's batch has thousands of events).
 PUBLISH_CHUNK = 500
@@ -66,10 +83,11 @@ class Publisher:
         self.prefix = prefix
         self.dirty = False  # a cache update was lost: rebuild from the database
         self.last_seq = 0  # the number of the last event committed (published or not)
-        # Every batch committed up to this slot is in Redis (its cache entries written, its
-        # events published); -1 until known. The cache's trust (`progress.py`) never runs
-        # ahead of it: the cursor moves when a batch commits, its Redis writes come after.
-        self.published_through = -1
+        # The cursor (slot, signature) every batch committed through is in Redis with (its
+        # cache entries written, its events published); None until known. The cache's trust
+        # (`progress.py`) never runs ahead of it: the cursor moves when a batch commits, its
+        # Redis writes come after. A signature, not only a slot: a batch may end inside a slot.
+        self.published: Cursor | None = None
         self._failures = 0  # Redis writes lost so far (a rebuild clears only those before it)
 
     def published_key(self) -> str:
@@ -77,18 +95,28 @@ class Publisher:
         itself, so the next leader knows whether its predecessor published all it committed."""
         return f"{self.prefix}{PUBLISHED_KEY}"
 
-    async def resume(self, cursor_slot: int) -> None:
-        """At the start of a term, with the cursor as committed: if a predecessor committed a
-        batch it did not get into Redis (it stopped in between, or Redis lost it), or that is
-        not known, the cache is rebuilt from the database before it is trusted again."""
+    @property
+    def published_through(self) -> int:
+        """The slot of `published` (-1: not known)."""
+        return self.published[0] if self.published else -1
+
+    async def resume(self, cursor: Cursor | None) -> None:
+        """At the start of a term (or a resubscription), with the cursor as committed: if a
+        predecessor committed a batch it did not get into Redis (it stopped in between, or
+        Redis lost it), or that is not known, the cache is rebuilt from the database before
+        it is trusted again."""
         try:
             raw = await self.redis.get(self.published_key())
         except RedisError:
             raw = None
-        if raw is not None and int(raw) >= cursor_slot:
-            self.published_through = max(self.published_through, cursor_slot)
+        if cursor is not None and raw is not None and _at_or_after(_parse(raw), cursor):
+            self._advance(cursor)
         else:
-            self._lost()
+            self._lost()  # not known (or nothing committed yet: an empty rebuild, then a known start)
+
+    def _advance(self, cursor: Cursor) -> None:
+        if self.published is None or cursor[0] >= self.published[0]:
+            self.published = cursor
 
     def _lost(self) -> None:
         self.dirty = True
@@ -97,12 +125,12 @@ class Publisher:
     def channel(self) -> str:
         return events_channel(self.prefix)
 
-    async def publish(self, events: list[EventRow], rows: list[Any], through: int | None = None) -> None:
+    async def publish(self, events: list[EventRow], rows: list[Any], through: Cursor | None = None) -> None:
         """One round trip: the batch's vault entries first, then its events, in order (a
         client that reads the cache on an event sees at least that event's state). Each event
         names the one before it: a lost publication shows as a gap to whoever reads on.
-        `through`: the cursor's slot once this batch committed (everything up to it is then
-        in Redis)."""
+        `through`: the cursor once this batch committed (everything up to it is then in
+        Redis)."""
         channel = self.channel()
         messages = []
         for start in range(0, len(events), PUBLISH_CHUNK):
@@ -121,19 +149,19 @@ class Publisher:
             for message in messages:
                 pipe.publish(channel, message)
             if through is not None:
-                pipe.set(self.published_key(), through)
+                pipe.set(self.published_key(), _format(through))
             await pipe.execute()
             if through is not None:
-                self.published_through = max(self.published_through, through)
+                self._advance(through)
         except RedisError as exc:
             self._lost()
             logger.warning("Redis unavailable or refused a command: the cache is stale until rebuilt and the "
                            "batch's events may not have been published: %s", exc)
 
-    async def rebuild(self, pool: asyncpg.Pool, through: int) -> bool:
+    async def rebuild(self, pool: asyncpg.Pool, through: Cursor | None) -> bool:
         """Rewrites every open vault's cache entry from PostgreSQL, REBUILD_ROWS rows a read
         (keyset on owner: memory stays flat however many vaults); True when done. `through`:
-        the cursor's slot read before the rebuild began (every batch committed up to it is in
+        the cursor read before the rebuild began (every batch committed up to it is in
         the rows read after). A write lost while it ran leaves the cache marked stale."""
         failures = self._failures
         try:
@@ -149,11 +177,13 @@ class Publisher:
                                                   for row in rows])
                 await pipe.execute()
                 after = rows[-1]["owner"]
-            await self.redis.set(self.published_key(), max(self.published_through, through))
+            if through is not None:
+                await self.redis.set(self.published_key(), _format(through))
         except RedisError:
             return False
         if self._failures == failures:
             self.dirty = False
-            self.published_through = max(self.published_through, through)
+            if through is not None:
+                self._advance(through)
         logger.info("vault cache rebuilt from the database")
         return True
