@@ -47,6 +47,7 @@ from prometheus_client import Gauge
 from solders.account import Account
 from solders.pubkey import Pubkey
 
+from services.balance_tracker.events import ADMIN_EVENTS, EXCHANGE_ADMIN_EVENTS
 from services.balance_tracker.store import read_cursor
 from services.common.chain import ChainClient
 from services.common.errors import ServiceError
@@ -170,16 +171,49 @@ def _addresses(chain: ChainClient, owner: str) -> tuple[str, Pubkey, Pubkey]:
     return owner, chain.program.vault(key), chain.program.vault_token(key)
 
 
+NEWEST_PAGE = 10  # the node's newest program transactions looked at to tell an idle indexer
+
+
 async def processed_slot(pool: asyncpg.Pool, chain: ChainClient, cursor_name: str) -> int:
-    """A slot through which the indexer has written every program event: its cursor's, or the
-    node's current slot when the newest program transaction the node knows is at or before
-    the cursor (caught up and idle: the cursor moves only on events). The node's slot is read
-    first, so nothing between it and the newest transaction's lookup is missed."""
+    """A slot through which the indexer has written every program event.
+
+    The indexer writes in the node's order, but a batch may end inside a slot: its cursor then
+    names that slot while the slot's later transactions are still to be written (issue 25: 12
+    false mismatches under deposit load, rows read with the cursor at the chain read's slot and
+    that slot's later deposits not yet written). So a cursor at slot `c` vouches for `c - 1`.
+
+    The cursor moves only on events, so an idle indexer is recognised from the node's newest
+    program transactions (read after the node's current slot, so nothing between the two is
+    missed): when they are all before `c`, or those in `c` are all stored (and the page lists
+    the whole of `c`), nothing up to the current slot is left to write."""
     current = await chain.slot()
     cursor = await read_cursor(pool, cursor_name)
     at = cursor[0] if cursor else 0
-    newest = await chain.newest_transaction_slot(chain.program.program_id)
-    return max(at, current) if newest is not None and newest <= at else at
+    through = max(at - 1, 0)
+    page = await chain.newest_transactions(chain.program.program_id, NEWEST_PAGE)
+    newest = [listed for listed in page if listed.succeeded]
+    if not newest:  # none ever (a short page), or older than a page of failures: unknown
+        return max(through, current) if len(page) < NEWEST_PAGE else through
+    if newest[0].slot > at:  # the indexer has not reached the newest
+        return through
+    in_cursor_slot = [listed.signature for listed in newest if listed.slot == at]
+    whole_slot = len(page) < NEWEST_PAGE or page[-1].slot < at
+    if not in_cursor_slot or (whole_slot and await _all_stored(pool, in_cursor_slot)):
+        return max(through, current)
+    return through
+
+
+# Which of these signatures the indexer has written: vault events, or admin actions (audit_log,
+# read through its index on action: admin actions are few).
+_STORED = """
+SELECT signature FROM transactions WHERE signature = ANY($1::text[])
+UNION SELECT signature FROM audit_log WHERE action = ANY($2::text[]) AND signature = ANY($1::text[])
+"""
+
+
+async def _all_stored(pool: asyncpg.Pool, signatures: list[str]) -> bool:
+    records = await pool.fetch(_STORED, signatures, sorted(ADMIN_EVENTS | EXCHANGE_ADMIN_EVENTS))
+    return {r["signature"] for r in records} >= set(signatures)
 
 
 async def _vault_pages(pool: asyncpg.Pool, size: int) -> AsyncIterator[list[Row]]:
