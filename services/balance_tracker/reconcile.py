@@ -14,8 +14,9 @@ How a run reads (no getProgramAccounts, nothing proportional to N in one call):
    read at one slot). A row that differs from its chain read is only a *suspect*: the row
    may have been read before the indexer wrote that slot, or after it wrote a later one.
 3. Suspects are verified once the indexer has processed through their slot (`processed_slot`:
-   its cursor has reached it, or the newest program transaction the node knows is at or
-   before the cursor, so nothing is left to index up to the node's slot): the row is read
+   its cursor is past it, since a batch may end inside a slot; or the newest program
+   transactions the node knows are all written, so nothing is left to index up to the node's
+   slot): the row is read
    again; if it now holds a later slot than the chain read, the chain is read again (a new
    slot): equal to the row, the vault is clear, else it waits for the indexer once more.
    A mismatch is reported only if the row, as of a slot at or before the chain read, still
