@@ -50,7 +50,7 @@ from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import ADMIN_EVENTS, EXCHANGE_ADMIN_EVENTS
 from services.balance_tracker.store import read_cursor
-from services.common.chain import ChainClient
+from services.common.chain import ChainClient, Listed
 from services.common.errors import ServiceError
 from vault_client import spl_token
 from vault_client.vault_program import Vault
@@ -172,7 +172,10 @@ def _addresses(chain: ChainClient, owner: str) -> tuple[str, Pubkey, Pubkey]:
     return owner, chain.program.vault(key), chain.program.vault_token(key)
 
 
-NEWEST_PAGE = 10  # the node's newest program transactions looked at to tell an idle indexer
+# How many of the node's newest program transactions are looked at to tell an idle indexer:
+# a longer look (getSignaturesForAddress' most) when the first does not list the whole of the
+# cursor's slot (a burst of more than ten in it).
+LOOKS = (10, 1_000)
 
 
 async def processed_slot(pool: asyncpg.Pool, chain: ChainClient, cursor_name: str) -> int:
@@ -185,23 +188,36 @@ async def processed_slot(pool: asyncpg.Pool, chain: ChainClient, cursor_name: st
 
     The cursor moves only on events, so an idle indexer is recognised from the node's newest
     program transactions (read after the node's current slot, so nothing between the two is
-    missed): when they are all before `c`, or those in `c` are all stored (and the page lists
-    the whole of `c`), nothing up to the current slot is left to write."""
+    missed): when they are all before `c`, or those in `c` are all stored, nothing up to the
+    current slot is left to write."""
     current = await chain.slot()
     cursor = await read_cursor(pool, cursor_name)
     at = cursor[0] if cursor else 0
     through = max(at - 1, 0)
-    page = await chain.newest_transactions(chain.program.program_id, NEWEST_PAGE)
-    newest = [listed for listed in page if listed.succeeded]
-    if not newest:  # none ever (a short page), or older than a page of failures: unknown
-        return max(through, current) if len(page) < NEWEST_PAGE else through
-    if newest[0].slot > at:  # the indexer has not reached the newest
-        return through
-    in_cursor_slot = [listed.signature for listed in newest if listed.slot == at]
-    whole_slot = len(page) < NEWEST_PAGE or page[-1].slot < at
-    if not in_cursor_slot or (whole_slot and await _all_stored(pool, in_cursor_slot)):
-        return max(through, current)
+    for limit in LOOKS:
+        caught_up = await _caught_up(pool, await chain.newest_transactions(chain.program.program_id, limit), limit,
+                                     at)
+        if caught_up is not None:
+            return max(through, current) if caught_up else through
     return through
+
+
+async def _caught_up(pool: asyncpg.Pool, page: list[Listed], limit: int, at: int) -> bool | None:
+    """Whether the node's newest program transactions (`page`, newest first, asked for `limit`)
+    are all written by an indexer whose cursor is at slot `at`; None when the page is too short
+    to tell (it does not reach the whole of slot `at`, or holds only failures)."""
+    whole = len(page) < limit  # the page reaches back to the program's first transaction
+    newest = [listed for listed in page if listed.succeeded]
+    if not newest:
+        return True if whole else None
+    if newest[0].slot > at:
+        return False
+    in_cursor_slot = [listed.signature for listed in newest if listed.slot == at]
+    if not in_cursor_slot:
+        return True
+    if not whole and page[-1].slot >= at:
+        return None
+    return await _all_stored(pool, in_cursor_slot)
 
 
 # Which of these signatures the indexer has written: vault events, or admin actions (audit_log,

@@ -174,17 +174,17 @@ async def test_real_mismatches_are_reported(node: Node, pg_database: str, redis_
                                    result.run_id) == "mismatch"
 
 
-async def _deposits_in_one_slot(node: Node, client: AsyncClient, accounts: list[Account], amount: int
+async def _deposits_in_one_slot(node: Node, client: AsyncClient, deposits: list[tuple[Account, int]]
                                 ) -> tuple[list[str], int]:
-    """One deposit per account, each its own transaction, all landed in one slot: the node
-    takes them one after the other without yielding to its slot clock (no subscriber at
-    `processed` to notify in between). Returns their signatures and that slot, confirmed."""
+    """Each (account, amount) deposited by a transaction of its own, all landed in one slot:
+    the node takes them one after the other without yielding to its slot clock (no subscriber
+    at `processed` to notify in between). Returns their signatures and that slot, confirmed."""
     assert node.ledger is not None
     program = node.ledger.deployment.program
     blockhash = (await client.get_latest_blockhash()).value.blockhash
     txs = [VersionedTransaction(Message.new_with_blockhash(
         [program.deposit(a.user.key, a.token_account, amount)], a.user.key, blockhash), [a.user.keypair])
-        for a in accounts]
+        for a, amount in deposits]
     signatures = [await node.send(tx, skip_preflight=False) for tx in txs]
     statuses = (await client.get_signature_statuses([Signature.from_string(s) for s in signatures])).value
     slots = {status.slot for status in statuses if status is not None}
@@ -194,20 +194,25 @@ async def _deposits_in_one_slot(node: Node, client: AsyncClient, accounts: list[
     return signatures, slots.pop()
 
 
-async def _index(node: Node, client: AsyncClient, pool: asyncpg.Pool, signature: str) -> None:
-    """Writes one transaction as the indexer does (decoded from its log, numbered after the
-    stored events, one batch through `write_batch`, the cursor at its slot)."""
+async def _index(node: Node, client: AsyncClient, pool: asyncpg.Pool, signatures: list[str]) -> None:
+    """Writes transactions as the indexer does: decoded from their logs, numbered after the
+    stored events, one batch through `write_batch`, the cursor at the last one's slot."""
     assert node.ledger is not None
     program = node.ledger.deployment.program
-    fetched = (await client.get_transaction(Signature.from_string(signature), commitment=Confirmed,
-                                            max_supported_transaction_version=0)).value
-    assert fetched is not None and fetched.transaction.meta is not None
-    logs = list(fetched.transaction.meta.log_messages or [])
-    events, admin = decode(signature, logs, fetched.slot, None, "confirmed", str(program.program_id))
-    assert events
+    events, admin, slot = [], [], 0
+    for signature in signatures:
+        fetched = (await client.get_transaction(Signature.from_string(signature), commitment=Confirmed,
+                                                max_supported_transaction_version=0)).value
+        assert fetched is not None and fetched.transaction.meta is not None
+        logs = list(fetched.transaction.meta.log_messages or [])
+        rows, admins = decode(signature, logs, fetched.slot, None, "confirmed", str(program.program_id))
+        assert rows
+        events += rows
+        admin += admins
+        slot = fetched.slot
     number(events, await last_seq(pool))
     async with pool.acquire() as conn:
-        await write_batch(conn, program, CURSOR, events, admin, (fetched.slot, signature))
+        await write_batch(conn, program, CURSOR, events, admin, (slot, signatures[-1]))
 
 
 async def _cursor_slot(pool: asyncpg.Pool) -> int:
@@ -233,8 +238,8 @@ async def test_a_cursor_inside_a_slot_does_not_vouch_for_the_rest_of_it(node: No
                 accounts = await users_with_vaults(node, client, 2)
                 await wait_for_rows(pg_database, 2)
                 await _settled(pool, chain)
-            (first, second), slot = await _deposits_in_one_slot(node, client, accounts, 7 * USDT)
-            await _index(node, client, pool, first)  # a batch that ends inside `slot`
+            (first, second), slot = await _deposits_in_one_slot(node, client, [(a, 7 * USDT) for a in accounts])
+            await _index(node, client, pool, [first])  # a batch that ends inside `slot`
             assert await _cursor_slot(pool) == slot
 
             inside = await reconcile.run(pool, chain, pace=reconcile.Pace(verify_seconds=1.0))
@@ -243,7 +248,7 @@ async def test_a_cursor_inside_a_slot_does_not_vouch_for_the_rest_of_it(node: No
             assert {(f.owner, f.field) for f in inside.unverified} == {(behind, name) for name in BALANCE_CHANGED}
             assert await reconcile.processed_slot(pool, chain, CURSOR) == slot - 1
 
-            await _index(node, client, pool, second)  # the rest of the slot
+            await _index(node, client, pool, [second])  # the rest of the slot
             assert await reconcile.processed_slot(pool, chain, CURSOR) >= slot
             whole = await reconcile.run(pool, chain, pace=reconcile.Pace(verify_seconds=5.0))
             assert (whole.findings, whole.unverified) == ([], [])
@@ -256,3 +261,38 @@ async def test_a_cursor_inside_a_slot_does_not_vouch_for_the_rest_of_it(node: No
         await pool.close()
         await chain.close()
 
+
+
+async def test_an_idle_indexer_after_a_slot_of_more_than_a_page(node: Node, pg_database: str,
+                                                                redis_ns: RedisNamespace) -> None:
+    """The indexer's last slot holds more program transactions than the first look at the
+    node's newest lists (ten): once they are all written, the indexer is still recognised as
+    caught up (a longer look), so a row edited while it is idle is reported, not left
+    unverified."""
+    assert node.ledger is not None
+    settings = settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix)
+    chain = _chain(node)
+    pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=4)
+    burst_size = reconcile.LOOKS[0] + 2
+    try:
+        async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+            async with balance_tracker(settings, snapshot_seconds=3600.0, reconcile_seconds=3600.0):
+                [account] = await users_with_vaults(node, client, 1)
+                await wait_for_rows(pg_database, 1)
+                await _settled(pool, chain)
+            signatures, slot = await _deposits_in_one_slot(node, client,
+                                                           [(account, n) for n in range(1, burst_size + 1)])
+            half = burst_size // 2
+            await _index(node, client, pool, signatures[:half])  # ends inside `slot`
+            assert await reconcile.processed_slot(pool, chain, CURSOR) == slot - 1
+            await _index(node, client, pool, signatures[half:])
+            assert await reconcile.processed_slot(pool, chain, CURSOR) >= slot
+
+            owner = str(account.user.key)
+            await pool.execute("UPDATE vaults SET total_withdrawn = total_withdrawn + 1 WHERE owner = $1", owner)
+            edited = await reconcile.run(pool, chain, pace=reconcile.Pace(verify_seconds=5.0))
+            assert [(f.owner, f.field, f.database_value) for f in edited.findings] == [(owner, "total_withdrawn", "1")]
+            assert edited.unverified == []
+    finally:
+        await pool.close()
+        await chain.close()
