@@ -14,8 +14,9 @@ How a run reads (no getProgramAccounts, nothing proportional to N in one call):
    read at one slot). A row that differs from its chain read is only a *suspect*: the row
    may have been read before the indexer wrote that slot, or after it wrote a later one.
 3. Suspects are verified once the indexer has processed through their slot (`processed_slot`:
-   its cursor has reached it, or the newest program transaction the node knows is at or
-   before the cursor, so nothing is left to index up to the node's slot): the row is read
+   its cursor is past it, since a batch may end inside a slot; or the newest program
+   transactions the node knows are all written, so nothing is left to index up to the node's
+   slot): the row is read
    again; if it now holds a later slot than the chain read, the chain is read again (a new
    slot): equal to the row, the vault is clear, else it waits for the indexer once more.
    A mismatch is reported only if the row, as of a slot at or before the chain read, still
@@ -47,8 +48,9 @@ from prometheus_client import Gauge
 from solders.account import Account
 from solders.pubkey import Pubkey
 
+from services.balance_tracker.events import ADMIN_EVENTS, EXCHANGE_ADMIN_EVENTS
 from services.balance_tracker.store import read_cursor
-from services.common.chain import ChainClient
+from services.common.chain import ChainClient, Listed
 from services.common.errors import ServiceError
 from vault_client import spl_token
 from vault_client.vault_program import Vault
@@ -170,16 +172,65 @@ def _addresses(chain: ChainClient, owner: str) -> tuple[str, Pubkey, Pubkey]:
     return owner, chain.program.vault(key), chain.program.vault_token(key)
 
 
+# How many of the node's newest program transactions are looked at to tell an idle indexer:
+# a longer look (getSignaturesForAddress' most) when the first does not list the whole of the
+# cursor's slot (a burst of more than ten in it).
+LOOKS = (10, 1_000)
+
+
 async def processed_slot(pool: asyncpg.Pool, chain: ChainClient, cursor_name: str) -> int:
-    """A slot through which the indexer has written every program event: its cursor's, or the
-    node's current slot when the newest program transaction the node knows is at or before
-    the cursor (caught up and idle: the cursor moves only on events). The node's slot is read
-    first, so nothing between it and the newest transaction's lookup is missed."""
+    """A slot through which the indexer has written every program event.
+
+    The indexer writes in the node's order, but a batch may end inside a slot: its cursor then
+    names that slot while the slot's later transactions are still to be written (issue 25: 12
+    false mismatches under deposit load, rows read with the cursor at the chain read's slot and
+    that slot's later deposits not yet written). So a cursor at slot `c` vouches for `c - 1`.
+
+    The cursor moves only on events, so an idle indexer is recognised from the node's newest
+    program transactions (read after the node's current slot, so nothing between the two is
+    missed): when they are all before `c`, or those in `c` are all stored, nothing up to the
+    current slot is left to write."""
     current = await chain.slot()
     cursor = await read_cursor(pool, cursor_name)
     at = cursor[0] if cursor else 0
-    newest = await chain.newest_transaction_slot(chain.program.program_id)
-    return max(at, current) if newest is not None and newest <= at else at
+    through = max(at - 1, 0)
+    for limit in LOOKS:
+        caught_up = await _caught_up(pool, await chain.newest_transactions(chain.program.program_id, limit), limit,
+                                     at)
+        if caught_up is not None:
+            return max(through, current) if caught_up else through
+    return through
+
+
+async def _caught_up(pool: asyncpg.Pool, page: list[Listed], limit: int, at: int) -> bool | None:
+    """Whether the node's newest program transactions (`page`, newest first, asked for `limit`)
+    are all written by an indexer whose cursor is at slot `at`; None when the page is too short
+    to tell (it does not reach the whole of slot `at`, or holds only failures)."""
+    whole = len(page) < limit  # the page reaches back to the program's first transaction
+    newest = [listed for listed in page if listed.succeeded]
+    if not newest:
+        return True if whole else None
+    if newest[0].slot > at:
+        return False
+    in_cursor_slot = [listed.signature for listed in newest if listed.slot == at]
+    if not in_cursor_slot:
+        return True
+    if not whole and page[-1].slot >= at:
+        return None
+    return await _all_stored(pool, in_cursor_slot)
+
+
+# Which of these signatures the indexer has written: vault events, or admin actions (audit_log,
+# read through its index on action: admin actions are few).
+_STORED = """
+SELECT signature FROM transactions WHERE signature = ANY($1::text[])
+UNION SELECT signature FROM audit_log WHERE action = ANY($2::text[]) AND signature = ANY($1::text[])
+"""
+
+
+async def _all_stored(pool: asyncpg.Pool, signatures: list[str]) -> bool:
+    records = await pool.fetch(_STORED, signatures, sorted(ADMIN_EVENTS | EXCHANGE_ADMIN_EVENTS))
+    return {r["signature"] for r in records} >= set(signatures)
 
 
 async def _vault_pages(pool: asyncpg.Pool, size: int) -> AsyncIterator[list[Row]]:

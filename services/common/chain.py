@@ -46,6 +46,15 @@ class VaultState:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """One transaction of a getSignaturesForAddress page."""
+
+    slot: int
+    signature: str
+    succeeded: bool
+
+
+@dataclass(frozen=True)
 class Simulation:
     units: int
     err: Any
@@ -129,14 +138,13 @@ class ChainClient:
                                                                                              encoding="base64"))
         return response.context.slot, list(response.value)
 
-    async def newest_transaction_slot(self, address: Pubkey) -> int | None:
-        """The slot of the newest successful transaction naming `address`, at the client's
-        commitment (at least confirmed: history serves no less), or None if none is among the
-        newest ten."""
+    async def newest_transactions(self, address: Pubkey, limit: int = 10) -> list[Listed]:
+        """The newest `limit` transactions naming `address` (failed ones too), newest first, at
+        the client's commitment (at least confirmed: history serves no less)."""
         commitment = Commitment("confirmed") if self.commitment == "processed" else self.commitment
         page = (await self._call("getSignaturesForAddress", self.client.get_signatures_for_address(
-            address, limit=10, commitment=commitment))).value
-        return next((s.slot for s in page if s.err is None), None)
+            address, limit=limit, commitment=commitment))).value
+        return [Listed(s.slot, str(s.signature), s.err is None) for s in page]
 
     async def vaults(self) -> list[VaultState]:
         response = await self._call("getProgramAccounts", self.client.get_program_accounts(
