@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
@@ -91,14 +92,15 @@ class Publisher:
         self._failures = 0  # Redis writes lost so far (a rebuild clears only those before it)
 
     def published_key(self) -> str:
-        """The slot every committed batch is published through, kept in Redis with the cache
-        itself, so the next leader knows whether its predecessor published all it committed."""
+        """The cursor every committed batch is published through (`slot:signature`), kept in
+        Redis with the cache itself, so the next leader knows whether its predecessor
+        published all it committed."""
         return f"{self.prefix}{PUBLISHED_KEY}"
 
-    @property
-    def published_through(self) -> int:
-        """The slot of `published` (-1: not known)."""
-        return self.published[0] if self.published else -1
+    def _queue_entries(self, pipe: Pipeline, rows: list[Any]) -> None:
+        """The open vaults among `rows` as cache entries at their rows' slots (set if newer)."""
+        queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
+                                          for row in rows if row["closed_at"] is None])
 
     async def resume(self, cursor: Cursor | None) -> None:
         """At the start of a term (or a resubscription), with the cursor as committed: if a
@@ -144,8 +146,7 @@ class Publisher:
             closed = [self.cache.key(row["owner"]) for row in rows if row["closed_at"] is not None]
             if closed:
                 pipe.delete(*closed)
-            queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
-                                              for row in rows if row["closed_at"] is None])
+            self._queue_entries(pipe, rows)
             for message in messages:
                 pipe.publish(channel, message)
             if through is not None:
@@ -173,8 +174,7 @@ class Publisher:
                 if not rows:
                     break
                 pipe = self.redis.pipeline(transaction=False)
-                queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
-                                                  for row in rows])
+                self._queue_entries(pipe, rows)
                 await pipe.execute()
                 after = rows[-1]["owner"]
             if through is not None:
