@@ -29,7 +29,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 
-from bench.traffic import users_with_vaults
+from bench.traffic import Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
@@ -82,6 +82,15 @@ async def unsubscribed_vault_manager(settings: Settings) -> AsyncIterator[grpc.a
         yield channel
 
 
+async def indexed_vault(node: Node, client: AsyncClient, redis_ns: RedisNamespace, cache: VaultCache) -> Account:
+    """A new vault, once the running indexer has written its entry and vouches for the cache."""
+    [account] = await users_with_vaults(node, client, 1)
+    owner = account.user.key
+    await until(lambda: redis_ns.client.exists(cache.key(owner)), 30, "the indexer writes its entry")
+    await until(lambda: redis_ns.client.exists(cache.current_key()), 5, "the indexer vouches")
+    return account
+
+
 async def test_an_idle_vault_is_served_from_redis_and_from_the_chain_once_the_indexer_is_gone(
         node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
     cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
@@ -90,10 +99,8 @@ async def test_an_idle_vault_is_served_from_redis_and_from_the_chain_once_the_in
     settings = settings_for("vault_manager", node, pg_database, redis_ns.url, redis_ns.prefix)
     try:
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
-            [account] = await users_with_vaults(node, client, 1)
+            account = await indexed_vault(node, client, redis_ns, cache)
             owner = account.user.key
-            await until(lambda: redis_ns.client.exists(cache.key(owner)), 30, "the indexer writes its entry")
-            await until(lambda: redis_ns.client.exists(cache.current_key()), 5, "the indexer vouches")
             # the entry the indexer wrote outlives the old 30 s TTL by far (CACHE_TTL_SECONDS: a day)
             assert await redis_ns.client.ttl(cache.key(owner)) > 86_000
             async for channel in unsubscribed_vault_manager(settings):
@@ -132,10 +139,8 @@ async def test_a_stale_entry_is_not_served_beyond_the_bound_once_the_indexer_is_
     settings = settings_for("vault_manager", node, pg_database, redis_ns.url, redis_ns.prefix)
     try:
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
-            [account] = await users_with_vaults(node, client, 1)
+            account = await indexed_vault(node, client, redis_ns, cache)
             owner = account.user.key
-            await until(lambda: redis_ns.client.exists(cache.key(owner)), 30, "the indexer writes its entry")
-            await until(lambda: redis_ns.client.exists(cache.current_key()), 5, "the indexer vouches")
             async for channel in unsubscribed_vault_manager(settings):
                 assert (await get_vault(channel, owner)).source == common_pb2.DATA_SOURCE_CACHE
                 link.stall()
