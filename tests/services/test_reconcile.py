@@ -31,6 +31,7 @@ from services.balance_tracker.store import last_seq, number, write_batch
 from services.common.chain import ChainClient
 from tests.conftest import RedisNamespace
 from tests.support.services import GENESIS_OWNERS, balance_tracker, settings_for, wait_for_rows
+from vault_client.config import Settings
 
 VAULTS = 24
 DEPOSITS = 1_200
@@ -47,6 +48,17 @@ async def node() -> AsyncIterator[Node]:
 def _chain(node: Node) -> ChainClient:
     assert node.ledger is not None
     return ChainClient(node.rpc_url, node.ledger.deployment.program, "test")
+
+
+async def _vaults_indexed(node: Node, client: AsyncClient, settings: Settings, database: str, pool: asyncpg.Pool,
+                         chain: ChainClient, count: int) -> list[Account]:
+    """`count` new vaults, indexed by a balance_tracker that is stopped once it has processed
+    through the node's slot (so what happens next is on chain only, until indexed on purpose)."""
+    async with balance_tracker(settings, snapshot_seconds=3600.0, reconcile_seconds=3600.0):
+        accounts = await users_with_vaults(node, client, count)
+        await wait_for_rows(database, count)
+        await _settled(pool, chain)
+    return accounts
 
 
 async def _settled(pool: asyncpg.Pool, chain: ChainClient) -> None:
@@ -111,10 +123,7 @@ async def test_a_row_behind_is_verified_once_the_indexer_passes_its_slot(node: N
     pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=4)
     try:
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
-            async with balance_tracker(settings, snapshot_seconds=3600.0, reconcile_seconds=3600.0):
-                [account] = await users_with_vaults(node, client, 1)
-                await wait_for_rows(pg_database, 1)
-                await _settled(pool, chain)
+            [account] = await _vaults_indexed(node, client, settings, pg_database, pool, chain, 1)
             assert await burst(program, client, [account], 1) == 1
             await _wait_confirmed(client, account)
             behind = await reconcile.run(pool, chain, pace=reconcile.Pace(verify_seconds=1.0))
@@ -234,10 +243,7 @@ async def test_a_cursor_inside_a_slot_does_not_vouch_for_the_rest_of_it(node: No
     pool = await asyncpg.create_pool(pg_database, min_size=1, max_size=4)
     try:
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
-            async with balance_tracker(settings, snapshot_seconds=3600.0, reconcile_seconds=3600.0):
-                accounts = await users_with_vaults(node, client, 2)
-                await wait_for_rows(pg_database, 2)
-                await _settled(pool, chain)
+            accounts = await _vaults_indexed(node, client, settings, pg_database, pool, chain, 2)
             (first, second), slot = await _deposits_in_one_slot(node, client, [(a, 7 * USDT) for a in accounts])
             await _index(node, client, pool, [first])  # a batch that ends inside `slot`
             assert await _cursor_slot(pool) == slot
@@ -276,10 +282,7 @@ async def test_an_idle_indexer_after_a_slot_of_more_than_a_page(node: Node, pg_d
     burst_size = reconcile.LOOKS[0] + 2
     try:
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
-            async with balance_tracker(settings, snapshot_seconds=3600.0, reconcile_seconds=3600.0):
-                [account] = await users_with_vaults(node, client, 1)
-                await wait_for_rows(pg_database, 1)
-                await _settled(pool, chain)
+            [account] = await _vaults_indexed(node, client, settings, pg_database, pool, chain, 1)
             signatures, slot = await _deposits_in_one_slot(node, client,
                                                            [(account, n) for n in range(1, burst_size + 1)])
             half = burst_size // 2
