@@ -321,6 +321,9 @@ class Settings:
     # INDEXER_ENABLED=0: serve and reconcile without indexing (another process indexes)
     indexer_enabled: bool = field(default_factory=lambda: _env("INDEXER_ENABLED", "1") != "0")
     reconcile_interval_seconds: float = field(default_factory=lambda: _float("RECONCILE_INTERVAL_SECONDS", 300))
+    # when PostgreSQL runs without autovacuum, how often balance_tracker looks for tables
+    # autovacuum would analyze or vacuum (services/balance_tracker/table_upkeep.py)
+    table_upkeep_seconds: float = field(default_factory=lambda: _float("TABLE_UPKEEP_SECONDS", 30))
 
     def __post_init__(self) -> None:
         problems = []
@@ -335,7 +338,8 @@ class Settings:
                             ("PAGE_TOKEN_TTL_SECONDS", self.page_token_ttl_seconds),
                             ("SNAPSHOT_INTERVAL_SECONDS", self.snapshot_interval_seconds),
                             ("SNAPSHOT_RETENTION_INTERVAL_SECONDS", self.snapshot_retention_seconds),
-                            ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows)):
+                            ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows),
+                            ("TABLE_UPKEEP_SECONDS", self.table_upkeep_seconds)):
             if value <= 0:
                 problems.append(f"{name} must be positive, got {value}")
         if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0 \

@@ -1,5 +1,6 @@
 """Assembly of balance_tracker: the indexer (leader-elected), snapshots, scheduled
-reconciliation and the BalanceTracker gRPC service."""
+reconciliation, table upkeep (when the server runs without autovacuum) and the
+BalanceTracker gRPC service."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from collateral_vault.v1 import balance_tracker_pb2, balance_tracker_pb2_grpc
 from grpc_health.v1 import health_pb2
 
-from services.balance_tracker import reconcile, snapshots
+from services.balance_tracker import reconcile, snapshots, table_upkeep
 from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.indexer import progress
 from services.balance_tracker.indexer.follower import Indexer, IndexerConfig, indexer_pool
@@ -59,6 +60,7 @@ class BalanceTrackerApp(ServiceApp):
         snapshot_seconds = self.snapshot_seconds or s.snapshot_interval_seconds
         self.tasks.append(asyncio.create_task(snapshots.every(pool, snapshot_seconds, s.snapshot_retention_seconds,
                                                               s.snapshot_batch_rows)))
+        self.tasks.append(asyncio.create_task(table_upkeep.every(pool, s.table_upkeep_seconds)))
         reconciler = reconcile.Reconciler(pool, chain, config.cursor_name)
         self.tasks.append(asyncio.create_task(reconcile.every(
             reconciler, s.reconcile_interval_seconds if self.reconcile_seconds is None else self.reconcile_seconds)))
