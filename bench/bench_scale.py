@@ -13,7 +13,8 @@ gRPC API (so it holds whichever way a service answers):
    from a process that does nothing else (bench/scale_readers.py), so the load generator's
    own loop (pages to parse, deposits to sign) adds nothing to their latencies; GetVault,
    GetTvl and deposit p50/p99, the reconciliation's time, vaults checked, findings
-   (mismatches reported under deposit load) and unverified differences are reported;
+   (mismatches reported under deposit load) and unverified differences are reported, and
+   per process the CPU it used and the time it waited for a core (bench/cpu_shares.py);
 4. the balance-snapshot pass (balance_tracker's `snapshots.take` on the database, timed by
    its entry point services/balance_tracker/perf_snapshots.py): time and rows written;
 5. catching up: a second balance_tracker (its own empty database) indexes the chain's whole
@@ -64,7 +65,7 @@ from solana.rpc.commitment import Confirmed
 from solders.message import Message
 from solders.transaction import VersionedTransaction
 
-from bench import scale_report, service_metrics
+from bench import cpu_shares, scale_report, service_metrics
 from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
 from bench.populate import Population, populate
 from bench.probes import probe
@@ -207,6 +208,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
         readers = Readers(env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, GET_VAULT_CALLERS)
         await readers.start()  # GetVault and GetTvl, measured from a process that does only that
         started = time.perf_counter()
+        usage = cpu_shares.reading(os.getpid())
         tasks = [*([asyncio.create_task(walker())] if walk else []),
                  *(asyncio.create_task(depositor(i)) for i in range(min(DEPOSIT_CALLERS, len(owners))))]
         try:
@@ -218,6 +220,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
             await asyncio.wait_for(_wait_walk(walks if walk else [0.0], tasks, remaining), LOAD_CAP_SECONDS)
         finally:
             done.set()
+            cpu = cpu_shares.diff(usage, cpu_shares.reading(os.getpid()), time.perf_counter() - started)
             try:
                 latencies.update(await readers.stop())
             finally:
@@ -232,7 +235,8 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                                if walks else None, "max_seconds": round(max(walks), 3) if walks else None},
                 "reconciliation": {"seconds": round(reconcile_seconds, 2), "vaults_checked": run.vaults_checked,
                                    "mismatches": len(run.findings),
-                                   "findings": sorted({f.field for f in run.findings})}}
+                                   "findings": sorted({f.field for f in run.findings})},
+                "cpu": cpu}
 
 
 async def _wait_walk(walks: list[float], tasks: list[asyncio.Task[None]], remaining: float) -> None:

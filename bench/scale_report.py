@@ -23,6 +23,9 @@ MEASURES: list[tuple[str, tuple[str, ...], str]] = [
     ("GetVault p99, under load", ("under_load", "get_vault", "p99_ms"), "ms"),
     ("GetTvl p99, under load", ("under_load", "get_tvl", "p99_ms"), "ms"),
     ("deposit p99, under load", ("under_load", "deposit", "p99_ms"), "ms"),
+    ("cores busy, under load (share)", ("under_load", "cpu", "busy_share"), ""),
+    ("vault_manager waiting for a core, under load",
+     ("under_load", "cpu", "processes", "vault_manager", "wait_s"), "s"),
     ("ListVaults page p99, under load", ("under_load", "list_page", "p99_ms"), "ms"),
     ("ListVaults walk median, under load", ("under_load", "list_walks", "median_seconds"), "s"),
     ("reconciliation, under load", ("under_load", "reconciliation", "seconds"), "s"),
@@ -32,7 +35,8 @@ MEASURES: list[tuple[str, tuple[str, ...], str]] = [
     ("population (vaults/s)", ("population", "vaults_per_second"), ""),
     ("catch-up: indexer events/s", ("catch_up", "indexer_events_per_second"), ""),
     ("catch-up: node events/s (getTransaction)", ("catch_up", "node_events_per_second"), ""),
-    ("catch-up: indexer ÷ node", ("catch_up", "indexer_over_node"), ""),
+    ("catch-up: indexer ÷ node (json)", ("catch_up", "indexer_over_node"), ""),
+    ("catch-up: indexer ÷ node (base64)", ("catch_up", "indexer_over_node_base64"), ""),
 ]
 
 
