@@ -24,7 +24,9 @@ gRPC API (so it holds whichever way a service answers):
    8 in flight (the indexer's backfill before issue 25 item 6; it now sends JSON-RPC
    batches), the answers read but not parsed; in the `json` encoding (`indexer_over_node`,
    comparable with the results before item 6) and in `base64`, the one the indexer now asks
-   for, which localnet serves faster (`indexer_over_node_base64`).
+   for, which localnet serves faster (`indexer_over_node_base64`); and what an event cost
+   each process over the catch-up (`cpu_us_per_event`: the indexer, localnet, PostgreSQL,
+   Redis; `balance_tracker` sums both trackers, the first one idle).
 
 The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
 its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
@@ -305,6 +307,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
             await _until(started, 120, "the second indexer's first event")
             first = time.perf_counter()
             first_cpu = _cpu_seconds(process.pid)
+            usage = cpu_shares.reading(os.getpid())
             start_count = await _count(fresh, count)
 
             async def finished() -> bool:
@@ -313,6 +316,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
             await _until(finished, LOAD_CAP_SECONDS, "the second indexer's catch-up")
             seconds = time.perf_counter() - first
             cpu = _cpu_seconds(process.pid) - first_cpu
+            shares = cpu_shares.diff(usage, cpu_shares.reading(os.getpid()), seconds)
         finally:
             process.terminate()
             process.wait(30)
@@ -328,7 +332,12 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
             "node_get_transaction": serve, "node_events_per_second": round(node_events, 1),
             "indexer_over_node": round(rate / node_events, 2) if rate and node_events else None,
             "node_get_transaction_base64": serve_base64, "node_events_per_second_base64": round(node_events_base64, 1),
-            "indexer_over_node_base64": round(rate / node_events_base64, 2) if rate and node_events_base64 else None}
+            "indexer_over_node_base64": round(rate / node_events_base64, 2) if rate and node_events_base64 else None,
+            # every process's CPU per event over the same events (the first balance_tracker
+            # and the other services idle): what an event costs the node and PostgreSQL too
+            "cpu_us_per_event": {name: round(p["cpu_s"] / (events - start_count) * 1e6, 1)
+                                 for name, p in shares["processes"].items() if p["cpu_s"] >= 0.01} if rate else None,
+            "cores_busy_share": shares["busy_share"]}
 
 
 def _cpu_seconds(pid: int) -> float:

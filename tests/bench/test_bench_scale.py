@@ -25,6 +25,9 @@ async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> No
     assert loaded["reconciliation"]["mismatches"] == 0 and loaded["reconciliation"]["vaults_checked"] == everyone
     assert loaded["deposit"]["calls"] > 0 and loaded["get_vault"]["calls"] > 0 and loaded["get_tvl"]["calls"] > 0
     assert loaded["list_walks"]["completed"] >= 1 and loaded["seconds"] >= 3.0
+    # who had the cores: the services under load ran and are named by their modules
+    assert {"vault_manager", "monitor", "scale_readers", "localnet"} <= set(loaded["cpu"]["processes"])
+    assert loaded["cpu"]["processes"]["vault_manager"]["cpu_s"] > 0 and 0 < loaded["cpu"]["busy_share"] <= 1
     assert result["snapshot_pass"]["rows"] == everyone
     catch_up = result["catch_up"]
     assert catch_up["events"] >= 2 * VAULTS + loaded["deposit"]["calls"]
