@@ -6,8 +6,9 @@ gRPC API (so it holds whichever way a service answers):
    vault row;
 2. alone: a full ListVaults walk (pages of 500: total time and per-page latency) and GetTvl
    latency (LATENCY_CALLS calls, one at a time);
-3. under load: for at least LOAD_SECONDS and until one reconciliation run (BalanceTracker
-   Reconcile) has finished, at the same time: ListVaults walks in a loop, GetTvl in a loop,
+3. under load: for at least LOAD_SECONDS and until RECONCILIATIONS reconciliation runs
+   (BalanceTracker Reconcile, one after the other; the slowest one's time is reported) have
+   finished, at the same time: ListVaults walks in a loop, GetTvl in a loop,
    GetVault callers (random vaults) and deposit callers (owner-signed deposits through
    SubmitTransaction, waited for at `processed`); GetVault and GetTvl are called and timed
    from a process that does nothing else (bench/scale_readers.py), so the load generator's
@@ -81,7 +82,8 @@ from vault_client.vault_program import VaultProgram
 DEFAULT_VAULTS = 2_000
 PAGE_SIZE = 500
 LATENCY_CALLS = 30
-LOAD_SECONDS = 15.0
+LOAD_SECONDS = 30.0
+RECONCILIATIONS = 3  # reconciliation runs during the load, one after the other
 LOAD_CAP_SECONDS = 900.0
 GET_VAULT_CALLERS = 2
 DEPOSIT_CALLERS = 4
@@ -215,9 +217,11 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                  *(asyncio.create_task(depositor(i)) for i in range(min(DEPOSIT_CALLERS, len(owners))))]
         try:
             await asyncio.sleep(1.0)  # every load is going before the reconciliation starts
-            t0 = time.perf_counter()
-            run = await tracker.Reconcile(balance_tracker_pb2.ReconcileRequest(), timeout=LOAD_CAP_SECONDS)
-            reconcile_seconds = time.perf_counter() - t0
+            runs = []
+            for _ in range(RECONCILIATIONS):  # back to back: the load lasts long enough for a stable p99
+                t0 = time.perf_counter()
+                run = await tracker.Reconcile(balance_tracker_pb2.ReconcileRequest(), timeout=LOAD_CAP_SECONDS)
+                runs.append((time.perf_counter() - t0, run))
             remaining = LOAD_SECONDS - (time.perf_counter() - started)
             await asyncio.wait_for(_wait_walk(walks if walk else [0.0], tasks, remaining), LOAD_CAP_SECONDS)
         finally:
@@ -235,9 +239,12 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                 "deposit": _ms(latencies["deposit"]), "list_page": _ms(latencies["list_page"]),
                 "list_walks": {"completed": len(walks), "median_seconds": round(statistics.median(walks), 3)
                                if walks else None, "max_seconds": round(max(walks), 3) if walks else None},
-                "reconciliation": {"seconds": round(reconcile_seconds, 2), "vaults_checked": run.vaults_checked,
-                                   "mismatches": len(run.findings),
-                                   "findings": sorted({f.field for f in run.findings})},
+                # the slowest run's time; findings of all runs
+                "reconciliation": {"seconds": round(max(t for t, _ in runs), 2),
+                                   "runs_seconds": [round(t, 2) for t, _ in runs],
+                                   "vaults_checked": min(r.vaults_checked for _, r in runs),
+                                   "mismatches": sum(len(r.findings) for _, r in runs),
+                                   "findings": sorted({f.field for _, r in runs for f in r.findings})},
                 "cpu": cpu}
 
 
