@@ -4,11 +4,12 @@ a call's latency also held its waits for that event loop, busy parsing 500-vault
 pages and signing deposits, so the load generator's stalls were counted as the service's.
 
 `Readers` runs it as a subprocess (cwd = repo root): it connects, says `ready` on stdout,
-calls until a line arrives on its stdin (or stdin closes), then prints one JSON object:
-each call's latency in seconds, `{"get_vault": [...], "get_tvl": [...]}`. The owners come
-in a file, one base58 key per line.
+calls until a line arrives on its stdin (or stdin closes), then writes one JSON object to
+the file `--out` names: each call's latency in seconds, `{"get_vault": [...], "get_tvl":
+[...]}`. The owners come in a file, one base58 key per line. (The result once went through
+stdout too; twice in a day a 200 KB result arrived with a foreign line inside it.)
 
-    python -m bench.scale_readers --vault-manager ADDR --monitor ADDR --owners FILE [--callers N]"""
+    python -m bench.scale_readers --vault-manager ADDR --monitor ADDR --owners FILE --out FILE [--callers N]"""
 
 from __future__ import annotations
 
@@ -68,15 +69,19 @@ class Readers:
         self.owners = owners
         self.process: asyncio.subprocess.Process | None = None
         self._file = ""
+        self._out = ""
 
     async def start(self, timeout: float = 60.0) -> None:
         """Starts the probe and returns once it is calling; RuntimeError (the probe ended)
         if it is not within `timeout` seconds."""
         handle, self._file = tempfile.mkstemp(prefix="cvbench-owners-", suffix=".txt")
+        out_handle, self._out = tempfile.mkstemp(prefix="cvbench-latencies-", suffix=".json")
+        os.close(out_handle)
         with os.fdopen(handle, "w") as out:
             out.write("\n".join(self.owners))
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.scale_readers", *self.args, "--owners", self._file, cwd=ROOT,
+            sys.executable, "-m", "bench.scale_readers", *self.args, "--owners", self._file, "--out", self._out,
+            cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE)
         assert self.process.stdout is not None
@@ -96,10 +101,13 @@ class Readers:
             self.process.stdin.write(b"stop\n")
             await self.process.stdin.drain()
             self.process.stdin.close()
-            out = await asyncio.wait_for(self.process.stdout.read(), 120)
+            await asyncio.wait_for(self.process.stdout.read(), 120)  # to its end: the process has ended
             if await self.process.wait() != 0:
                 raise RuntimeError(f"bench.scale_readers failed (exit {self.process.returncode})")
-            result: dict[str, list[float]] = json.loads(out)
+            try:
+                result: dict[str, list[float]] = json.loads(Path(self._out).read_text())
+            except ValueError as exc:
+                raise RuntimeError(f"bench.scale_readers wrote no result: {exc}") from None
             return result
         finally:
             await self._end()
@@ -108,8 +116,9 @@ class Readers:
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
-        if self._file:
-            Path(self._file).unlink(missing_ok=True)
+        for path in (self._file, self._out):
+            if path:
+                Path(path).unlink(missing_ok=True)
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,9 +140,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--vault-manager", required=True, help="VaultManager's address (host:port)")
     parser.add_argument("--monitor", required=True, help="VaultMonitor's address (host:port)")
     parser.add_argument("--owners", required=True, help="a file of vault owners, one per line")
+    parser.add_argument("--out", required=True, help="the file to write the latencies to (JSON)")
     parser.add_argument("--callers", type=int, default=2, help="GetVault callers (default %(default)s)")
     args = parser.parse_args(argv)
-    print(json.dumps(uvloop.run(_main(args))), flush=True)
+    result = json.dumps(uvloop.run(_main(args)))
+    partial = f"{args.out}.partial"
+    Path(partial).write_text(result)
+    os.replace(partial, args.out)  # whole or not at all
     return 0
 
 

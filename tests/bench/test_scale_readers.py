@@ -3,6 +3,8 @@ path runs in tests/bench/test_bench_scale.py (a real system, calls counted)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.scale_readers import Readers
@@ -15,3 +17,4 @@ async def test_a_probe_that_cannot_reach_the_services_fails_clearly_and_leaves_n
     with pytest.raises(RuntimeError, match="was not calling within 3"):
         await readers.start(timeout=3.0)
     assert readers.process is not None and readers.process.returncode is not None
+    assert not Path(readers._file).exists() and not Path(readers._out).exists()  # its files are gone too
