@@ -20,7 +20,8 @@ async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> No
     everyone = VAULTS + bench_scale.GENESIS_VAULTS
     assert result["population"]["vaults"] == VAULTS and result["population"]["transactions"] == VAULTS // 2
     alone, loaded = result["alone"], result["under_load"]
-    assert alone["list_walk"]["vaults"] == everyone and alone["get_tvl"]["calls"] == 3
+    assert alone["list_walk"]["vaults"] == everyone and alone["get_tvl"]["calls"] == 30
+    assert len(alone["list_walk"]["walks_seconds"]) == bench_scale.ALONE_WALKS
     assert alone["reconciliation"] == {**alone["reconciliation"], "vaults_checked": everyone, "mismatches": 0}
     assert loaded["reconciliation"]["mismatches"] == 0 and loaded["reconciliation"]["vaults_checked"] == everyone
     assert loaded["deposit"]["calls"] > 0 and loaded["get_vault"]["calls"] > 0 and loaded["get_tvl"]["calls"] > 0
