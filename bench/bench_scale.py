@@ -220,8 +220,16 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                 latencies["deposit"].append(time.perf_counter() - t0)
 
         deposits = _Deposits(client, program, population)
-        readers = Readers(env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, GET_VAULT_CALLERS)
-        await readers.start()  # GetVault and GetTvl, measured from a process that does only that
+        # GetVault and GetTvl, each called and measured from a process that does only that
+        readers = [Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, GET_VAULT_CALLERS),
+                   Readers("get_tvl", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners)]
+        try:
+            for each in readers:
+                await each.start()
+        except BaseException:
+            for each in readers:
+                await each.close()
+            raise
         started = time.perf_counter()
         usage = cpu_shares.reading(os.getpid())
         tasks = [*([asyncio.create_task(walker())] if walk else []),
@@ -239,7 +247,11 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
             done.set()
             cpu = cpu_shares.diff(usage, cpu_shares.reading(os.getpid()), time.perf_counter() - started)
             try:
-                latencies.update(await readers.stop())
+                stopped = await asyncio.gather(*(each.stop() for each in readers), return_exceptions=True)
+                for result in stopped:
+                    if isinstance(result, BaseException):
+                        raise result
+                    latencies.update(result)
             finally:
                 await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
