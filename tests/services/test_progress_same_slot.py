@@ -3,6 +3,11 @@
 transaction is processed, for the lag watermark (`caught_up_slot`) and, once also published,
 for the Redis cache's trust (`{prefix}indexer:current`). Real PostgreSQL, Redis and localnet.
 
+* the rule, and which looks need the database, case by case (pure);
+* which signatures count as stored (events, admin actions; nothing else);
+* a transaction found stored counts for the cache only while every committed batch is
+  published (`Indexer.all_published`): following, no batch between commit and cache writes,
+  nothing lost, the published mark at the cursor;
 * a batch that ends inside a slot records no caught-up watermark for that slot and is not
   vouched for, until the rest of the slot is written;
 * idle with the cursor at another transaction of the newest one's slot, written after it (a
@@ -21,6 +26,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -28,24 +34,26 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.instruction import Instruction
 from solders.message import Message
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from bench.traffic import USDT, Account, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
-from services.balance_tracker.events import AdminEvent, EventRow, decode
+from services.balance_tracker.events import AdminEvent, Balances, EventRow, decode
 from services.balance_tracker.indexer import progress
 from services.balance_tracker.indexer.follower import Indexer, IndexerConfig, indexer_pool
 from services.balance_tracker.indexer.leadership import new_holder
 from services.balance_tracker.indexer.pipeline import WritePipeline
 from services.balance_tracker.indexer.publisher import Publisher
-from services.balance_tracker.store import last_seq, number, read_cursor
+from services.balance_tracker.store import last_seq, number, read_cursor, stored_signatures, write_batch
 from services.common.vault_cache import VaultCache
 from tests.conftest import RedisNamespace
 from tests.support.services import balance_tracker, settings_for, wait_for_rows
 from vault_client.config import Settings
 from vault_client.rpc_http import rpc_client
+from vault_client.vault_program import VaultProgram
 
 CURSOR = "collateral_vault"
 EVERY = 0.1  # the watch's interval in these tests (the service's is 5 s)
@@ -56,6 +64,124 @@ LOOKS = 10  # looks a negative claim waits through
 async def node() -> AsyncIterator[Node]:
     async with running_node() as n:
         yield n
+
+
+# --- the rule ------------------------------------------------------------------------------
+
+
+def test_the_rule_case_by_case() -> None:
+    newest = (105, "n")
+    assert progress.processed(newest, (106, "x"), stored=False)  # a later slot: all of 105
+    assert progress.processed(newest, (105, "n"), stored=False)  # that very transaction
+    assert progress.processed(newest, (105, "x"), stored=True)  # the same slot, and it is written
+    assert not progress.processed(newest, (105, "x"), stored=False)  # a batch may end inside the slot
+    assert not progress.processed(newest, (105, None), stored=False)
+    assert not progress.processed(newest, (104, "x"), stored=True)  # an earlier slot is never enough
+    assert not progress.processed(newest, None, stored=True)  # nothing committed
+
+
+def test_only_a_look_in_the_cursor_slot_at_another_transaction_needs_the_database() -> None:
+    def look(slot: int | None, signature: str = "") -> progress.Look:
+        return progress.Look(0.0, 200, slot, signature)
+
+    cursor = (105, "c")
+    assert progress.needs_lookup([look(105, "n"), look(105, "n")], cursor) == ["n"]  # asked once
+    assert progress.needs_lookup([look(105, "n"), look(100, "m")], cursor) == ["n"]
+    assert progress.needs_lookup([look(105, "p"), look(105, "n")], cursor) == ["n", "p"]  # one query for both
+    assert progress.needs_lookup([look(105, "c"), look(106, "n")], cursor) == []  # the cursor's own; not yet
+    assert progress.needs_lookup([look(None), None], cursor) == []
+    assert progress.needs_lookup([look(105, "n")], None) == []
+
+
+def test_passed_goes_by_the_published_cursor_and_counts_what_it_is_told_is_written() -> None:
+    look = progress.Look(0.0, 200, 105, "n")
+    assert progress.passed(look, (106, "x")) and progress.passed(look, (105, "n"))
+    assert not progress.passed(look, (105, "x"))
+    assert progress.passed(look, (105, "x"), frozenset({"n"}))
+    assert not progress.passed(look, (105, "x"), frozenset({"other"}))
+    assert not progress.passed(look, (104, "x"), frozenset({"n"}))  # published behind the slot
+    assert not progress.passed(look, None, frozenset({"n"}))
+    assert not progress.passed(None, (106, "x")) and not progress.passed(progress.Look(0.0, 200, None), (106, "x"))
+
+
+# --- stored transactions, and when they count for the cache ----------------------------------
+
+
+def _event(owner: Pubkey, signature: str, seq: int) -> EventRow:
+    return EventRow(owner=str(owner), signature=signature, instruction_index=0, event_index=0, kind="deposit",
+                    amount=1, slot=100, block_time=datetime.now(UTC), commitment="confirmed",
+                    balances=Balances(1, 0, 1), vault_seq=1, seq=seq)
+
+
+async def test_stored_signatures_are_those_of_committed_events_and_admin_actions(
+        migrated_pool: asyncpg.Pool) -> None:
+    program = VaultProgram(Pubkey.new_unique())
+    admin = AdminEvent("PauseFlagsSet", str(Pubkey.new_unique()), "admin-sig", 0, 0, {"seq": "1"})
+    async with migrated_pool.acquire() as conn:
+        await write_batch(conn, program, "test", [_event(Pubkey.new_unique(), "event-sig", 1)], [admin],
+                          (100, "admin-sig"))
+        # an audit entry of another kind (not an indexed admin action) with a signature is no evidence
+        await conn.execute("INSERT INTO audit_log (owner, actor, action, signature, details) "
+                           "VALUES ('', 'indexer', 'rollback', 'rolled-sig', '{}'::jsonb)")
+    assert await stored_signatures(migrated_pool, ["event-sig", "admin-sig", "rolled-sig", "unknown"]) == {
+        "event-sig", "admin-sig"}
+    assert await stored_signatures(migrated_pool, []) == set()
+
+
+@pytest.fixture
+async def idle_indexer(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> AsyncIterator[Indexer]:
+    """A real Indexer object (its follower not running) over a real pool and Redis."""
+    program = VaultProgram(Pubkey.new_unique())
+    cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
+    config = IndexerConfig("http://127.0.0.1:1", "ws://127.0.0.1:1", "", program)
+    yield Indexer(config, migrated_pool, Publisher(redis_ns.client, cache, program, redis_ns.prefix))
+
+
+async def test_a_transaction_found_stored_counts_only_while_everything_committed_is_published(
+        idle_indexer: Indexer, redis_ns: RedisNamespace) -> None:
+    indexer = idle_indexer
+    key = indexer.publisher.cache.current_key()
+    look = progress.Look(time.monotonic(), 110, 105, "n")  # the newest transaction, in the cursor's slot
+    written = frozenset({"n"})
+
+    async def vouched() -> bool:
+        await redis_ns.client.set(key, 1)  # left by an earlier look: withdrawn unless vouched again
+        result = await progress.vouch(indexer, [look, None], indexer.publisher.published, True, 5.0, written)
+        assert result == (await redis_ns.client.exists(key) == 1)
+        return result
+
+    indexer.cursor = indexer.publisher.published = (105, "c")
+    assert not indexer.all_published() and not await vouched()  # not following: no pipeline, not ready
+    gate = asyncio.Event()
+
+    async def held() -> None:  # the batch's write waits for the test
+        await gate.wait()
+
+    pipeline = WritePipeline(indexer.pool, indexer.config.program, "test", before_write=held)
+    indexer._pipeline = pipeline  # what the follower sets up before its backfill
+    assert not await vouched()  # not ready: a backfill (and the rebuild a predecessor may need) still to come
+    indexer.ready.set()
+    assert indexer.all_published() and await vouched()
+    assert await redis_ns.client.get(key) == b"110"
+    assert not await progress.vouch(indexer, [look, None], indexer.publisher.published, True, 5.0)  # no evidence
+
+    # a batch in flight (committed or not: its cache writes may be still to come)
+    task = await pipeline.submit([_event(Pubkey.new_unique(), "later", await last_seq(indexer.pool) + 1)], [],
+                                 (106, "later"))
+    assert not pipeline.settled and not await vouched()
+    gate.set()
+    await task
+    assert pipeline.settled and await vouched()  # on_commit done (none here: nothing to wait for)
+
+    indexer.cursor = (105, "d")  # a batch committed, its cache writes not done
+    assert not await vouched()
+    indexer.publisher.published = (105, "d")
+    assert await vouched()
+    indexer.publisher.dirty = True  # a cache write was lost
+    assert not await vouched()
+    indexer.publisher.dirty = False
+    pipeline.cancel()  # a resubscription abandoned the batches in flight, some perhaps committed
+    assert not pipeline.settled and not await vouched()
 
 
 # --- scenarios on localnet -----------------------------------------------------------------
