@@ -48,8 +48,7 @@ from prometheus_client import Gauge
 from solders.account import Account
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.events import ADMIN_EVENTS, EXCHANGE_ADMIN_EVENTS
-from services.balance_tracker.store import read_cursor
+from services.balance_tracker.store import read_cursor, stored_signatures
 from services.common.chain import ChainClient, Listed
 from services.common.errors import ServiceError
 from vault_client import spl_token
@@ -217,20 +216,7 @@ async def _caught_up(pool: asyncpg.Pool, page: list[Listed], limit: int, at: int
         return True
     if not whole and page[-1].slot >= at:
         return None
-    return await _all_stored(pool, in_cursor_slot)
-
-
-# Which of these signatures the indexer has written: vault events, or admin actions (audit_log,
-# read through its index on action: admin actions are few).
-_STORED = """
-SELECT signature FROM transactions WHERE signature = ANY($1::text[])
-UNION SELECT signature FROM audit_log WHERE action = ANY($2::text[]) AND signature = ANY($1::text[])
-"""
-
-
-async def _all_stored(pool: asyncpg.Pool, signatures: list[str]) -> bool:
-    records = await pool.fetch(_STORED, signatures, sorted(ADMIN_EVENTS | EXCHANGE_ADMIN_EVENTS))
-    return {r["signature"] for r in records} >= set(signatures)
+    return await stored_signatures(pool, in_cursor_slot) >= set(in_cursor_slot)
 
 
 async def _vault_pages(pool: asyncpg.Pool, size: int) -> AsyncIterator[list[Row]]:

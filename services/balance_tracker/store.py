@@ -28,7 +28,14 @@ from typing import Any
 import asyncpg
 from solders.pubkey import Pubkey
 
-from services.balance_tracker.events import ALL_KINDS, AdminEvent, Balances, EventRow
+from services.balance_tracker.events import (
+    ADMIN_EVENTS,
+    ALL_KINDS,
+    EXCHANGE_ADMIN_EVENTS,
+    AdminEvent,
+    Balances,
+    EventRow,
+)
 from vault_client.vault_program import VaultProgram
 
 _EVENT_COLUMN_TYPES = (("owner", "text"), ("signature", "text"), ("instruction_index", "int"),
@@ -455,6 +462,25 @@ def number(events: list[EventRow], after: int) -> int:
         after += 1
         event.seq = after
     return after
+
+
+# Which of these signatures a committed batch stored: program events (transactions, through its
+# unique key's leading column), or admin actions (audit_log, read through its index on action:
+# admin actions are few). A transaction with neither (no event of ours) is never stored.
+_STORED = """
+SELECT signature FROM transactions WHERE signature = ANY($1::text[])
+UNION SELECT signature FROM audit_log WHERE action = ANY($2::text[]) AND signature = ANY($1::text[])
+"""
+_STORED_ACTIONS = sorted(ADMIN_EVENTS | EXCHANGE_ADMIN_EVENTS)
+
+
+async def stored_signatures(conn: asyncpg.Connection | asyncpg.Pool, signatures: list[str]) -> set[str]:
+    """Those of `signatures` whose events (or admin actions) a committed batch wrote. Batches
+    commit in the indexer's order, so everything it took before such a transaction is
+    committed too."""
+    if not signatures:
+        return set()
+    return {r["signature"] for r in await conn.fetch(_STORED, signatures, _STORED_ACTIONS)}
 
 
 async def read_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> tuple[int, str | None] | None:

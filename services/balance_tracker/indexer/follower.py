@@ -511,6 +511,17 @@ class Indexer:
         """The cursor as the publisher records it (with the signature it compares)."""
         return (self.cursor[0], self.cursor[1]) if self.cursor and self.cursor[1] else None
 
+    def all_published(self) -> bool:
+        """Whether every batch committed so far has its Redis writes done: following (not
+        between a resubscription and the end of its backfill, which rebuilds a cache its
+        predecessor left short), no batch between its commit and its `_committed`, no cache
+        write lost, and the published mark at the cursor."""
+        pipeline: WritePipeline | None = getattr(self, "_pipeline", None)  # none before the first follow
+        cursor, published = self._published_cursor(), self.publisher.published
+        return (self.ready.is_set() and pipeline is not None and pipeline.settled and not self.publisher.dirty
+                and cursor is not None and published is not None
+                and (published[0] > cursor[0] or published == cursor))
+
     async def _retry(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
         while True:

@@ -65,6 +65,7 @@ class WritePipeline:
     before_write: Callable[[], Awaitable[None]] | None = None
     fence: Fence | None = None  # (lease name, term) every batch is written under (store.write_batch)
     _in_flight: deque[_InFlight] = field(default_factory=deque, init=False)
+    _cancelled: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -88,6 +89,13 @@ class WritePipeline:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def settled(self) -> bool:
+        """Whether every batch submitted has finished (committed and its `on_commit` done, or
+        failed), so no commit waits for its effects; never again once cancelled (a batch
+        abandoned there may have committed without them)."""
+        return not self._cancelled and all(flight.task.done() for flight in self._in_flight)
+
     async def settle(self, timeout: float) -> None:
         """Waits up to `timeout` for the oldest batch in flight to finish; returns at once
         when none is. Never raises: a failure surfaces at the next `submit` or `drain`."""
@@ -100,7 +108,9 @@ class WritePipeline:
             await self._finish_oldest()
 
     def cancel(self) -> None:
-        """Abandons the batches in flight (they roll back)."""
+        """Abandons the batches in flight (they roll back, or those committed already go without
+        their `on_commit`)."""
+        self._cancelled = True
         for flight in self._in_flight:
             flight.task.cancel()
         self._in_flight.clear()
