@@ -94,16 +94,17 @@ fence AS MATERIALIZED (
         last_slot = GREATEST(v.last_slot, u.s), last_event_id = u.e, updated_at = now(),
         event_seq = COALESCE(u.q, v.event_seq)
     FROM u WHERE v.owner = u.o
-    RETURNING v.owner, v.token_account, v.total_balance::text, v.locked_balance::text, v.available_balance::text,
-              v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at, v.last_slot
+    RETURNING v.owner, v.address, v.token_account, v.total_balance::text, v.locked_balance::text,
+              v.available_balance::text, v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at,
+              v.last_slot
 ), inserted AS (
     -- new vaults; the indexer is the only writer, so a conflict here is an error (retried)
     INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
                         total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id,
                         event_seq)
     SELECT o, a, t, tb, lb, ab, d, w, c, x, s, e, q FROM u WHERE o NOT IN (SELECT owner FROM updated)
-    RETURNING owner, token_account, total_balance::text, locked_balance::text, available_balance::text,
-              total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
+    RETURNING owner, address, token_account, total_balance::text, locked_balance::text,
+              available_balance::text, total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
 ), moved AS (
     -- the cursor, in the same round trip ($14 NULL: no cursor)
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)

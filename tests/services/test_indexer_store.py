@@ -15,6 +15,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import AdminEvent, Balances, EventRow
+from services.balance_tracker.indexer.publisher import vault_from_row
 from services.balance_tracker.store import (
     COPY_MIN_EVENTS,
     EVENT_COLUMNS,
@@ -23,7 +24,7 @@ from services.balance_tracker.store import (
     event_records,
     write_batch,
 )
-from vault_client.vault_program import VaultProgram
+from vault_client.vault_program import VaultProgram, vault_bump, vault_pda
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 
@@ -329,3 +330,31 @@ async def test_a_vault_created_in_the_batch_takes_the_addresses_its_event_states
     rows = {r["owner"]: (r["address"], r["token_account"]) for r in await conn.fetch(
         "SELECT owner, address, token_account FROM vaults")}
     assert rows == {str(v): (str(PROGRAM.vault(v)), str(PROGRAM.vault_token(v))) for v in (created, known)}
+
+
+async def test_the_rows_a_batch_returns_give_each_vault_its_pda_bump(conn: asyncpg.Connection) -> None:
+    """Catch-up (issue 25 item 6): the publisher takes a cached vault's bump from the row's
+    address (`vault_bump`, hashing only) instead of a PDA search per row; the rows a batch
+    returns carry that address, in the one-statement and in the transactional (COPY) way,
+    and the bump is the one the search finds."""
+    small = [Keypair().pubkey() for _ in range(3)]
+    large = [Keypair().pubkey() for _ in range(COPY_MIN_EVENTS)]
+    for first, owners in ((1, small), (100, large)):
+        events = [deposit(str(owner), first + i, 5, 5) for i, owner in enumerate(owners)]
+        _, rows = await write_batch(conn, PROGRAM, "t", events, [], None)
+        assert len(rows) == len(owners)
+        for row in rows:
+            owner = Pubkey.from_string(row["owner"])
+            address, bump = vault_pda(owner, PROGRAM.program_id)
+            assert row["address"] == str(address)
+            assert vault_from_row(row, PROGRAM).bump == bump
+
+
+def test_vault_bump_is_the_pda_search_s_bump_and_falls_back_to_it_for_another_address() -> None:
+    for _ in range(200):
+        owner = Keypair().pubkey()
+        address, bump = vault_pda(owner, PROGRAM.program_id)
+        assert vault_bump(owner, address, PROGRAM.program_id) == bump
+        # not this owner's vault (another owner's, or any key): the search's answer, not a guess
+        assert vault_bump(owner, PROGRAM.vault(Keypair().pubkey()), PROGRAM.program_id) == bump
+        assert vault_bump(owner, Pubkey.new_unique(), PROGRAM.program_id) == bump

@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 from services.balance_tracker.events import EventRow
 from services.common.vault_cache import VaultCache, queue_put_many
 from vault_client.config import events_channel
-from vault_client.vault_program import Vault, VaultProgram, vault_pda
+from vault_client.vault_program import Vault, VaultProgram, vault_bump
 
 logger = logging.getLogger("publisher")
 PUBLISHED_KEY = "indexer:published"  # after the prefix (`Publisher.published_key`)
@@ -67,13 +67,15 @@ def event_json(event: EventRow, prev: int) -> dict[str, Any]:
 
 
 def vault_from_row(row: Any, program: VaultProgram) -> Vault:
+    """A vault row (with its `address`: the bump comes from it, no PDA search per row) as a
+    `Vault`."""
     owner = Pubkey.from_string(row["owner"])
     return Vault(owner=owner, token_account=Pubkey.from_string(row["token_account"]),
                  total_balance=int(row["total_balance"]), locked_balance=int(row["locked_balance"]),
                  available_balance=int(row["available_balance"]), total_deposited=int(row["total_deposited"]),
                  total_withdrawn=int(row["total_withdrawn"]),
                  created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
-                 bump=vault_pda(owner, program.program_id)[1])
+                 bump=vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id))
 
 
 class Publisher:
