@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import grpc
 import redis.asyncio as aioredis
 from collateral_vault.v1 import balance_tracker_pb2
 from prometheus_client import Counter, Gauge
+from pydantic_core import from_json
 
 from services.balance_tracker.event_messages import EVENT_ROW_COLUMNS, event_message, row_event
 from services.balance_tracker.store import last_seq
@@ -287,7 +287,7 @@ class EventFanout:
                     continue
                 if message.get("type") != "message":
                     continue
-                data = json.loads(message["data"])
+                data = from_json(message["data"])  # as json.loads, in about two thirds of its CPU
                 items = data if isinstance(data, list) else [data]
                 if not self._everything and not self._by_owner:  # nobody to give them to (a catch-up)
                     self.position = max([self.position, *(int(item["seq"]) for item in items)])

@@ -261,3 +261,47 @@ async def test_with_nobody_listening_the_feed_only_moves_its_position(
         subscription.close()
     finally:
         await feed.stop()
+
+
+async def test_a_published_message_holds_the_values_json_dumps_gave_them(redis_ns: RedisNamespace) -> None:
+    """The batch message is serialized by pydantic_core (compact JSON, issue 25 item 6): a
+    subscriber parsing it gets exactly the values json.dumps of the same events gave, for
+    every field of every kind of row (u64 extremes, details with numbers and booleans, an
+    exchange row without balances)."""
+    top = 2 ** 64 - 1
+    owner, other = str(Pubkey.new_unique()), str(Pubkey.new_unique())
+    base = dict(signature="c" * 88, instruction_index=3, event_index=1, slot=top, block_time=datetime.now(UTC),
+                commitment="confirmed")
+    events = [
+        EventRow(owner=owner, kind="deposit", amount=top, balances=Balances(top, 0, top), vault_seq=top, **base),
+        EventRow(owner=owner, kind="transfer", amount=5, balances=Balances(7, 2, 5), counterparty=other,
+                 caller_program=other, counterparty_balances=Balances(9, 0, 9), program_locked=top, vault_seq=3,
+                 details={"to_seq": top}, **base),
+        EventRow(owner=owner, kind="exit_served", amount=0, balances=None, caller_program=other,
+                 details={"by_operator": True}, **base),
+        EventRow(owner=owner, kind="operator_lock", amount=1, balances=None, caller_program=other, op_id=top,
+                 program_locked=0, **base),
+        EventRow(owner=owner, kind="vault_initialized", amount=0, balances=Balances(0, 0, 0), block_time=None,
+                 **{k: v for k, v in base.items() if k != "block_time"}),
+    ]
+    for seq, event in enumerate(events, 40):
+        event.seq = seq
+    publisher = Publisher(redis_ns.client, VaultCache(redis_ns.client, redis_ns.prefix, 30),
+                          VaultProgram(Pubkey.new_unique()), redis_ns.prefix)
+    publisher.last_seq = 39
+    messages: list[Any] = []
+    listening = asyncio.Event()
+    listener = asyncio.create_task(raw_messages(redis_ns.url, publisher.channel(), messages, listening))
+    try:
+        await asyncio.wait_for(listening.wait(), 10)
+        await publisher.publish(events, [])
+        deadline = time.monotonic() + 10
+        while not messages:
+            assert time.monotonic() < deadline, "nothing was published"
+            await asyncio.sleep(0.02)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    expected = json.loads(json.dumps([publisher_module.event_json(e, prev) for e, prev in
+                                      zip(events, [39, *(e.seq for e in events[:-1])], strict=True)]))
+    assert messages == [expected]

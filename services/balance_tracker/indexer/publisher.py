@@ -10,12 +10,12 @@ third of a catch-up's CPU (cProfile of a backfill, docs/live-events.md)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from pydantic_core import to_json
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
@@ -142,7 +142,8 @@ class Publisher:
             for event in events[start:start + PUBLISH_CHUNK]:
                 chunk.append(event_json(event, self.last_seq))
                 self.last_seq = event.seq
-            messages.append(json.dumps(chunk))
+            # compact JSON, serialized in Rust: a third of json.dumps' CPU for the same values
+            messages.append(to_json(chunk))
         try:
             pipe = self.redis.pipeline(transaction=False)
             closed = [self.cache.key(row["owner"]) for row in rows if row["closed_at"] is not None]
