@@ -270,8 +270,8 @@ async def test_a_published_message_holds_the_values_json_dumps_gave_them(redis_n
     exchange row without balances)."""
     top = 2 ** 64 - 1
     owner, other = str(Pubkey.new_unique()), str(Pubkey.new_unique())
-    base = dict(signature="c" * 88, instruction_index=3, event_index=1, slot=top, block_time=datetime.now(UTC),
-                commitment="confirmed")
+    base: dict[str, Any] = dict(signature="c" * 88, instruction_index=3, event_index=1, slot=top,
+                                block_time=datetime.now(UTC), commitment="confirmed")
     events = [
         EventRow(owner=owner, kind="deposit", amount=top, balances=Balances(top, 0, top), vault_seq=top, **base),
         EventRow(owner=owner, kind="transfer", amount=5, balances=Balances(7, 2, 5), counterparty=other,
@@ -282,7 +282,7 @@ async def test_a_published_message_holds_the_values_json_dumps_gave_them(redis_n
         EventRow(owner=owner, kind="operator_lock", amount=1, balances=None, caller_program=other, op_id=top,
                  program_locked=0, **base),
         EventRow(owner=owner, kind="vault_initialized", amount=0, balances=Balances(0, 0, 0), block_time=None,
-                 **{k: v for k, v in base.items() if k != "block_time"}),
+                 **{k: v for k, v in base.items() if k != "block_time"}),  # no block time: 0
     ]
     for seq, event in enumerate(events, 40):
         event.seq = seq
