@@ -33,6 +33,7 @@ from solders.pubkey import Pubkey
 from bench.traffic import burst, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
+from services.balance_tracker import fanout as fanout_module
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.indexer import publisher as publisher_module
@@ -305,3 +306,40 @@ async def test_a_published_message_holds_the_values_json_dumps_gave_them(redis_n
     expected = json.loads(json.dumps([publisher_module.event_json(e, prev) for e, prev in
                                       zip(events, [39, *(e.seq for e in events[:-1])], strict=True)]))
     assert messages == [expected]
+
+
+async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_before(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
+    """With nobody listening the feed reads only the events' numbers (issue 25 item 6): a
+    batch, a single event, and messages of another shape (a number sent as text, read in
+    full as before) all move its position; one that is not JSON is refused with ValueError
+    as json.loads refused it (the feed is interrupted and resumes from the database)."""
+    with pytest.raises(ValueError):
+        fanout_module._numbers(b"not json")
+    owner = Pubkey.new_unique()
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    channel = events_channel(redis_ns.prefix)
+
+    async def at(position: int) -> None:
+        deadline = time.monotonic() + 10
+        while feed.position != position or not feed.ready:
+            assert time.monotonic() < deadline, f"the feed is at {feed.position}, not {position}"
+            await asyncio.sleep(0.02)
+
+    try:
+        await at(0)
+        events = [deposit(owner, n) for n in range(1, 6)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        await redis_ns.client.publish(channel, json.dumps(payload[:2]))
+        await at(2)
+        await redis_ns.client.publish(channel, json.dumps(payload[2]))  # one event, not in a list
+        await at(3)
+        await redis_ns.client.publish(channel, json.dumps([{**payload[3], "seq": "4"}]))  # another shape
+        await at(4)
+        await redis_ns.client.publish(channel, json.dumps(payload[4:]))
+        await at(5)
+    finally:
+        await feed.stop()
