@@ -5,6 +5,7 @@ folded from each event exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import AdminEvent, Balances, EventRow
-from services.balance_tracker.indexer.publisher import vault_from_row
+from services.balance_tracker.indexer.publisher import cache_entry, vault_from_row
 from services.balance_tracker.store import (
     COPY_MIN_EVENTS,
     EVENT_COLUMNS,
@@ -24,6 +25,7 @@ from services.balance_tracker.store import (
     event_records,
     write_batch,
 )
+from services.common import vault_cache
 from vault_client.vault_program import VaultProgram, vault_bump, vault_pda
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
@@ -341,13 +343,22 @@ async def test_the_rows_a_batch_returns_give_each_vault_its_pda_bump(conn: async
     large = [Keypair().pubkey() for _ in range(COPY_MIN_EVENTS)]
     for first, owners in ((1, small), (100, large)):
         events = [deposit(str(owner), first + i, 5, 5) for i, owner in enumerate(owners)]
+        events.append(EventRow(owner=str(owners[0]), signature="sigInit", instruction_index=first, event_index=0,
+                               kind="vault_initialized", amount=0, slot=3, block_time=datetime.now(UTC),
+                               commitment="confirmed", balances=Balances(0, 0, 0), vault_seq=1,
+                               seq=first + len(owners) + 1))  # one row with a creation time
         _, rows = await write_batch(conn, PROGRAM, "t", events, [], None)
-        assert len(rows) == len(owners)
+        assert len(rows) == len(owners) and any(row["created_at"] for row in rows)
         for row in rows:
             owner = Pubkey.from_string(row["owner"])
             address, bump = vault_pda(owner, PROGRAM.program_id)
             assert row["address"] == str(address)
-            assert vault_from_row(row, PROGRAM).bump == bump
+            vault = vault_from_row(row, PROGRAM)
+            assert vault.bump == bump
+            # the publisher's cache entry, built from the row's text: what encoding the Vault gives
+            entry = cache_entry(row, PROGRAM)
+            assert json.loads(entry) == json.loads(vault_cache.encode(vault, int(row["last_slot"])))
+            assert vault_cache.decode(entry) == (vault, int(row["last_slot"]))
 
 
 def test_vault_bump_is_the_pda_search_s_bump_and_falls_back_to_it_for_another_address() -> None:
