@@ -257,17 +257,26 @@ def _number(value: int | None) -> str:
 def copy_text(events: list[EventRow]) -> bytes:
     """The events in COPY's text format, EVENT_COLUMNS order. The driver's binary encoding
     costs about four times the client CPU (its NUMERIC goes through Decimal); PostgreSQL
-    parses this as fast. Every text field is checked, so no escaping is ever needed."""
+    parses this as fast. Every text field is checked, so no escaping is ever needed. A
+    transaction's events share their signature and block time objects: each is checked and
+    printed once for the run of events that share it."""
     lines = []
+    signature, plain_signature = None, ""
+    block_time, stamp = None, _NULL
     for e in events:
         b = e.balances
         if e.kind not in EVENT_KINDS or e.commitment not in COMMITMENTS:
             raise ValueError(f"unexpected kind or commitment in {e.event_id}")
+        if e.signature is not signature:
+            signature, plain_signature = e.signature, _plain(e.signature)
+        if e.block_time is not block_time:
+            block_time = e.block_time
+            stamp = block_time.isoformat() if block_time else _NULL
         lines.append("\t".join((
-            _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
+            _plain(e.owner), plain_signature, str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
             _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
             _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
-            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq),
+            stamp, e.commitment, str(e.seq),
             _number(e.program_locked), _number(e.vault_seq), _number(e.op_id), _details(e) or _NULL)))
     lines.append("")
     return "\n".join(lines).encode()

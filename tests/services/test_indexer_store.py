@@ -186,6 +186,24 @@ def test_copy_text_refuses_fields_it_would_have_to_escape(owner: str) -> None:
         copy_text([deposit(owner, 1, 1, 1)])
 
 
+def test_copy_text_of_a_batch_is_each_event_s_line_in_turn() -> None:
+    """copy_text checks and prints a signature or block time once for the run of events that
+    share it (a transaction's): the batch's text is still each event's own line, whatever the
+    runs (shared objects, equal but distinct ones, none), and a bad signature is refused
+    wherever it stands."""
+    shared = datetime.now(UTC)
+    events = [deposit("a", 1, 1, 1), deposit("b", 2, 2, 2), deposit("c", 3, 3, 3), deposit("d", 4, 4, 4),
+              deposit("e", 5, 5, 5)]
+    events[1].signature, events[1].block_time = events[0].signature, events[0].block_time
+    events[2].signature, events[2].block_time = "".join(events[0].signature), None
+    events[3].block_time = datetime.fromtimestamp(shared.timestamp(), UTC)
+    events[4].block_time = None
+    assert copy_text(events) == b"".join(copy_text([e]) for e in events)
+    events[3].signature = "bad sig"
+    with pytest.raises(ValueError):
+        copy_text(events)
+
+
 async def test_finality_is_a_watermark_not_a_rewrite(conn: asyncpg.Connection) -> None:
     owner = str(Keypair().pubkey())
     events = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12), deposit(owner, 3, 1, 13)]
