@@ -92,6 +92,8 @@ def forget() -> None:
 def _parts(data: str) -> tuple[bytes, ...] | None:
     """A data line's base64 fields, or None if one is not base64 (the line is ignored)."""
     try:
+        if " " not in data:  # one field (an event), or none
+            return (binascii.a2b_base64(data),) if data else ()
         return tuple(binascii.a2b_base64(p) for p in data.split(" ") if p)
     except ValueError:
         return None
