@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic_core import SchemaValidator, ValidationError, from_json
+from pydantic_core import SchemaValidator, ValidationError, from_json, to_json
 from pydantic_core import core_schema as cs
 from solders.pubkey import Pubkey
 
@@ -96,7 +95,8 @@ async def _call(http: HttpClient, requests: Sequence[dict[str, Any]],
     JSON-RPC error fails the whole call. `shapes`: how the answer to one request and to a
     batch are read when they fit (`TRANSACTIONS`); the results are then those members only."""
     single = len(requests) == 1
-    response = await post(http, json.dumps(requests[0] if single else list(requests)))
+    # pydantic_core's serializer: a batch of 100 requests in a fraction of json.dumps' CPU
+    response = await post(http, to_json(requests[0] if single else list(requests)).decode())
     response.raise_for_status()
     try:
         answers = _parsed(response.text, None if shapes is None else shapes[0 if single else 1])
