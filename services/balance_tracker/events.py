@@ -180,7 +180,11 @@ def decode(signature: str, logs: list[str], slot: int, block_time: datetime | No
             except CodecError:
                 continue
             name, f = decoded.name, decoded.fields
-            kind = KINDS.get(name)
+            kind = None if exchange else KINDS.get(name)
+        if kind is not None:  # the vault's own (the common case: no dict of the common fields)
+            rows.append(_vault_row(kind, f, signature, line.instruction_index, line.event_index, slot, block_time,
+                                   commitment))
+            continue
         base: dict[str, Any] = dict(signature=signature, instruction_index=line.instruction_index,
                                     event_index=line.event_index, slot=slot, block_time=block_time,
                                     commitment=commitment)
@@ -191,38 +195,39 @@ def decode(signature: str, logs: list[str], slot: int, block_time: datetime | No
             actor = f.get("admin") or f.get("new_admin") or ""
             admin.append(AdminEvent(name, str(actor), signature, line.instruction_index, line.event_index,
                                     {k: _detail(v) for k, v in f.items()}))
-            continue
-        if kind is not None:
-            rows.append(_vault_row(kind, f, base))
     return rows, admin
 
 
-def _vault_row(kind: str, f: dict[str, Any], base: dict[str, Any]) -> EventRow:
-    """The row of one of the vault's own events (`f`: its fields, keys as Pubkey or text)."""
+def _vault_row(kind: str, f: dict[str, Any], signature: str, instruction_index: int, event_index: int, slot: int,
+               block_time: datetime | None, commitment: str) -> EventRow:
+    """The row of one of the vault's own events (`f`: its fields, keys as Pubkey or text).
+    EventRow's leading fields by position: owner, signature, instruction and event index,
+    kind, amount, slot, block time, commitment, balances."""
     if kind in ("deposit", "withdraw", "surplus"):
-        return EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
-                        balances=_balances(f["total_balance"], f["available_balance"]), vault_seq=f["seq"], **base)
+        total, available = f["total_balance"], f["available_balance"]
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(total, total - available, available), vault_seq=f["seq"])
     if kind in ("lock", "unlock", "orphaned_lock_released"):
         locked, available = f["locked_balance"], f["available_balance"]
-        return EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
-                        balances=Balances(locked + available, locked, available),
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(locked + available, locked, available),
                         caller_program=str(f.get("caller_program") or f.get("program")),
-                        program_locked=f["program_locked"], vault_seq=f["seq"], **base)
+                        program_locked=f["program_locked"], vault_seq=f["seq"])
     if kind == "transfer":
         from_total, from_locked = f["from_total_balance"], f["from_locked_balance"]
-        return EventRow(
-            owner=str(f["from_owner"]), kind=kind, amount=f["amount"],
-            balances=Balances(from_total, from_locked, from_total - from_locked),
-            counterparty=str(f["to_owner"]), caller_program=str(f["caller_program"]),
-            counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]),
-            program_locked=f["from_program_locked"], vault_seq=f["from_seq"], details={"to_seq": f["to_seq"]},
-            **base)
+        return EventRow(str(f["from_owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(from_total, from_locked, from_total - from_locked),
+                        counterparty=str(f["to_owner"]), caller_program=str(f["caller_program"]),
+                        counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]),
+                        program_locked=f["from_program_locked"], vault_seq=f["from_seq"],
+                        details={"to_seq": f["to_seq"]})
     if kind == "vault_initialized":
-        return EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                        vault=str(f["vault"]), token_account=str(f["token_account"]), vault_seq=f["seq"], **base)
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, 0, slot, block_time,
+                        commitment, Balances(0, 0, 0), vault=str(f["vault"]), token_account=str(f["token_account"]),
+                        vault_seq=f["seq"])
     # vault_closed
-    return EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                    vault=str(f["vault"]), vault_seq=f["seq"], **base)
+    return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, 0, slot, block_time,
+                    commitment, Balances(0, 0, 0), vault=str(f["vault"]), vault_seq=f["seq"])
 
 
 def _exchange_event(name: str, f: dict[str, Any], base: dict[str, Any], program: str, rows: list[EventRow],

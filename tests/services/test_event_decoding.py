@@ -113,3 +113,32 @@ def test_unknown_events_and_other_programs_are_skipped_by_both() -> None:
     fast, walked = both(lines)
     assert fast == walked
     assert [(row.event_index, row.kind) for row in fast[0]] == [(2, "deposit")]
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_each_vault_row_holds_its_event_s_fields_where_they_belong(name: str) -> None:
+    """The row's fields by name, against the IDL's decoded event (both ways of reading build
+    the row with the same code, so this checks that code)."""
+    data = event_data(IDL, name, random.Random(name))
+    fields = IDL.decode_event(data).fields
+    lines = [f"Program {PROGRAM} invoke [1]", f"Program {PROGRAM} invoke [1]",
+             f"Program data: {base64.b64encode(event_data(IDL, 'Deposited', random.Random(1))).decode()}",
+             f"Program data: {base64.b64encode(data).decode()}", f"Program {PROGRAM} success"]
+    for compiled in (True, False):
+        rows, admin = decode("sig", lines, 9, WHEN, "processed", PROGRAM, EXCHANGE, compiled=compiled)
+        row = rows[1]
+        assert not admin and (row.signature, row.instruction_index, row.event_index) == ("sig", 1, 1)
+        assert (row.kind, row.slot, row.block_time, row.commitment) == (KINDS[name], 9, WHEN, "processed")
+        owner = fields.get("owner", fields.get("from_owner"))
+        assert row.owner == str(owner) and row.amount == fields.get("amount", 0)
+        assert row.vault_seq == fields.get("seq", fields.get("from_seq"))
+        assert row.balances is not None
+        if "available_balance" in fields:
+            assert row.balances.available == fields["available_balance"]
+        if "total_balance" in fields:
+            assert row.balances.total == fields["total_balance"]
+        if "locked_balance" in fields:
+            assert row.balances.locked == fields["locked_balance"]
+        if name == "CollateralTransferred":
+            assert (row.counterparty, row.caller_program) == (str(fields["to_owner"]), str(fields["caller_program"]))
+            assert row.balances.total == fields["from_total_balance"] and row.details == {"to_seq": fields["to_seq"]}
