@@ -107,8 +107,8 @@ _PDA_MARKER = b"ProgramDerivedAddress"
 def vault_bump(owner: Pubkey, address: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
     """The bump of `owner`'s vault PDA, given its `address` (as the indexer stores it: the
     program's canonical PDA, from its own VaultInitialized event or derived): the bump
-    whose seed hash is `address`, found by hashing alone (about a tenth of `vault_pda`'s
-    search, which checks each candidate against the curve). An address no bump hashes to
+    whose seed hash is `address`, found by hashing alone (`vault_pda`'s search also
+    checks each candidate against the curve). An address no bump hashes to
     falls back to that search."""
     head, tail, target = VAULT_SEED + bytes(owner), bytes(program_id) + _PDA_MARKER, bytes(address)
     for bump in range(255, -1, -1):

@@ -135,9 +135,8 @@ class _Compiled:
 @cache
 def _compiled(idl: Idl) -> dict[bytes, _Compiled]:
     """The vault's event kinds in `idl` by discriminator, compiled once from the IDL (same
-    fields as `Idl.decode_event`, without a Pubkey or a call per field: decoding was about a
-    sixth of a catch-up's CPU). An event whose layout is not fixed (none of the vault's) is
-    left to the IDL walk."""
+    fields as `Idl.decode_event`, without a Pubkey or a call per field). An event whose
+    layout is not fixed (none of the vault's) is left to the IDL walk."""
     out: dict[bytes, _Compiled] = {}
     for name, kind in KINDS.items():
         fields = idl.events.get(name)

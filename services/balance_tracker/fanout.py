@@ -308,7 +308,7 @@ class EventFanout:
                     items = data if isinstance(data, list) else [data]
                     self.position = max([self.position, *(int(item["seq"]) for item in items)])
                     continue
-                data = from_json(message["data"])  # as json.loads, in about two thirds of its CPU
+                data = from_json(message["data"])  # as json.loads reads it (pydantic_core's parser)
                 items = data if isinstance(data, list) else [data]
                 for item in items:
                     await self._deliver(item)

@@ -55,8 +55,8 @@ def encode(vault: Vault, slot: int) -> str:
 def encode_values(values: dict[str, Any], slot: int) -> str:
     """The cached JSON of a vault's fields as `encode` states them (every field of `Vault`,
     in its order, keys as text): for a writer that has them as text already (the indexer's
-    vault rows) and need not build a Vault. Compact JSON, serialized in Rust (a third of
-    json.dumps' CPU; the same values for every reader)."""
+    vault rows) and need not build a Vault. Compact JSON, serialized in Rust (pydantic_core;
+    the same values for every reader as json.dumps gave)."""
     return to_json({"vault": values, "slot": slot}).decode()
 
 

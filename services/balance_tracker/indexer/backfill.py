@@ -95,7 +95,7 @@ async def _call(http: HttpClient, requests: Sequence[dict[str, Any]],
     JSON-RPC error fails the whole call. `shapes`: how the answer to one request and to a
     batch are read when they fit (`TRANSACTIONS`); the results are then those members only."""
     single = len(requests) == 1
-    # pydantic_core's serializer: a batch of 100 requests in a fraction of json.dumps' CPU
+    # pydantic_core's serializer (in Rust) rather than json.dumps: the same requests
     response = await post(http, to_json(requests[0] if single else list(requests)).decode())
     response.raise_for_status()
     try:

@@ -157,7 +157,7 @@ class Publisher:
             for event in events[start:start + PUBLISH_CHUNK]:
                 chunk.append(event_json(event, self.last_seq))
                 self.last_seq = event.seq
-            # compact JSON, serialized in Rust: a third of json.dumps' CPU for the same values
+            # compact JSON serialized in Rust (pydantic_core): the values json.dumps gave
             messages.append(to_json(chunk))
         try:
             pipe = self.redis.pipeline(transaction=False)
