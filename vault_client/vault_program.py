@@ -7,6 +7,7 @@ IDL codec. The services and the tests build every instruction here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -98,6 +99,22 @@ class Action:
 def vault_pda(owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The vault PDA and its bump (derivations are cached: each costs a curve check per bump tried)."""
     return Pubkey.find_program_address([VAULT_SEED, bytes(owner)], program_id)
+
+
+_PDA_MARKER = b"ProgramDerivedAddress"
+
+
+def vault_bump(owner: Pubkey, address: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
+    """The bump of `owner`'s vault PDA, given its `address` (as the indexer stores it: the
+    program's canonical PDA, from its own VaultInitialized event or derived): the bump
+    whose seed hash is `address`, found by hashing alone (`vault_pda`'s search also
+    checks each candidate against the curve). An address no bump hashes to
+    falls back to that search."""
+    head, tail, target = VAULT_SEED + bytes(owner), bytes(program_id) + _PDA_MARKER, bytes(address)
+    for bump in range(255, -1, -1):
+        if hashlib.sha256(head + bytes((bump,)) + tail).digest() == target:
+            return bump
+    return vault_pda(owner, program_id)[1]
 
 
 def vault_address(owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:

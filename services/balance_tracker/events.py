@@ -7,11 +7,15 @@ log like the vault's admin actions)."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from vault_client.idl import CodecError, Idl
+from solders.pubkey import Pubkey
+
+from vault_client.idl import CodecError, Idl, discriminator, snake
 from vault_client.program_logs import data_lines
 from vault_client.vault_program import IDL, PM_IDL, Action
 
@@ -101,63 +105,128 @@ def _balances(total: int, available: int) -> Balances:
     return Balances(total, total - available, available)
 
 
+# The fields each vault event kind reads that are keys (text in its row); `_compiled`
+# converts only these, the others of a compiled event stay bytes and are never read.
+_KEYS_READ = {"deposit": ("owner",), "withdraw": ("owner",), "surplus": ("owner",),
+              "lock": ("owner", "caller_program"), "unlock": ("owner", "caller_program"),
+              "orphaned_lock_released": ("owner", "program"),
+              "transfer": ("from_owner", "to_owner", "caller_program"),
+              "vault_initialized": ("owner", "vault", "token_account"), "vault_closed": ("owner", "vault")}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One vault event's fields read by one struct unpack (its IDL layout), as the field
+    dict `_vault_row` reads: the keys it reads as text, every other value as unpacked."""
+
+    name: str
+    kind: str
+    layout: struct.Struct
+    names: tuple[str, ...]
+    keys: tuple[int, ...]  # the positions of the keys read
+
+    def fields(self, data: bytes) -> dict[str, Any]:
+        values = list(self.layout.unpack_from(data, 8))
+        for i in self.keys:
+            values[i] = str(Pubkey.from_bytes(values[i]))
+        return dict(zip(self.names, values, strict=True))
+
+
+@cache
+def _compiled(idl: Idl) -> dict[bytes, _Compiled]:
+    """The vault's event kinds in `idl` by discriminator, compiled once from the IDL (same
+    fields as `Idl.decode_event`, without a Pubkey or a call per field). An event whose
+    layout is not fixed (none of the vault's) is left to the IDL walk."""
+    out: dict[bytes, _Compiled] = {}
+    for name, kind in KINDS.items():
+        fields = idl.events.get(name)
+        layout = idl.layout("event", name)
+        if fields is None or layout is None or any(not isinstance(f["type"], str) for f in fields):
+            continue
+        names = tuple(snake(f["name"]) for f in fields)
+        keys = tuple(i for i, (n, f) in enumerate(zip(names, fields, strict=True))
+                     if f["type"] == "publicKey" and n in _KEYS_READ[kind])
+        out[discriminator("event", name)] = _Compiled(name, kind, layout.struct, names, keys)
+    return out
+
+
 def decode(signature: str, logs: list[str], slot: int, block_time: datetime | None, commitment: str,
-           program_id: str, exchange_id: str | None = None, idl: Idl = IDL
+           program_id: str, exchange_id: str | None = None, idl: Idl = IDL, *, compiled: bool = True
            ) -> tuple[list[EventRow], list[AdminEvent]]:
     """The events of `program_id` (the vault program, described by `idl`) and of
-    `exchange_id` (position_manager), when given, in one transaction's logs."""
+    `exchange_id` (position_manager), when given, in one transaction's logs. The vault's
+    event kinds are read by their compiled layouts (`_compiled`), unless `compiled` is
+    False (the IDL walk for every event: the reference they are tested against)."""
     rows: list[EventRow] = []
     admin: list[AdminEvent] = []
+    fast = _compiled(idl) if compiled else {}
     for line in data_lines(logs):
         if not line.parts or line.program_id not in (program_id, exchange_id):
             continue
         exchange = line.program_id == exchange_id
-        try:
-            event = (PM_IDL if exchange else idl).decode_event(line.parts[0])
-        except CodecError:
+        data = line.parts[0]
+        event = None if exchange else fast.get(data[:8])
+        kind: str | None
+        if event is not None:
+            try:
+                f = event.fields(data)
+            except struct.error:  # too short for its layout: as the IDL walk's CodecError
+                continue
+            name, kind = event.name, event.kind
+        else:
+            try:
+                decoded = (PM_IDL if exchange else idl).decode_event(data)
+            except CodecError:
+                continue
+            name, f = decoded.name, decoded.fields
+            kind = None if exchange else KINDS.get(name)
+        if kind is not None:  # the vault's own (the common case: no dict of the common fields)
+            rows.append(_vault_row(kind, f, signature, line.instruction_index, line.event_index, slot, block_time,
+                                   commitment))
             continue
-        f = event.fields
         base: dict[str, Any] = dict(signature=signature, instruction_index=line.instruction_index,
-                                    event_index=line.event_index,
-                    slot=slot, block_time=block_time, commitment=commitment)
+                                    event_index=line.event_index, slot=slot, block_time=block_time,
+                                    commitment=commitment)
         if exchange:
-            _exchange_event(event.name, f, base, line.program_id, rows, admin)
+            _exchange_event(name, f, base, line.program_id, rows, admin)
             continue
-        if event.name in ADMIN_EVENTS:
+        if name in ADMIN_EVENTS:
             actor = f.get("admin") or f.get("new_admin") or ""
-            admin.append(AdminEvent(event.name, str(actor), signature, line.instruction_index, line.event_index,
+            admin.append(AdminEvent(name, str(actor), signature, line.instruction_index, line.event_index,
                                     {k: _detail(v) for k, v in f.items()}))
-            continue
-        kind = KINDS.get(event.name)
-        if kind is None:
-            continue
-        if kind in ("deposit", "withdraw", "surplus"):
-            rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
-                                 balances=_balances(f["total_balance"], f["available_balance"]), vault_seq=f["seq"],
-                                 **base))
-        elif kind in ("lock", "unlock", "orphaned_lock_released"):
-            locked, available = f["locked_balance"], f["available_balance"]
-            rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=f["amount"],
-                                 balances=Balances(locked + available, locked, available),
-                                 caller_program=str(f.get("caller_program") or f.get("program")),
-                                 program_locked=f["program_locked"], vault_seq=f["seq"], **base))
-        elif kind == "transfer":
-            from_total, from_locked = f["from_total_balance"], f["from_locked_balance"]
-            rows.append(EventRow(
-                owner=str(f["from_owner"]), kind=kind, amount=f["amount"],
-                balances=Balances(from_total, from_locked, from_total - from_locked),
-                counterparty=str(f["to_owner"]), caller_program=str(f["caller_program"]),
-                counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]),
-                program_locked=f["from_program_locked"], vault_seq=f["from_seq"], details={"to_seq": f["to_seq"]},
-                **base))
-        elif kind == "vault_initialized":
-            rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                                 vault=str(f["vault"]), token_account=str(f["token_account"]), vault_seq=f["seq"],
-                                 **base))
-        else:  # vault_closed
-            rows.append(EventRow(owner=str(f["owner"]), kind=kind, amount=0, balances=Balances(0, 0, 0),
-                                 vault=str(f["vault"]), vault_seq=f["seq"], **base))
     return rows, admin
+
+
+def _vault_row(kind: str, f: dict[str, Any], signature: str, instruction_index: int, event_index: int, slot: int,
+               block_time: datetime | None, commitment: str) -> EventRow:
+    """The row of one of the vault's own events (`f`: its fields, keys as Pubkey or text).
+    EventRow's leading fields by position: owner, signature, instruction and event index,
+    kind, amount, slot, block time, commitment, balances."""
+    if kind in ("deposit", "withdraw", "surplus"):
+        total, available = f["total_balance"], f["available_balance"]
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(total, total - available, available), vault_seq=f["seq"])
+    if kind in ("lock", "unlock", "orphaned_lock_released"):
+        locked, available = f["locked_balance"], f["available_balance"]
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(locked + available, locked, available),
+                        caller_program=str(f.get("caller_program") or f.get("program")),
+                        program_locked=f["program_locked"], vault_seq=f["seq"])
+    if kind == "transfer":
+        from_total, from_locked = f["from_total_balance"], f["from_locked_balance"]
+        return EventRow(str(f["from_owner"]), signature, instruction_index, event_index, kind, f["amount"], slot,
+                        block_time, commitment, Balances(from_total, from_locked, from_total - from_locked),
+                        counterparty=str(f["to_owner"]), caller_program=str(f["caller_program"]),
+                        counterparty_balances=_balances(f["to_total_balance"], f["to_available_balance"]),
+                        program_locked=f["from_program_locked"], vault_seq=f["from_seq"],
+                        details={"to_seq": f["to_seq"]})
+    if kind == "vault_initialized":
+        return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, 0, slot, block_time,
+                        commitment, Balances(0, 0, 0), vault=str(f["vault"]), token_account=str(f["token_account"]),
+                        vault_seq=f["seq"])
+    # vault_closed
+    return EventRow(str(f["owner"]), signature, instruction_index, event_index, kind, 0, slot, block_time,
+                    commitment, Balances(0, 0, 0), vault=str(f["vault"]), vault_seq=f["seq"])
 
 
 def _exchange_event(name: str, f: dict[str, Any], base: dict[str, Any], program: str, rows: list[EventRow],

@@ -101,16 +101,17 @@ fence AS MATERIALIZED (
         last_slot = GREATEST(v.last_slot, u.s), last_event_id = u.e, updated_at = now(),
         event_seq = COALESCE(u.q, v.event_seq)
     FROM u WHERE v.owner = u.o
-    RETURNING v.owner, v.token_account, v.total_balance::text, v.locked_balance::text, v.available_balance::text,
-              v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at, v.last_slot
+    RETURNING v.owner, v.address, v.token_account, v.total_balance::text, v.locked_balance::text,
+              v.available_balance::text, v.total_deposited::text, v.total_withdrawn::text, v.created_at, v.closed_at,
+              v.last_slot
 ), inserted AS (
     -- new vaults; the indexer is the only writer, so a conflict here is an error (retried)
     INSERT INTO vaults (owner, address, token_account, total_balance, locked_balance, available_balance,
                         total_deposited, total_withdrawn, created_at, closed_at, last_slot, last_event_id,
                         event_seq)
     SELECT o, a, t, tb, lb, ab, d, w, c, x, s, e, q FROM u WHERE o NOT IN (SELECT owner FROM updated)
-    RETURNING owner, token_account, total_balance::text, locked_balance::text, available_balance::text,
-              total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
+    RETURNING owner, address, token_account, total_balance::text, locked_balance::text,
+              available_balance::text, total_deposited::text, total_withdrawn::text, created_at, closed_at, last_slot
 ), moved AS (
     -- the cursor, in the same round trip ($14 NULL: no cursor)
     INSERT INTO indexer_cursor (name, slot, signature, updated_at)
@@ -263,17 +264,26 @@ def _number(value: int | None) -> str:
 def copy_text(events: list[EventRow]) -> bytes:
     """The events in COPY's text format, EVENT_COLUMNS order. The driver's binary encoding
     costs about four times the client CPU (its NUMERIC goes through Decimal); PostgreSQL
-    parses this as fast. Every text field is checked, so no escaping is ever needed."""
+    parses this as fast. Every text field is checked, so no escaping is ever needed. A
+    transaction's events share their signature and block time objects: each is checked and
+    printed once for the run of events that share it."""
     lines = []
+    signature, plain_signature = None, ""
+    block_time, stamp = None, _NULL
     for e in events:
         b = e.balances
         if e.kind not in EVENT_KINDS or e.commitment not in COMMITMENTS:
             raise ValueError(f"unexpected kind or commitment in {e.event_id}")
+        if e.signature is not signature:
+            signature, plain_signature = e.signature, _plain(e.signature)
+        if e.block_time is not block_time:
+            block_time = e.block_time
+            stamp = block_time.isoformat() if block_time else _NULL
         lines.append("\t".join((
-            _plain(e.owner), _plain(e.signature), str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
+            _plain(e.owner), plain_signature, str(e.instruction_index), str(e.event_index), e.kind, str(e.amount),
             _plain(e.counterparty), _plain(e.caller_program), _NULL if b is None else str(b.total),
             _NULL if b is None else str(b.locked), _NULL if b is None else str(b.available), str(e.slot),
-            e.block_time.isoformat() if e.block_time else _NULL, e.commitment, str(e.seq),
+            stamp, e.commitment, str(e.seq),
             _number(e.program_locked), _number(e.vault_seq), _number(e.op_id), _details(e) or _NULL)))
     lines.append("")
     return "\n".join(lines).encode()

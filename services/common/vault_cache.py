@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic_core import to_json
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
@@ -48,7 +49,15 @@ def encode(vault: Vault, slot: int) -> str:
     values = {name: getattr(vault, name) for name in _FIELDS}
     values["owner"], values["token_account"] = str(vault.owner), str(vault.token_account)
     values["locks"] = [[str(lock.program), lock.amount] for lock in vault.locks]
-    return json.dumps({"vault": values, "slot": slot})
+    return encode_values(values, slot)
+
+
+def encode_values(values: dict[str, Any], slot: int) -> str:
+    """The cached JSON of a vault's fields as `encode` states them (every field of `Vault`,
+    in its order, keys as text): for a writer that has them as text already (the indexer's
+    vault rows) and need not build a Vault. Compact JSON, serialized in Rust (pydantic_core;
+    the same values for every reader as json.dumps gave)."""
+    return to_json({"vault": values, "slot": slot}).decode()
 
 
 def decode(raw: str | bytes) -> tuple[Vault, int]:
@@ -154,9 +163,14 @@ def queue_put_many(cache: VaultCache, pipe: Pipeline, entries: list[tuple[Vault,
     """`VaultCache.queue_put` for many vaults, PUT_MANY_CHUNK per command (the caller handles
     RedisError). The keys must be distinct: each is compared with what Redis holds, not with
     the others of the same call."""
+    queue_put_encoded(cache, pipe, [(str(vault.owner), encode(vault, slot), slot) for vault, slot in entries])
+
+
+def queue_put_encoded(cache: VaultCache, pipe: Pipeline, entries: list[tuple[str, str, int]]) -> None:
+    """`queue_put_many` for entries encoded already: (owner, its `encode`d JSON, slot)."""
     for start in range(0, len(entries), PUT_MANY_CHUNK):
         chunk = entries[start:start + PUT_MANY_CHUNK]
         args: list[Any] = [cache.ttl]
-        for vault, slot in chunk:
-            args += (encode(vault, slot), slot)
-        pipe.eval(_SET_MANY_IF_NEWER, len(chunk), *(cache.key(vault.owner) for vault, _ in chunk), *args)
+        for _, value, slot in chunk:
+            args += (value, slot)
+        pipe.eval(_SET_MANY_IF_NEWER, len(chunk), *(cache.key(owner) for owner, _, _ in chunk), *args)

@@ -33,6 +33,7 @@ from solders.pubkey import Pubkey
 from bench.traffic import burst, users_with_vaults
 from localnet.node import Node
 from localnet.node_harness import running_node
+from services.balance_tracker import fanout as fanout_module
 from services.balance_tracker.events import Balances, EventRow
 from services.balance_tracker.fanout import EventFanout
 from services.balance_tracker.indexer import publisher as publisher_module
@@ -259,5 +260,86 @@ async def test_with_nobody_listening_the_feed_only_moves_its_position(
         stream = subscription.events()
         assert [(await asyncio.wait_for(anext(stream), 10)).seq for _ in range(3)] == [5, 6, 7]
         subscription.close()
+    finally:
+        await feed.stop()
+
+
+async def test_a_published_message_holds_the_values_json_dumps_gave_them(redis_ns: RedisNamespace) -> None:
+    """The batch message is serialized by pydantic_core (compact JSON, issue 25 item 6): a
+    subscriber parsing it gets exactly the values json.dumps of the same events gave, for
+    every field of every kind of row (u64 extremes, details with numbers and booleans, an
+    exchange row without balances)."""
+    top = 2 ** 64 - 1
+    owner, other = str(Pubkey.new_unique()), str(Pubkey.new_unique())
+    base: dict[str, Any] = dict(signature="c" * 88, instruction_index=3, event_index=1, slot=top,
+                                block_time=datetime.now(UTC), commitment="confirmed")
+    events = [
+        EventRow(owner=owner, kind="deposit", amount=top, balances=Balances(top, 0, top), vault_seq=top, **base),
+        EventRow(owner=owner, kind="transfer", amount=5, balances=Balances(7, 2, 5), counterparty=other,
+                 caller_program=other, counterparty_balances=Balances(9, 0, 9), program_locked=top, vault_seq=3,
+                 details={"to_seq": top}, **base),
+        EventRow(owner=owner, kind="exit_served", amount=0, balances=None, caller_program=other,
+                 details={"by_operator": True}, **base),
+        EventRow(owner=owner, kind="operator_lock", amount=1, balances=None, caller_program=other, op_id=top,
+                 program_locked=0, **base),
+        EventRow(owner=owner, kind="vault_initialized", amount=0, balances=Balances(0, 0, 0), block_time=None,
+                 **{k: v for k, v in base.items() if k != "block_time"}),  # no block time: 0
+    ]
+    for seq, event in enumerate(events, 40):
+        event.seq = seq
+    publisher = Publisher(redis_ns.client, VaultCache(redis_ns.client, redis_ns.prefix, 30),
+                          VaultProgram(Pubkey.new_unique()), redis_ns.prefix)
+    publisher.last_seq = 39
+    messages: list[Any] = []
+    listening = asyncio.Event()
+    listener = asyncio.create_task(raw_messages(redis_ns.url, publisher.channel(), messages, listening))
+    try:
+        await asyncio.wait_for(listening.wait(), 10)
+        await publisher.publish(events, [])
+        deadline = time.monotonic() + 10
+        while not messages:
+            assert time.monotonic() < deadline, "nothing was published"
+            await asyncio.sleep(0.02)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    expected = json.loads(json.dumps([publisher_module.event_json(e, prev) for e, prev in
+                                      zip(events, [39, *(e.seq for e in events[:-1])], strict=True)]))
+    assert messages == [expected]
+
+
+async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_before(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
+    """With nobody listening the feed reads only the events' numbers (issue 25 item 6): a
+    batch, a single event, and messages of another shape (a number sent as text, read in
+    full as before) all move its position; one that is not JSON is refused with ValueError
+    as json.loads refused it (the feed is interrupted and resumes from the database)."""
+    with pytest.raises(ValueError):
+        fanout_module._numbers(b"not json")
+    owner = Pubkey.new_unique()
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    channel = events_channel(redis_ns.prefix)
+
+    async def at(position: int) -> None:
+        deadline = time.monotonic() + 10
+        while feed.position != position or not feed.ready:
+            assert time.monotonic() < deadline, f"the feed is at {feed.position}, not {position}"
+            await asyncio.sleep(0.02)
+
+    try:
+        await at(0)
+        events = [deposit(owner, n) for n in range(1, 6)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        await redis_ns.client.publish(channel, json.dumps(payload[:2]))
+        await at(2)
+        await redis_ns.client.publish(channel, json.dumps(payload[2]))  # one event, not in a list
+        await at(3)
+        await redis_ns.client.publish(channel, json.dumps([{**payload[3], "seq": "4"}]))  # another shape
+        await at(4)
+        await redis_ns.client.publish(channel, json.dumps(payload[4:]))
+        await at(5)
     finally:
         await feed.stop()

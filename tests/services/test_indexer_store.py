@@ -5,6 +5,7 @@ folded from each event exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import AdminEvent, Balances, EventRow
+from services.balance_tracker.indexer.publisher import cache_entry, vault_from_row
 from services.balance_tracker.store import (
     COPY_MIN_EVENTS,
     EVENT_COLUMNS,
@@ -23,7 +25,8 @@ from services.balance_tracker.store import (
     event_records,
     write_batch,
 )
-from vault_client.vault_program import VaultProgram
+from services.common import vault_cache
+from vault_client.vault_program import VaultProgram, vault_bump, vault_pda
 
 PROGRAM = VaultProgram(Pubkey.new_unique())
 
@@ -183,6 +186,24 @@ def test_copy_text_refuses_fields_it_would_have_to_escape(owner: str) -> None:
         copy_text([deposit(owner, 1, 1, 1)])
 
 
+def test_copy_text_of_a_batch_is_each_event_s_line_in_turn() -> None:
+    """copy_text checks and prints a signature or block time once for the run of events that
+    share it (a transaction's): the batch's text is still each event's own line, whatever the
+    runs (shared objects, equal but distinct ones, none), and a bad signature is refused
+    wherever it stands."""
+    shared = datetime.now(UTC)
+    events = [deposit("a", 1, 1, 1), deposit("b", 2, 2, 2), deposit("c", 3, 3, 3), deposit("d", 4, 4, 4),
+              deposit("e", 5, 5, 5)]
+    events[1].signature, events[1].block_time = events[0].signature, events[0].block_time
+    events[2].signature, events[2].block_time = "".join(events[0].signature), None
+    events[3].block_time = datetime.fromtimestamp(shared.timestamp(), UTC)
+    events[4].block_time = None
+    assert copy_text(events) == b"".join(copy_text([e]) for e in events)
+    events[3].signature = "bad sig"
+    with pytest.raises(ValueError):
+        copy_text(events)
+
+
 async def test_finality_is_a_watermark_not_a_rewrite(conn: asyncpg.Connection) -> None:
     owner = str(Keypair().pubkey())
     events = [deposit(owner, 1, 5, 5), deposit(owner, 2, 7, 12), deposit(owner, 3, 1, 13)]
@@ -329,3 +350,40 @@ async def test_a_vault_created_in_the_batch_takes_the_addresses_its_event_states
     rows = {r["owner"]: (r["address"], r["token_account"]) for r in await conn.fetch(
         "SELECT owner, address, token_account FROM vaults")}
     assert rows == {str(v): (str(PROGRAM.vault(v)), str(PROGRAM.vault_token(v))) for v in (created, known)}
+
+
+async def test_the_rows_a_batch_returns_give_each_vault_its_pda_bump(conn: asyncpg.Connection) -> None:
+    """Catch-up (issue 25 item 6): the publisher takes a cached vault's bump from the row's
+    address (`vault_bump`, hashing only) instead of a PDA search per row; the rows a batch
+    returns carry that address, in the one-statement and in the transactional (COPY) way,
+    and the bump is the one the search finds."""
+    small = [Keypair().pubkey() for _ in range(3)]
+    large = [Keypair().pubkey() for _ in range(COPY_MIN_EVENTS)]
+    for first, owners in ((1, small), (100, large)):
+        events = [deposit(str(owner), first + i, 5, 5) for i, owner in enumerate(owners)]
+        events.append(EventRow(owner=str(owners[0]), signature="sigInit", instruction_index=first, event_index=0,
+                               kind="vault_initialized", amount=0, slot=3, block_time=datetime.now(UTC),
+                               commitment="confirmed", balances=Balances(0, 0, 0), vault_seq=1,
+                               seq=first + len(owners) + 1))  # one row with a creation time
+        _, rows = await write_batch(conn, PROGRAM, "t", events, [], None)
+        assert len(rows) == len(owners) and any(row["created_at"] for row in rows)
+        for row in rows:
+            owner = Pubkey.from_string(row["owner"])
+            address, bump = vault_pda(owner, PROGRAM.program_id)
+            assert row["address"] == str(address)
+            vault = vault_from_row(row, PROGRAM)
+            assert vault.bump == bump
+            # the publisher's cache entry, built from the row's text: what encoding the Vault gives
+            entry = cache_entry(row, PROGRAM)
+            assert json.loads(entry) == json.loads(vault_cache.encode(vault, int(row["last_slot"])))
+            assert vault_cache.decode(entry) == (vault, int(row["last_slot"]))
+
+
+def test_vault_bump_is_the_pda_search_s_bump_and_falls_back_to_it_for_another_address() -> None:
+    for _ in range(200):
+        owner = Keypair().pubkey()
+        address, bump = vault_pda(owner, PROGRAM.program_id)
+        assert vault_bump(owner, address, PROGRAM.program_id) == bump
+        # not this owner's vault (another owner's, or any key): the search's answer, not a guess
+        assert vault_bump(owner, PROGRAM.vault(Keypair().pubkey()), PROGRAM.program_id) == bump
+        assert vault_bump(owner, Pubkey.new_unique(), PROGRAM.program_id) == bump

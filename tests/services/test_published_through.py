@@ -132,7 +132,7 @@ async def test_the_rebuild_pages_through_every_row_and_stays_stale_if_a_write_wa
 
     # A batch's Redis writes fail while the rebuild runs (it read its rows before that batch
     # committed): the cache is still stale when the rebuild ends.
-    real = publisher_module.queue_put_many
+    real = publisher_module.queue_put_encoded
     calls = 0
 
     def lost_meanwhile(*args: object, **kwargs: object) -> None:
@@ -142,7 +142,7 @@ async def test_the_rebuild_pages_through_every_row_and_stays_stale_if_a_write_wa
             publisher._lost()  # what a concurrent publish that Redis refused records
         real(*args, **kwargs)
 
-    monkeypatch.setattr(publisher_module, "queue_put_many", lost_meanwhile)
+    monkeypatch.setattr(publisher_module, "queue_put_encoded", lost_meanwhile)
     assert await publisher.rebuild(migrated_pool, (310, "f"))
     assert publisher.dirty and publisher.published == (300, "e")  # rebuilt again by the next pass
 

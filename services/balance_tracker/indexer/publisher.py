@@ -10,20 +10,20 @@ third of a catch-up's CPU (cProfile of a backfill, docs/live-events.md)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from pydantic_core import to_json
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from solders.pubkey import Pubkey
 
 from services.balance_tracker.events import EventRow
-from services.common.vault_cache import VaultCache, queue_put_many
+from services.common.vault_cache import VaultCache, encode_values, queue_put_encoded
 from vault_client.config import events_channel
-from vault_client.vault_program import Vault, VaultProgram, vault_pda
+from vault_client.vault_program import Vault, VaultProgram, vault_bump
 
 logger = logging.getLogger("publisher")
 PUBLISHED_KEY = "indexer:published"  # after the prefix (`Publisher.published_key`)
@@ -67,13 +67,30 @@ def event_json(event: EventRow, prev: int) -> dict[str, Any]:
 
 
 def vault_from_row(row: Any, program: VaultProgram) -> Vault:
+    """A vault row (with its `address`: the bump comes from it, no PDA search per row) as a
+    `Vault`."""
     owner = Pubkey.from_string(row["owner"])
     return Vault(owner=owner, token_account=Pubkey.from_string(row["token_account"]),
                  total_balance=int(row["total_balance"]), locked_balance=int(row["locked_balance"]),
                  available_balance=int(row["available_balance"]), total_deposited=int(row["total_deposited"]),
                  total_withdrawn=int(row["total_withdrawn"]),
                  created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
-                 bump=vault_pda(owner, program.program_id)[1])
+                 bump=vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id))
+
+
+def cache_entry(row: Any, program: VaultProgram) -> str:
+    """A vault row's cache entry: `encode(vault_from_row(row, program), row's last slot)`,
+    built from the row's text without a Vault or its keys parsed and printed again (that
+    round trip cost as much as the rest of a published row)."""
+    owner, created_at = Pubkey.from_string(row["owner"]), row["created_at"]
+    return encode_values({
+        "owner": str(owner), "token_account": str(Pubkey.from_string(row["token_account"])),
+        "total_balance": int(row["total_balance"]),
+        "locked_balance": int(row["locked_balance"]), "available_balance": int(row["available_balance"]),
+        "total_deposited": int(row["total_deposited"]), "total_withdrawn": int(row["total_withdrawn"]),
+        "created_at": int(created_at.timestamp()) if created_at else 0,
+        "bump": vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id),
+        "event_seq": 0, "locks": []}, int(row["last_slot"]))
 
 
 class Publisher:
@@ -99,8 +116,8 @@ class Publisher:
 
     def _queue_entries(self, pipe: Pipeline, rows: list[Any]) -> None:
         """The open vaults among `rows` as cache entries at their rows' slots (set if newer)."""
-        queue_put_many(self.cache, pipe, [(vault_from_row(row, self.program), int(row["last_slot"]))
-                                          for row in rows if row["closed_at"] is None])
+        queue_put_encoded(self.cache, pipe, [(row["owner"], cache_entry(row, self.program), int(row["last_slot"]))
+                                             for row in rows if row["closed_at"] is None])
 
     async def resume(self, cursor: Cursor | None) -> None:
         """At the start of a term (or a resubscription), with the cursor as committed: if a
@@ -140,7 +157,8 @@ class Publisher:
             for event in events[start:start + PUBLISH_CHUNK]:
                 chunk.append(event_json(event, self.last_seq))
                 self.last_seq = event.seq
-            messages.append(json.dumps(chunk))
+            # compact JSON serialized in Rust (pydantic_core): the values json.dumps gave
+            messages.append(to_json(chunk))
         try:
             pipe = self.redis.pipeline(transaction=False)
             closed = [self.cache.key(row["owner"]) for row in rows if row["closed_at"] is not None]
