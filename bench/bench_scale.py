@@ -70,7 +70,15 @@ from solders.message import Message
 from solders.transaction import VersionedTransaction
 
 from bench import cpu_shares, scale_report, service_metrics
-from bench.environment import ROOT, redis_url, start_system, stop_system, temporary_database, unused_port
+from bench.environment import (
+    ROOT,
+    drop_redis_prefix,
+    redis_url,
+    start_system,
+    stop_system,
+    temporary_database,
+    unused_port,
+)
 from bench.populate import Population, populate
 from bench.probes import probe
 from bench.scale_readers import Readers
@@ -350,6 +358,7 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
         finally:
             process.terminate()
             process.wait(30)
+            await drop_redis_prefix(other["REDIS_URL"], other["REDIS_PREFIX"])
     per_tx = events / max(1, len(signatures))
     node_events = serve["transactions_per_second"] * per_tx
     node_events_base64 = serve_base64["transactions_per_second"] * per_tx
@@ -420,6 +429,7 @@ async def measure(database_url: str, vaults: int, walk: bool = True) -> dict[str
         caught_up = await catch_up(env, database_url)
     finally:
         stop_system(up)
+        await drop_redis_prefix(env["REDIS_URL"], env["REDIS_PREFIX"])
     return {"vaults": vaults, "population": {**population.report(), "indexed_after_seconds": round(indexed, 2)},
             "alone": {"list_walk": walked, "get_tvl": _ms(tvl), "get_vault": _ms(get_vault),
                       "reconciliation": reconciliation},

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from bench.environment import redis_url
+from bench.environment import drop_redis_prefix, redis_url
 from services.common.migrations import migrate
 from tests.support.databases import temporary_database
 
@@ -56,7 +56,5 @@ async def redis_ns() -> AsyncIterator[RedisNamespace]:
     try:
         yield RedisNamespace(redis_url(), prefix, client)
     finally:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
         await client.aclose()
+        await drop_redis_prefix(redis_url(), prefix)
