@@ -97,6 +97,7 @@ RECONCILIATIONS = 3  # reconciliation runs during the load, one after the other
 LOAD_CAP_SECONDS = 900.0
 GET_VAULT_CALLERS = 2
 DEPOSIT_CALLERS = 4
+DEPOSITOR_LAMPORTS = 1_000_000_000  # 1 SOL to each depositing owner before the load: fees for 200,000 deposits
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
 BACKFILL_IN_FLIGHT = 8  # the node's serve rate: getTransaction one per call, this many in flight
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -197,6 +198,14 @@ class _Deposits:
         return base64.b64encode(bytes(VersionedTransaction(message, [owner]))).decode()
 
 
+async def _fund(client: AsyncClient, payers: list[Any], lamports: int = DEPOSITOR_LAMPORTS) -> None:
+    """An airdrop to each depositing owner, confirmed: a population owner's 0.01 SOL pays for
+    about a thousand deposits' fees, fewer than a long load phase makes at 100,000 vaults."""
+    signatures = [(await client.request_airdrop(payer, lamports)).value for payer in payers]
+    for signature in signatures:
+        await client.confirm_transaction(signature, Confirmed, sleep_seconds=0.1)
+
+
 async def under_load(env: dict[str, str], program: VaultProgram, population: Population, walk: bool = True
                      ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(env["VAULT_MANAGER_ADDR"]) as vm, \
@@ -228,6 +237,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
                 latencies["deposit"].append(time.perf_counter() - t0)
 
         deposits = _Deposits(client, program, population)
+        await _fund(client, [k.pubkey() for k in population.owners[:DEPOSIT_CALLERS]])
         # GetVault and GetTvl, each called and measured from a process that does only that
         readers = [Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, GET_VAULT_CALLERS),
                    Readers("get_tvl", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners)]
