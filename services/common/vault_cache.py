@@ -159,15 +159,10 @@ return written
 PUT_MANY_CHUNK = 1_000  # vaults per EVAL: a script holds Redis while it runs, so it stays short
 
 
-def queue_put_many(cache: VaultCache, pipe: Pipeline, entries: list[tuple[Vault, int]]) -> None:
-    """`VaultCache.queue_put` for many vaults, PUT_MANY_CHUNK per command (the caller handles
-    RedisError). The keys must be distinct: each is compared with what Redis holds, not with
-    the others of the same call."""
-    queue_put_encoded(cache, pipe, [(str(vault.owner), encode(vault, slot), slot) for vault, slot in entries])
-
-
 def queue_put_encoded(cache: VaultCache, pipe: Pipeline, entries: list[tuple[str, str, int]]) -> None:
-    """`queue_put_many` for entries encoded already: (owner, its `encode`d JSON, slot)."""
+    """`VaultCache.queue_put` for many vaults, PUT_MANY_CHUNK per command (the caller handles
+    RedisError), each entry encoded already: (owner, its `encode`d JSON, slot). The keys must
+    be distinct: each is compared with what Redis holds, not with the others of the same call."""
     for start in range(0, len(entries), PUT_MANY_CHUNK):
         chunk = entries[start:start + PUT_MANY_CHUNK]
         args: list[Any] = [cache.ttl]

@@ -40,7 +40,7 @@ from services.balance_tracker.indexer import publisher as publisher_module
 from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.store import last_seq, write_batch
 from services.common import vault_cache
-from services.common.vault_cache import VaultCache, queue_put_many
+from services.common.vault_cache import VaultCache, encode, queue_put_encoded
 from tests.conftest import RedisNamespace
 from tests.services.test_live_events import conf, nothing_more, open_stream, started, subscribed, take
 from tests.support.proxy import TcpProxy
@@ -186,6 +186,11 @@ def vault(owner: Pubkey, total: int) -> Vault:
                  available_balance=total, total_deposited=total, total_withdrawn=0, created_at=0, bump=255)
 
 
+def queue_vaults(cache: VaultCache, pipe: Any, entries: list[tuple[Vault, int]]) -> None:
+    """The publisher's cache write (`queue_put_encoded`) for these vaults at these slots."""
+    queue_put_encoded(cache, pipe, [(str(v.owner), encode(v, slot), slot) for v, slot in entries])
+
+
 async def test_many_vaults_in_one_script_keep_the_set_if_newer_rule(redis_ns: RedisNamespace,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vault_cache, "PUT_MANY_CHUNK", 2)  # three scripts for five vaults
@@ -195,7 +200,7 @@ async def test_many_vaults_in_one_script_keep_the_set_if_newer_rule(redis_ns: Re
     assert await cache.put(vault(owners[1], 7), 5)  # older: replaced
     assert await cache.put(vault(owners[2], 7), 10)  # the same slot: replaced, as put() does
     pipe = redis_ns.client.pipeline(transaction=False)
-    queue_put_many(cache, pipe, [(vault(owner, 1), 10) for owner in owners])
+    queue_vaults(cache, pipe, [(vault(owner, 1), 10) for owner in owners])
     assert await pipe.execute() == [1, 2, 1]  # vaults written per script (2, 2 and 1 in each)
     expected = [(7, 50), (1, 10), (1, 10), (1, 10), (1, 10)]
     for owner, (total, slot) in zip(owners, expected, strict=True):
@@ -204,7 +209,7 @@ async def test_many_vaults_in_one_script_keep_the_set_if_newer_rule(redis_ns: Re
         ttl = await redis_ns.client.ttl(cache.key(owner))
         assert 0 < ttl <= 30
     pipe = redis_ns.client.pipeline(transaction=False)
-    queue_put_many(cache, pipe, [])
+    queue_vaults(cache, pipe, [])
     assert await pipe.execute() == []  # no vault: no command
 
 
@@ -215,7 +220,7 @@ async def test_a_corrupt_cache_entry_fails_the_script_like_a_single_put(redis_ns
     first, broken = Pubkey.new_unique(), Pubkey.new_unique()
     await redis_ns.client.set(cache.key(broken), "not json")
     pipe = redis_ns.client.pipeline(transaction=False)
-    queue_put_many(cache, pipe, [(vault(first, 3), 9), (vault(broken, 3), 9)])
+    queue_vaults(cache, pipe, [(vault(first, 3), 9), (vault(broken, 3), 9)])
     with pytest.raises(ResponseError):
         await pipe.execute()
     written = await cache.get(first)
