@@ -14,7 +14,7 @@ VAULTS = 6
 async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CV_PROFILE", "development")
     monkeypatch.setattr(bench_scale, "LOAD_SECONDS", 3.0)
-    monkeypatch.setattr(bench_scale, "LATENCY_CALLS", 3)
+    monkeypatch.setattr(bench_scale, "LATENCY_CALLS", 30)
     async with temporary_database("cvbench") as db:
         result = await bench_scale.measure(db, VAULTS)
     everyone = VAULTS + bench_scale.GENESIS_VAULTS
