@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import asyncpg
 import grpc
 import pytest
 import redis.asyncio as aioredis
@@ -34,9 +33,8 @@ from localnet.node import Node
 from localnet.node_harness import running_node
 from services.balance_tracker.app import BalanceTrackerApp
 from services.balance_tracker.indexer import progress
-from services.balance_tracker.indexer.follower import Indexer, IndexerConfig
+from services.balance_tracker.indexer.follower import Indexer
 from services.balance_tracker.indexer.gaps import Gap, Held
-from services.balance_tracker.indexer.publisher import Publisher
 from services.common.vault_cache import VaultCache
 from services.vault_manager.vault_service import LOCAL_TTL_SECONDS
 from tests.conftest import RedisNamespace
@@ -198,17 +196,6 @@ async def test_an_entry_is_served_only_with_the_key_read_in_the_same_round_trip(
     assert await cache.get_if_current(owner) is None
     dead = VaultCache(aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1), redis_ns.prefix, 60)
     assert await dead.get_if_current(owner) is None  # Redis down: a miss, never an error
-
-
-@pytest.fixture
-async def idle_indexer(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> AsyncIterator[Indexer]:
-    """A real Indexer object (not running) over a real pool and Redis: what `vouch` reads."""
-    from vault_client.vault_program import VaultProgram
-
-    program = VaultProgram(Pubkey.new_unique())
-    cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
-    config = IndexerConfig("http://127.0.0.1:1", "ws://127.0.0.1:1", "", program)
-    yield Indexer(config, migrated_pool, Publisher(redis_ns.client, cache, program, redis_ns.prefix))
 
 
 async def test_the_progress_check_vouches_only_while_everything_it_saw_is_processed(

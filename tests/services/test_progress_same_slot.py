@@ -128,15 +128,6 @@ async def test_stored_signatures_are_those_of_committed_events_and_admin_actions
     assert await stored_signatures(migrated_pool, []) == set()
 
 
-@pytest.fixture
-async def idle_indexer(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> AsyncIterator[Indexer]:
-    """A real Indexer object (its follower not running) over a real pool and Redis."""
-    program = VaultProgram(Pubkey.new_unique())
-    cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
-    config = IndexerConfig("http://127.0.0.1:1", "ws://127.0.0.1:1", "", program)
-    yield Indexer(config, migrated_pool, Publisher(redis_ns.client, cache, program, redis_ns.prefix))
-
-
 async def test_a_transaction_found_stored_counts_only_while_everything_committed_is_published(
         idle_indexer: Indexer, redis_ns: RedisNamespace) -> None:
     indexer = idle_indexer
