@@ -20,8 +20,9 @@ from solders.signature import Signature
 
 from bench.traffic import burst, users_with_vaults
 from localnet.node import Node
-from localnet.node_harness import free_port, running_node
+from localnet.node_harness import running_node
 from services.balance_tracker.indexer.backfill import TRANSACTIONS, BackfillError, _parsed, fetch
+from tests.services.test_rpc_http import endpoint
 from tests.support.rpc_proxy import RpcProxy
 from vault_client.http_client import HttpClient
 from vault_client.rpc_http import RpcTransportError
@@ -176,16 +177,10 @@ async def test_a_batch_answered_as_one_error_is_refused_as_before(history: tuple
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no batches"}})
 
-    app = web.Application()
-    app.router.add_post("/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    http = HttpClient(f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        with pytest.raises(RpcTransportError, match="RPC_MAX_BATCH=1"):
-            await fetch(http, signatures[:3], "confirmed", 3, 1, _item)
-    finally:
-        await http.close()
-        await runner.cleanup()
+    async with endpoint(refuse) as url:
+        http = HttpClient(url, timeout=60)
+        try:
+            with pytest.raises(RpcTransportError, match="RPC_MAX_BATCH=1"):
+                await fetch(http, signatures[:3], "confirmed", 3, 1, _item)
+        finally:
+            await http.close()
