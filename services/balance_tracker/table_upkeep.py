@@ -26,12 +26,7 @@ import asyncpg
 logger = logging.getLogger("table_upkeep")
 _LOCK_KEY = 0x7461_626C_6575_7000  # "tableup\0": one upkeep pass at a time across replicas
 
-_SETTINGS = """
-SELECT name, setting FROM pg_settings WHERE name IN (
-    'autovacuum', 'track_counts', 'autovacuum_analyze_threshold', 'autovacuum_analyze_scale_factor',
-    'autovacuum_vacuum_threshold', 'autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_threshold',
-    'autovacuum_vacuum_insert_scale_factor')
-"""
+_SETTINGS = "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])"
 
 # this role's tables, with what changed since their statistics and their last vacuum
 _TABLES = """
@@ -70,16 +65,21 @@ class Work:
     vacuum: bool
 
 
-async def thresholds(pool: asyncpg.Pool) -> Thresholds:
-    values: dict[str, str] = {r["name"]: r["setting"] for r in await pool.fetch(_SETTINGS)}
+# Thresholds' fields by the server setting each is read from (the fields' defaults are
+# PostgreSQL's, for a setting the server does not list)
+_FROM_SETTINGS = {"analyze_threshold": "autovacuum_analyze_threshold",
+                  "analyze_scale": "autovacuum_analyze_scale_factor",
+                  "vacuum_threshold": "autovacuum_vacuum_threshold",
+                  "vacuum_scale": "autovacuum_vacuum_scale_factor",
+                  "insert_threshold": "autovacuum_vacuum_insert_threshold",
+                  "insert_scale": "autovacuum_vacuum_insert_scale_factor"}
 
-    def number(name: str, default: float) -> float:
-        return float(values.get(name, default))
+
+async def thresholds(pool: asyncpg.Pool) -> Thresholds:
+    values: dict[str, str] = {r["name"]: r["setting"] for r in await pool.fetch(
+        _SETTINGS, ["autovacuum", "track_counts", *_FROM_SETTINGS.values()])}
     return Thresholds(values.get("autovacuum") == "on", values.get("track_counts") == "on",
-                      number("autovacuum_analyze_threshold", 50), number("autovacuum_analyze_scale_factor", 0.1),
-                      number("autovacuum_vacuum_threshold", 50), number("autovacuum_vacuum_scale_factor", 0.2),
-                      number("autovacuum_vacuum_insert_threshold", 1000),
-                      number("autovacuum_vacuum_insert_scale_factor", 0.2))
+                      **{name: float(values[setting]) for name, setting in _FROM_SETTINGS.items() if setting in values})
 
 
 async def due(db: asyncpg.Pool | asyncpg.Connection, limits: Thresholds) -> list[Work]:
