@@ -6,7 +6,9 @@ HTTP over loopback) that reshapes them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -37,9 +39,16 @@ async def history() -> AsyncIterator[tuple[Node, list[tuple[int, str]]]]:
         assert node.ledger is not None
         async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
             accounts = await users_with_vaults(node, client, 4)
-            await burst(node.ledger.deployment.program, client, accounts, 20)
-            listed = (await client.get_signatures_for_address(node.ledger.deployment.program.program_id,
-                                                              limit=1000, commitment=Confirmed)).value
+            # burst does not wait for confirmation: list once every one of its transactions
+            # (and each vault's initialization) is confirmed, else the newest may be missing
+            expected = len(accounts) + await burst(node.ledger.deployment.program, client, accounts, 20)
+            deadline = time.monotonic() + 30
+            while True:
+                listed = (await client.get_signatures_for_address(node.ledger.deployment.program.program_id,
+                                                                  limit=1000, commitment=Confirmed)).value
+                if len(listed) >= expected or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         yield node, [(s.slot, str(s.signature)) for s in reversed(listed)]
 
 
