@@ -1,7 +1,7 @@
 """The withdrawals of the last `window` seconds, kept in memory and updated from the new events
 of each pass (so a pass costs its new withdrawals, not a query over the window): per owner
 and in total. Loaded once from the database when the monitor starts (the window's
-withdrawals, by the (kind, block_time) index)."""
+withdrawals, by the index of withdrawals by block_time, migration 255)."""
 
 from __future__ import annotations
 

@@ -122,6 +122,29 @@ async def test_events_are_an_append_only_audit_record(conn: asyncpg.Connection) 
     assert await conn.fetchval("SELECT count(*) FROM transactions") == 2
 
 
+async def test_an_event_is_unique_by_its_id_and_the_ledger_keeps_only_indexes_a_query_reads(
+        conn: asyncpg.Connection) -> None:
+    """Migration 255: the event's id (signature, instruction, event) is the primary key, so the
+    same event under another owner is still refused; every index is one a query reads by
+    (each costs the catch-up a write per event)."""
+    indexes = {r["indexname"]: r["indexdef"].split(" USING btree ")[1] for r in await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transactions'")}
+    assert indexes == {
+        "transactions_pkey": "(signature, instruction_index, event_index)",  # replays, fanout's lookup
+        "transactions_seq": "(seq)",  # the live feed, the monitor's feed
+        "transactions_owner_seq": "(owner, seq)",  # history, the feed per owner, reconciliation's owners
+        "transactions_counterparty_seq": "(counterparty, seq) WHERE (counterparty IS NOT NULL)",
+        "transactions_unsettled": "(slot) WHERE (commitment = 'processed'::text)",  # promotion
+        "transactions_exchange_kinds": indexes["transactions_exchange_kinds"],  # the monitor's liquidations
+        "transactions_withdrawals": "(block_time) WHERE (kind = 'withdraw'::text)",  # withdrawal window
+    }
+    owner = str(Keypair().pubkey())
+    await write_batch(conn, PROGRAM, "t", [deposit(owner, 1, 5, 5)], [], (11, "sig1"))
+    with pytest.raises(asyncpg.UniqueViolationError, match="transactions_pkey"):
+        await conn.execute("INSERT INTO transactions (owner, signature, instruction_index, event_index, kind, slot, "
+                           "seq) VALUES ('someone else', 'sig1', 0, 0, 'deposit', 11, 99)")
+
+
 async def test_admin_actions_go_to_the_audit_log_once(conn: asyncpg.Connection) -> None:
     admin = Keypair().pubkey()
     paused = AdminEvent(name="program_paused", actor=str(admin), signature="sigA", instruction_index=0,
