@@ -372,7 +372,9 @@ class Indexer:
         async with self._write_lock:
             events = await self._check_sequences(unique(events), admin, commitment)
             self._seq = number(events, self._seq)  # in batch order, which is commit order
-            last = max(items, key=lambda i: i.slot)
+            # the batch's newest slot and its last transaction there (items come in the node's
+            # order): an idle indexer's cursor is then the newest transaction itself
+            last = max(reversed(items), key=lambda i: i.slot)
             await self._pipeline.submit(events, admin, (last.slot, last.signature))
 
     async def _truncated(self, item: _Item, rows: list[EventRow]) -> None:
