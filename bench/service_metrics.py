@@ -12,6 +12,7 @@ from typing import Any
 
 _SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$')
 SLOW_PAUSE = "0.005"  # pauses longer than this many seconds are counted as slow
+LAG_BOUNDS = ("0.01", "0.05", "0.25")  # the event loop's lag: looks later than these many seconds are counted
 
 
 def parse(text: str) -> dict[str, float]:
@@ -29,6 +30,12 @@ def parse(text: str) -> dict[str, float]:
             out[f"gc_gen{labels['generation']}_pauses"] = value
         elif name == "python_gc_pause_seconds_bucket" and labels.get("le") == SLOW_PAUSE:
             out[f"gc_gen{labels['generation']}_fast"] = value
+        elif name == "python_gc_pause_seconds_sum":
+            out[f"gc_gen{labels['generation']}_seconds"] = value
+        elif name == "event_loop_lag_seconds_bucket" and labels.get("le") in LAG_BOUNDS:
+            out[f"loop_lag_le_{labels['le']}"] = value
+        elif name == "event_loop_lag_seconds_count":
+            out["loop_lag_looks"] = value
     return out
 
 
@@ -41,12 +48,18 @@ async def read(port: str) -> dict[str, float]:
 
 
 def diff(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
-    """Cache hits and misses, and per generation the pauses and those over SLOW_PAUSE s, between two readings."""
+    """Cache hits and misses, per generation the pauses, those over SLOW_PAUSE s and their
+    total seconds, and the event loop's looks and those later than each of LAG_BOUNDS, between
+    two readings."""
     delta = {name: after[name] - before.get(name, 0.0) for name in after}
     out: dict[str, Any] = {"cache_hits": int(delta.get("cache_hit", 0)),
                            "cache_misses": int(delta.get("cache_miss", 0))}
     for generation in range(3):
         pauses = int(delta.get(f"gc_gen{generation}_pauses", 0))
         out[f"gc_gen{generation}"] = {"pauses": pauses,
-                                      f"over_{SLOW_PAUSE}_s": pauses - int(delta.get(f"gc_gen{generation}_fast", 0))}
+                                      f"over_{SLOW_PAUSE}_s": pauses - int(delta.get(f"gc_gen{generation}_fast", 0)),
+                                      "seconds": round(delta.get(f"gc_gen{generation}_seconds", 0.0), 3)}
+    looks = int(delta.get("loop_lag_looks", 0))
+    out["loop_lag"] = {"looks": looks, **{f"later_than_{bound}_s": looks - int(delta.get(f"loop_lag_le_{bound}", 0))
+                                          for bound in LAG_BOUNDS}}
     return out

@@ -13,6 +13,8 @@ TRANSACTIONS_SUBMITTED = Counter("transactions_submitted_total", "Signed transac
                                  ["service", "outcome"])
 GC_PAUSES = Histogram("python_gc_pause_seconds", "Pauses of the cyclic garbage collector (the event loop stops)",
                       ["service", "generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+LOOP_LAG = Histogram("event_loop_lag_seconds", "How much later than due the event loop woke a periodic look",
+                     ["service"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
 def serve_metrics(host: str, port: int) -> None:

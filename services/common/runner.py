@@ -4,12 +4,13 @@ SIGTERM/SIGINT, graceful stop. A refused configuration or chain (`ConfigError`,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from services.common import log
+from services.common import log, loop_lag
 from services.common.cluster import ClusterMismatch
 from services.common.gc_pauses import observe_collector_pauses
 from services.common.grpc_server import GrpcService
@@ -41,8 +42,12 @@ def serve(settings: Settings, app: App) -> None:
             refuse(settings.service, exc)
         freeze_startup_heap()
         observe_collector_pauses(settings.service)
+        lag = asyncio.create_task(loop_lag.watch(settings.service))
         assert app.grpc is not None
-        await app.grpc.run_until_signalled()
+        try:
+            await app.grpc.run_until_signalled()
+        finally:
+            lag.cancel()
 
     event_loop.run(main())
 

@@ -13,15 +13,22 @@ def test_cache_lookups_and_slow_pauses_between_two_readings() -> None:
     lookups = Counter("vault_cache_lookups_total", "", ["service", "result"], registry=registry)
     pauses = Histogram("python_gc_pause_seconds", "", ["service", "generation"], registry=registry,
                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+    lag = Histogram("event_loop_lag_seconds", "", ["service"], registry=registry,
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
     lookups.labels("vault_manager", "hit").inc(3)
     pauses.labels("vault_manager", "2").observe(0.04)
+    lag.labels("vault_manager").observe(0.3)
     before = parse(generate_latest(registry).decode())
     lookups.labels("vault_manager", "hit").inc(5)
     lookups.labels("vault_manager", "miss").inc(2)
     for seconds in (0.0001, 0.004, 0.006):
         pauses.labels("vault_manager", "0").observe(seconds)
     pauses.labels("vault_manager", "2").observe(0.07)
+    for seconds in (0.0002, 0.02, 0.06, 0.3, 0.011):
+        lag.labels("vault_manager").observe(seconds)
     assert diff(before, parse(generate_latest(registry).decode())) == {
         "cache_hits": 5, "cache_misses": 2,
-        "gc_gen0": {"pauses": 3, "over_0.005_s": 1}, "gc_gen1": {"pauses": 0, "over_0.005_s": 0},
-        "gc_gen2": {"pauses": 1, "over_0.005_s": 1}}
+        "gc_gen0": {"pauses": 3, "over_0.005_s": 1, "seconds": 0.01},
+        "gc_gen1": {"pauses": 0, "over_0.005_s": 0, "seconds": 0.0},
+        "gc_gen2": {"pauses": 1, "over_0.005_s": 1, "seconds": 0.07},
+        "loop_lag": {"looks": 5, "later_than_0.01_s": 4, "later_than_0.05_s": 2, "later_than_0.25_s": 1}}
