@@ -11,8 +11,10 @@ none without it (median 1.9 ms, p99 5.9 ms).
 `Readers` runs one as a subprocess (cwd = repo root): it connects, says `ready` on stdout,
 calls until a line arrives on its stdin (or stdin closes), then writes one JSON object to
 the file `--out` names: each call's latency in seconds, `{"get_vault": [...]}` or
-`{"get_tvl": [...]}`. The owners come in a file, one base58 key per line. (The result once
-went through stdout; twice in a day a 200 KB result arrived with a foreign line inside it.)
+`{"get_tvl": [...]}`, and how late the probe's own loop woke a look every 10 ms
+(`get_vault_probe_lag` or `get_tvl_probe_lag`). The owners come in a file, one base58 key
+per line. (The result once went through stdout; twice in a day a 200 KB result arrived with
+a foreign line inside it.)
 
     python -m bench.scale_readers --method get_vault|get_tvl --vault-manager ADDR --monitor ADDR
         --owners FILE --out FILE [--callers N]"""
@@ -27,6 +29,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 METHODS = ("get_vault", "get_tvl")
+MAX_IN_FLIGHT = 1_000
 
 
 async def read(method: str, vault_manager: str, monitor: str, owners: list[str], callers: int,
-               stop: asyncio.Event, ready: asyncio.Event | None = None, seed: int = 5) -> dict[str, list[float]]:
+               stop: asyncio.Event, ready: asyncio.Event | None = None, seed: int = 5, rate: float = 0.0
+               ) -> dict[str, list[float]]:
     """`callers` GetVault callers, or one GetTvl loop (`method`), each call after the previous
-    one returned, until `stop` is set; each call's latency in seconds."""
+    one returned, until `stop` is set; each call's latency in seconds. With a `rate`, GetVault
+    calls go on a schedule instead (`open_loop`)."""
     latencies: dict[str, list[float]] = {method: []}
     rng = random.Random(seed)
     async with grpc.aio.insecure_channel(vault_manager) as vm, grpc.aio.insecure_channel(monitor) as mon:
@@ -66,18 +72,70 @@ async def read(method: str, vault_manager: str, monitor: str, owners: list[str],
 
         if ready is not None:
             ready.set()
-        await (tvl_loop() if method == "get_tvl" else asyncio.gather(*(reader() for _ in range(callers))))
+        watch = asyncio.create_task(own_lag(latencies.setdefault(f"{method}_probe_lag", []), stop))
+        if method == "get_vault" and rate > 0:
+            await open_loop(lambda: manager.GetVault(vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners)),
+                                                     timeout=60), rate, stop, latencies["get_vault"])
+        else:
+            await (tvl_loop() if method == "get_tvl" else asyncio.gather(*(reader() for _ in range(callers))))
+        await watch
     return latencies
+
+
+async def own_lag(lags: list[float], stop: asyncio.Event, interval: float = 0.01) -> None:
+    """How much later than due this process's event loop woke a look every `interval` s,
+    until `stop`: a late call whose probe was late too waited (at least partly) in the probe,
+    not in the service."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        lags.append(max(0.0, loop.time() - due))
+
+
+async def open_loop(call: Callable[[], Awaitable[Any]], rate: float, stop: asyncio.Event,
+                    latencies: list[float]) -> None:
+    """`rate` calls a second on a fixed schedule until `stop` is set, each sent at its time
+    whether or not earlier ones have answered; a call's latency runs from the time it was due,
+    so a stall of this process or of the service counts for every call it delayed (no
+    coordinated omission). At most MAX_IN_FLIGHT at once: beyond that the probe is overrun
+    and says so."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+    start = loop.time()
+
+    async def one(due: float) -> None:
+        await call()
+        latencies.append(loop.time() - due)
+
+    n = 0
+    try:
+        while not stop.is_set():
+            due = start + n / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(pending) >= MAX_IN_FLIGHT:
+                raise RuntimeError(f"the open-loop probe is overrun: {len(pending)} calls unanswered at {rate}/s")
+            task = asyncio.create_task(one(due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        await asyncio.gather(*pending)
+    finally:
+        for task in pending:
+            task.cancel()
 
 
 class Readers:
     """The probe as a subprocess of the load generator: `start`, then `stop` for its latencies."""
 
-    def __init__(self, method: str, vault_manager: str, monitor: str, owners: list[str], callers: int = 1) -> None:
+    def __init__(self, method: str, vault_manager: str, monitor: str, owners: list[str], callers: int = 1,
+                 rate: float = 0.0) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.args = ["--method", method, "--vault-manager", vault_manager, "--monitor", monitor,
-                     "--callers", str(callers)]
+                     "--callers", str(callers), "--rate", str(rate)]
         self.owners = owners
         self.process: asyncio.subprocess.Process | None = None
         self._file = ""
@@ -141,7 +199,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     calls = asyncio.create_task(read(args.method, args.vault_manager, args.monitor, owners, args.callers, stop,
-                                     ready))
+                                     ready, rate=args.rate))
     await ready.wait()
     print("ready", flush=True)
     await stdin.readline()  # a line, or the end of stdin: stop
@@ -157,6 +215,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--owners", required=True, help="a file of vault owners, one per line")
     parser.add_argument("--out", required=True, help="the file to write the latencies to (JSON)")
     parser.add_argument("--callers", type=int, default=2, help="GetVault callers (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="GetVault calls a second on a schedule instead of callers (0: callers)")
     args = parser.parse_args(argv)
     result = json.dumps(uvloop.run(_main(args)))
     partial = f"{args.out}.partial"

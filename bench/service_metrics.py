@@ -13,6 +13,7 @@ from typing import Any
 _SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$')
 SLOW_PAUSE = "0.005"  # pauses longer than this many seconds are counted as slow
 LAG_BOUNDS = ("0.01", "0.05", "0.25")  # the event loop's lag: looks later than these many seconds are counted
+HANDLED_BOUNDS = ("0.01", "0.05")  # GetVault's handler (from its start to its answer): calls longer are counted
 
 
 def parse(text: str) -> dict[str, float]:
@@ -36,6 +37,11 @@ def parse(text: str) -> dict[str, float]:
             out[f"loop_lag_le_{labels['le']}"] = value
         elif name == "event_loop_lag_seconds_count":
             out["loop_lag_looks"] = value
+        elif name == "grpc_server_handling_seconds_bucket" and labels.get("method") == "GetVault" \
+                and labels.get("le") in HANDLED_BOUNDS:
+            out[f"get_vault_handled_le_{labels['le']}"] = value
+        elif name == "grpc_server_handling_seconds_count" and labels.get("method") == "GetVault":
+            out["get_vault_handled"] = value
     return out
 
 
@@ -49,8 +55,8 @@ async def read(port: str) -> dict[str, float]:
 
 def diff(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """Cache hits and misses, per generation the pauses, those over SLOW_PAUSE s and their
-    total seconds, and the event loop's looks and those later than each of LAG_BOUNDS, between
-    two readings."""
+    total seconds, GetVault's handled calls and those longer than each of HANDLED_BOUNDS, and
+    the event loop's looks and those later than each of LAG_BOUNDS, between two readings."""
     delta = {name: after[name] - before.get(name, 0.0) for name in after}
     out: dict[str, Any] = {"cache_hits": int(delta.get("cache_hit", 0)),
                            "cache_misses": int(delta.get("cache_miss", 0))}
@@ -59,6 +65,9 @@ def diff(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
         out[f"gc_gen{generation}"] = {"pauses": pauses,
                                       f"over_{SLOW_PAUSE}_s": pauses - int(delta.get(f"gc_gen{generation}_fast", 0)),
                                       "seconds": round(delta.get(f"gc_gen{generation}_seconds", 0.0), 3)}
+    handled = int(delta.get("get_vault_handled", 0))
+    out["get_vault_handler"] = {"calls": handled, **{
+        f"over_{bound}_s": handled - int(delta.get(f"get_vault_handled_le_{bound}", 0)) for bound in HANDLED_BOUNDS}}
     looks = int(delta.get("loop_lag_looks", 0))
     out["loop_lag"] = {"looks": looks, **{f"later_than_{bound}_s": looks - int(delta.get(f"loop_lag_le_{bound}", 0))
                                           for bound in LAG_BOUNDS}}

@@ -31,4 +31,17 @@ def test_cache_lookups_and_slow_pauses_between_two_readings() -> None:
         "gc_gen0": {"pauses": 3, "over_0.005_s": 1, "seconds": 0.01},
         "gc_gen1": {"pauses": 0, "over_0.005_s": 0, "seconds": 0.0},
         "gc_gen2": {"pauses": 1, "over_0.005_s": 1, "seconds": 0.07},
+        "get_vault_handler": {"calls": 0, "over_0.01_s": 0, "over_0.05_s": 0},
         "loop_lag": {"looks": 5, "later_than_0.01_s": 4, "later_than_0.05_s": 2, "later_than_0.25_s": 1}}
+
+
+def test_get_vault_handler_times_between_two_readings() -> None:
+    def page(calls: int, within_10ms: int, within_50ms: int) -> str:
+        labels = 'service="vault_manager",method="GetVault"'
+        return (f'grpc_server_handling_seconds_bucket{{{labels},le="0.01"}} {within_10ms}\n'
+                f'grpc_server_handling_seconds_bucket{{{labels},le="0.05"}} {within_50ms}\n'
+                f'grpc_server_handling_seconds_count{{{labels}}} {calls}\n'
+                'grpc_server_handling_seconds_count{service="vault_manager",method="ListVaults"} 99\n')
+
+    assert diff(parse(page(10, 9, 10)), parse(page(110, 100, 108)))["get_vault_handler"] == {
+        "calls": 100, "over_0.01_s": 9, "over_0.05_s": 2}
