@@ -26,6 +26,12 @@ async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> No
     assert loaded["reconciliation"]["mismatches"] == 0 and loaded["reconciliation"]["vaults_checked"] == everyone
     assert loaded["deposit"]["calls"] > 0 and loaded["get_vault"]["calls"] > 0 and loaded["get_tvl"]["calls"] > 0
     assert loaded["list_walks"]["completed"] >= 1 and loaded["seconds"] >= 3.0
+    # GetVault on its schedule (300/s): every call it sent was handled and timed; the probes
+    # and vault_manager looked at their own event loops meanwhile
+    assert loaded["get_vault"]["calls"] >= 0.5 * bench_scale.GET_VAULT_RATE * 3.0
+    assert loaded["vault_manager"]["get_vault_handler"]["calls"] >= loaded["get_vault"]["calls"]
+    assert loaded["vault_manager"]["loop_lag"]["looks"] > 0
+    assert all(loaded["probe_loop_lag"][name]["looks"] > 0 for name in ("get_vault", "get_tvl"))
     # who had the cores: the services under load ran and are named by their modules
     assert {"vault_manager", "monitor", "scale_readers", "localnet"} <= set(loaded["cpu"]["processes"])
     assert loaded["cpu"]["processes"]["vault_manager"]["cpu_s"] > 0 and 0 < loaded["cpu"]["busy_share"] <= 1
