@@ -40,6 +40,7 @@ from services.balance_tracker.indexer import publisher as publisher_module
 from services.balance_tracker.indexer.publisher import Publisher
 from services.balance_tracker.store import last_seq, write_batch
 from services.common import vault_cache
+from services.common.errors import ServiceError
 from services.common.vault_cache import VaultCache, encode, queue_put_encoded
 from tests.conftest import RedisNamespace
 from tests.services.test_live_events import conf, nothing_more, open_stream, started, subscribed, take
@@ -256,7 +257,7 @@ async def test_with_nobody_listening_the_feed_only_moves_its_position(
         payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
         await redis_ns.client.publish(channel, json.dumps(payload[2:4]))  # 1 and 2 never arrive: not fetched
         await redis_ns.client.publish(channel, json.dumps([]))
-        while feed.position != 4:
+        while feed.position_now() != 4:
             assert time.monotonic() < deadline, f"the feed is at {feed.position}"
             await asyncio.sleep(0.02)
         subscription = feed.admit(None, "test")
@@ -328,7 +329,7 @@ async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_
 
     async def at(position: int) -> None:
         deadline = time.monotonic() + 10
-        while feed.position != position or not feed.ready:
+        while feed.position_now() != position or not feed.ready:
             assert time.monotonic() < deadline, f"the feed is at {feed.position}, not {position}"
             await asyncio.sleep(0.02)
 
@@ -346,5 +347,75 @@ async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_
         await at(4)
         await redis_ns.client.publish(channel, json.dumps(payload[4:]))
         await at(5)
+    finally:
+        await feed.stop()
+
+
+async def _started_feed(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> EventFanout:
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    deadline = time.monotonic() + 10
+    while not feed.ready:
+        assert time.monotonic() < deadline, "the live event feed did not start"
+        await asyncio.sleep(0.02)
+    return feed
+
+
+async def test_with_nobody_listening_only_the_last_message_is_read_when_someone_comes(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up's messages to a feed nobody listens to are not read as they come (their
+    numbers cost a tenth of the catching-up indexer's CPU): a subscriber that comes reads the
+    last one's number as the position, and receives what follows, once."""
+    reads: list[Any] = []
+    numbers = fanout_module._numbers
+
+    def counted(raw: bytes | str) -> Any:
+        reads.append(raw)
+        return numbers(raw)
+
+    monkeypatch.setattr(fanout_module, "_numbers", counted)
+    owner = Pubkey.new_unique()
+    feed = await _started_feed(migrated_pool, redis_ns)
+    channel = events_channel(redis_ns.prefix)
+    try:
+        events = [deposit(owner, n) for n in range(1, 10)]
+        for seq, event in enumerate(events, 1):
+            event.seq = seq
+        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        for batch in (payload[0:2], payload[2:4], payload[4:7]):
+            await redis_ns.client.publish(channel, json.dumps(batch))
+        await redis_ns.client.publish(channel, json.dumps([]))  # an empty batch: the last one still counts
+        await asyncio.sleep(1.0)  # delivered (loopback), not read
+        assert reads == [] and feed.position == 0
+        subscription = feed.admit(None, "test")
+        assert subscription.listen() == 7 and len(reads) == 1
+        await redis_ns.client.publish(channel, json.dumps(payload[7:]))
+        stream = subscription.events()
+        assert [(await asyncio.wait_for(anext(stream), 10)).seq for _ in range(2)] == [8, 9]
+        subscription.close()
+    finally:
+        await feed.stop()
+
+
+async def test_an_unreadable_message_read_when_someone_comes_starts_the_feed_over(
+        migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
+    """As when it was read as it came: the subscriber's stream ends with UNAVAILABLE saying to
+    resume, and the feed is back, its position from the database."""
+    feed = await _started_feed(migrated_pool, redis_ns)
+    channel = events_channel(redis_ns.prefix)
+    try:
+        await redis_ns.client.publish(channel, b"not json")
+        await asyncio.sleep(0.5)
+        subscription = feed.admit(None, "test")
+        assert subscription.listen() == 0
+        await redis_ns.client.publish(channel, json.dumps([]))  # wakes the feed
+        with pytest.raises(ServiceError) as cut:
+            await asyncio.wait_for(anext(subscription.events()), 10)
+        assert cut.value.code == grpc.StatusCode.UNAVAILABLE and "since=" in cut.value.message
+        subscription.close()
+        deadline = time.monotonic() + 10
+        while not feed.ready:
+            assert time.monotonic() < deadline, "the feed did not start over"
+            await asyncio.sleep(0.02)
     finally:
         await feed.stop()
