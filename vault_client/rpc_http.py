@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -79,11 +80,16 @@ class RpcTransportError(ConnectionError):
 
 
 class _Response:
-    """An HTTP answer's status and text."""
+    """An HTTP answer's status, its body as it came, and its text (decoded when first read:
+    a parser that reads bytes needs no decoded copy)."""
 
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, body: bytes) -> None:
         self.status = status
-        self.text = text
+        self.body = body
+
+    @cached_property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
 
     def raise_for_status(self) -> None:
         if self.status >= 400:
@@ -96,7 +102,7 @@ async def post(http: HttpClient, content: str) -> _Response:
         response = await http.post(content.encode())
     except HttpTransportError as exc:
         raise RpcTransportError(str(exc)) from exc
-    return _Response(response.status, response.body.decode("utf-8", errors="replace"))
+    return _Response(response.status, response.body)
 
 
 async def call_batch(http: HttpClient, requests: Sequence[Body], parsers: Sequence[type[Any]]) -> list[Any]:

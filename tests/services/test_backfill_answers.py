@@ -141,10 +141,13 @@ _RESULT = {"slot": 7, "blockTime": 1_700_000_000, "version": 0, "transaction": [
     json.dumps([_answer(_RESULT), _answer(None, 1), _answer({**_RESULT, "blockTime": None}, 2),
                 _answer({**_RESULT, "meta": {"logMessages": None}}, 3), _answer({"slot": 1}, 4)]),
     json.dumps([_answer(_RESULT), {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "no"}}]),
+    json.dumps([_answer({**_RESULT, "meta": {"logMessages": ["Program log: dépôt ✓ 🚀", "Program data: AAAA"]}})],
+               ensure_ascii=False),
 ])
 def test_the_shape_keeps_what_a_backfill_reads_of_each_answer(text: str) -> None:
     shaped = _parsed(text, TRANSACTIONS[1])
     full = from_json(text)
+    assert _parsed(text.encode(), TRANSACTIONS[1]) == shaped  # the body as it came reads the same
     assert [a["id"] for a in shaped] == [a["id"] for a in full]
     assert ["error" in a for a in shaped] == ["error" in a for a in full]
     for mine, theirs in zip(shaped, full, strict=True):
@@ -167,14 +170,15 @@ def test_the_shape_keeps_what_a_backfill_reads_of_each_answer(text: str) -> None
 def test_an_answer_of_another_shape_is_read_in_full(text: str) -> None:
     with pytest.raises(ValidationError):
         TRANSACTIONS[1].validate_json(text)
-    assert _parsed(text, TRANSACTIONS[1]) == from_json(text)
+    assert _parsed(text, TRANSACTIONS[1]) == from_json(text) == _parsed(text.encode(), TRANSACTIONS[1])
 
 
 @pytest.mark.parametrize("text", ["", "not json", "[{\"id\": 0, \"result\": ", "\x00"])
 def test_text_that_is_not_json_is_refused_either_way(text: str) -> None:
     for shape in (None, *TRANSACTIONS):
-        with pytest.raises(ValueError):
-            _parsed(text, shape)
+        for body in (text, text.encode()):
+            with pytest.raises(ValueError):
+                _parsed(body, shape)
 
 
 async def test_a_batch_answered_as_one_error_is_refused_as_before(history: tuple[Node, list[tuple[int, str]]]
