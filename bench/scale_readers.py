@@ -1,5 +1,6 @@
 """bench_scale's latency probes under load, each in a process of its own that does nothing
-else (issue 25): GetVault callers (random vaults), or a GetTvl loop. In bench_scale's own
+else (issue 25): GetVault callers (random vaults) or GetVault calls on a schedule (`--rate`,
+`open_loop`: each timed from when it was due), or a GetTvl loop. In bench_scale's own
 process a call's latency also held its waits for that event loop, busy parsing 500-vault
 ListVaults pages and signing deposits, so the load generator's stalls were counted as the
 service's; and with the GetTvl loop in the GetVault callers' process (about a thousand calls
@@ -17,7 +18,7 @@ per line. (The result once went through stdout; twice in a day a 200 KB result a
 a foreign line inside it.)
 
     python -m bench.scale_readers --method get_vault|get_tvl --vault-manager ADDR --monitor ADDR
-        --owners FILE --out FILE [--callers N]"""
+        --owners FILE --out FILE [--callers N | --rate R]"""
 
 from __future__ import annotations
 
