@@ -96,10 +96,11 @@ class _Response:
             raise RpcTransportError(f"HTTP {self.status}: {self.text[:200]}")
 
 
-async def post(http: HttpClient, content: str) -> _Response:
-    """One JSON-RPC POST; transport failures as `RpcTransportError`."""
+async def post(http: HttpClient, content: str | bytes) -> _Response:
+    """One JSON-RPC POST (a body as text, or as bytes already encoded); transport failures as
+    `RpcTransportError`."""
     try:
-        response = await http.post(content.encode())
+        response = await http.post(content.encode() if isinstance(content, str) else content)
     except HttpTransportError as exc:
         raise RpcTransportError(str(exc)) from exc
     return _Response(response.status, response.body)

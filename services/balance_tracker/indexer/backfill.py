@@ -98,7 +98,7 @@ async def _call(http: HttpClient, requests: Sequence[dict[str, Any]],
     batch are read when they fit (`TRANSACTIONS`); the results are then those members only."""
     single = len(requests) == 1
     # pydantic_core's serializer (in Rust) rather than json.dumps: the same requests
-    response = await post(http, to_json(requests[0] if single else list(requests)).decode())
+    response = await post(http, to_json(requests[0] if single else list(requests)))
     response.raise_for_status()
     try:
         answers = _parsed(response.body, None if shapes is None else shapes[0 if single else 1])
