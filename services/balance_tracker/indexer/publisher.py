@@ -11,7 +11,7 @@ third of a catch-up's CPU (cProfile of a backfill, docs/live-events.md)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -66,31 +66,41 @@ def event_json(event: EventRow, prev: int) -> dict[str, Any]:
     }
 
 
+class _RowValues(TypedDict):
+    total_balance: int
+    locked_balance: int
+    available_balance: int
+    total_deposited: int
+    total_withdrawn: int
+    created_at: int
+    bump: int
+
+
+def _row_values(row: Any, owner: Pubkey, program: VaultProgram) -> _RowValues:
+    """A vault row's numbers as `Vault` names them (the bump from the row's `address`: no PDA
+    search per row), for `vault_from_row` and `cache_entry` alike."""
+    created_at = row["created_at"]
+    return {"total_balance": int(row["total_balance"]), "locked_balance": int(row["locked_balance"]),
+            "available_balance": int(row["available_balance"]), "total_deposited": int(row["total_deposited"]),
+            "total_withdrawn": int(row["total_withdrawn"]),
+            "created_at": int(created_at.timestamp()) if created_at else 0,
+            "bump": vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id)}
+
+
 def vault_from_row(row: Any, program: VaultProgram) -> Vault:
-    """A vault row (with its `address`: the bump comes from it, no PDA search per row) as a
-    `Vault`."""
+    """A vault row (with its `address`) as a `Vault`."""
     owner = Pubkey.from_string(row["owner"])
     return Vault(owner=owner, token_account=Pubkey.from_string(row["token_account"]),
-                 total_balance=int(row["total_balance"]), locked_balance=int(row["locked_balance"]),
-                 available_balance=int(row["available_balance"]), total_deposited=int(row["total_deposited"]),
-                 total_withdrawn=int(row["total_withdrawn"]),
-                 created_at=int(row["created_at"].timestamp()) if row["created_at"] else 0,
-                 bump=vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id))
+                 **_row_values(row, owner, program))
 
 
 def cache_entry(row: Any, program: VaultProgram) -> str:
     """A vault row's cache entry: `encode(vault_from_row(row, program), row's last slot)`,
     built from the row's text without a Vault or its keys parsed and printed again (that
     round trip cost as much as the rest of a published row)."""
-    owner, created_at = Pubkey.from_string(row["owner"]), row["created_at"]
-    return encode_values({
-        "owner": str(owner), "token_account": str(Pubkey.from_string(row["token_account"])),
-        "total_balance": int(row["total_balance"]),
-        "locked_balance": int(row["locked_balance"]), "available_balance": int(row["available_balance"]),
-        "total_deposited": int(row["total_deposited"]), "total_withdrawn": int(row["total_withdrawn"]),
-        "created_at": int(created_at.timestamp()) if created_at else 0,
-        "bump": vault_bump(owner, Pubkey.from_string(row["address"]), program.program_id),
-        "event_seq": 0, "locks": []}, int(row["last_slot"]))
+    owner = Pubkey.from_string(row["owner"])
+    return encode_values({"owner": str(owner), "token_account": str(Pubkey.from_string(row["token_account"])),
+                          **_row_values(row, owner, program), "event_seq": 0, "locks": []}, int(row["last_slot"]))
 
 
 class Publisher:
