@@ -83,7 +83,7 @@ from bench.environment import (
 )
 from bench.populate import Population, populate
 from bench.probes import probe
-from bench.scale_readers import Readers
+from bench.scale_readers import GET_VAULT_RATE, Readers
 from localnet.genesis import dev_keypair
 from vault_client import event_loop
 from vault_client.http_client import HttpClient
@@ -100,8 +100,8 @@ LOAD_CAP_SECONDS = 900.0
 # GetVault under load: calls on a schedule (open loop). Two callers each calling as soon as
 # the previous call answered (the method until 2026-12-06) made the probe itself one of the
 # loads, 560-700 calls a second (about a third of a core in the probe and as much in
-# vault_manager), and timed only the calls it managed to send.
-GET_VAULT_RATE = 300.0
+# vault_manager), and timed only the calls it managed to send. The rate: GET_VAULT_RATE
+# (bench/scale_readers.py).
 DEPOSIT_CALLERS = 4
 DEPOSITOR_LAMPORTS = 1_000_000_000  # 1 SOL to each depositing owner before the load: fees for 200,000 deposits
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
@@ -250,8 +250,7 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
         deposits = _Deposits(client, program, population)
         await _fund(client, [k.pubkey() for k in population.owners[:DEPOSIT_CALLERS]])
         # GetVault and GetTvl, each called and measured from a process that does only that
-        readers = [Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners,
-                           rate=GET_VAULT_RATE),
+        readers = [Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, rate=GET_VAULT_RATE),
                    Readers("get_tvl", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners)]
         try:
             for each in readers:

@@ -1,6 +1,6 @@
 """bench_scale's latency probes under load, each in a process of its own that does nothing
-else (issue 25): GetVault callers (random vaults) or GetVault calls on a schedule (`--rate`,
-`open_loop`: each timed from when it was due), or a GetTvl loop. In bench_scale's own
+else (issue 25): GetVault calls on a schedule (random vaults, `--rate`, `open_loop`: each
+timed from when it was due), or a GetTvl loop. In bench_scale's own
 process a call's latency also held its waits for that event loop, busy parsing 500-vault
 ListVaults pages and signing deposits, so the load generator's stalls were counted as the
 service's; and with the GetTvl loop in the GetVault callers' process (about a thousand calls
@@ -18,7 +18,7 @@ per line. (The result once went through stdout; twice in a day a 200 KB result a
 a foreign line inside it.)
 
     python -m bench.scale_readers --method get_vault|get_tvl --vault-manager ADDR --monitor ADDR
-        --owners FILE --out FILE [--callers N | --rate R]"""
+        --owners FILE --out FILE [--rate R]"""
 
 from __future__ import annotations
 
@@ -42,28 +42,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 METHODS = ("get_vault", "get_tvl")
+GET_VAULT_RATE = 300.0  # GetVault calls a second (bench_scale's)
 MAX_IN_FLIGHT = 1_000
 
 
-async def read(method: str, vault_manager: str, monitor: str, owners: list[str], callers: int,
-               stop: asyncio.Event, ready: asyncio.Event | None = None, seed: int = 5, rate: float = 0.0
+async def read(method: str, vault_manager: str, monitor: str, owners: list[str], stop: asyncio.Event,
+               ready: asyncio.Event | None = None, seed: int = 5, rate: float = GET_VAULT_RATE
                ) -> dict[str, list[float]]:
-    """`callers` GetVault callers, or one GetTvl loop (`method`), each call after the previous
-    one returned, until `stop` is set; each call's latency in seconds. With a `rate`, GetVault
-    calls go on a schedule instead (`open_loop`)."""
+    """GetVault at `rate` calls a second on a schedule (`open_loop`), or one GetTvl loop, each
+    call after the previous one returned (`method`), until `stop` is set; each call's latency
+    in seconds."""
     latencies: dict[str, list[float]] = {method: []}
     rng = random.Random(seed)
     async with grpc.aio.insecure_channel(vault_manager) as vm, grpc.aio.insecure_channel(monitor) as mon:
         await asyncio.gather(vm.channel_ready(), mon.channel_ready())
         manager = vault_manager_pb2_grpc.VaultManagerStub(vm)
         tvl = vault_monitor_pb2_grpc.VaultMonitorStub(mon)
-
-        async def reader() -> None:
-            while not stop.is_set():
-                request = vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners))
-                t0 = time.perf_counter()
-                await manager.GetVault(request, timeout=60)
-                latencies["get_vault"].append(time.perf_counter() - t0)
 
         async def tvl_loop() -> None:
             while not stop.is_set():
@@ -74,11 +68,11 @@ async def read(method: str, vault_manager: str, monitor: str, owners: list[str],
         if ready is not None:
             ready.set()
         watch = asyncio.create_task(own_lag(latencies.setdefault(f"{method}_probe_lag", []), stop))
-        if method == "get_vault" and rate > 0:
+        if method == "get_vault":
             await open_loop(lambda: manager.GetVault(vault_manager_pb2.GetVaultRequest(owner=rng.choice(owners)),
                                                      timeout=60), rate, stop, latencies["get_vault"])
         else:
-            await (tvl_loop() if method == "get_tvl" else asyncio.gather(*(reader() for _ in range(callers))))
+            await tvl_loop()
         await watch
     return latencies
 
@@ -131,12 +125,14 @@ async def open_loop(call: Callable[[], Awaitable[Any]], rate: float, stop: async
 class Readers:
     """The probe as a subprocess of the load generator: `start`, then `stop` for its latencies."""
 
-    def __init__(self, method: str, vault_manager: str, monitor: str, owners: list[str], callers: int = 1,
-                 rate: float = 0.0) -> None:
+    def __init__(self, method: str, vault_manager: str, monitor: str, owners: list[str],
+                 rate: float = GET_VAULT_RATE) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if rate <= 0:
+            raise ValueError(f"rate must be above 0 calls a second, got {rate}")
         self.args = ["--method", method, "--vault-manager", vault_manager, "--monitor", monitor,
-                     "--callers", str(callers), "--rate", str(rate)]
+                     "--rate", str(rate)]
         self.owners = owners
         self.process: asyncio.subprocess.Process | None = None
         self._file = ""
@@ -199,8 +195,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    calls = asyncio.create_task(read(args.method, args.vault_manager, args.monitor, owners, args.callers, stop,
-                                     ready, rate=args.rate))
+    calls = asyncio.create_task(read(args.method, args.vault_manager, args.monitor, owners, stop, ready,
+                                     rate=args.rate))
     await ready.wait()
     print("ready", flush=True)
     await stdin.readline()  # a line, or the end of stdin: stop
@@ -215,9 +211,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--monitor", required=True, help="VaultMonitor's address (host:port)")
     parser.add_argument("--owners", required=True, help="a file of vault owners, one per line")
     parser.add_argument("--out", required=True, help="the file to write the latencies to (JSON)")
-    parser.add_argument("--callers", type=int, default=2, help="GetVault callers (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="GetVault calls a second on a schedule instead of callers (0: callers)")
+    parser.add_argument("--rate", type=float, default=GET_VAULT_RATE,
+                        help="GetVault calls a second, on a schedule (default %(default)s)")
     args = parser.parse_args(argv)
     result = json.dumps(uvloop.run(_main(args)))
     partial = f"{args.out}.partial"
