@@ -128,6 +128,25 @@ async def settled_numbers(database_url: str) -> list[int]:
         await conn.close()
 
 
+async def until_ready(feed: EventFanout, what: str = "the live event feed did not start") -> None:
+    deadline = time.monotonic() + 10
+    while not feed.ready:
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def started_feed(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> EventFanout:
+    """A live event feed on the test's Redis namespace, subscribed (stopped again if it is not)."""
+    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
+    feed.start()
+    try:
+        await until_ready(feed)
+    except BaseException:
+        await feed.stop()
+        raise
+    return feed
+
+
 def deposit(owner: Pubkey, n: int) -> EventRow:
     """The n-th deposit of `owner` (its vault's event n + 1), a vault event as decoded."""
     return EventRow(owner=str(owner), signature=f"{'b' * 80}{n:08d}", instruction_index=0, event_index=0,
@@ -145,13 +164,8 @@ async def test_a_lost_batch_message_is_a_gap_the_feed_fills_from_the_database(
     await link.start()
     through = aioredis.from_url(link.url(redis_ns.url), socket_connect_timeout=1, socket_timeout=2)
     publisher = Publisher(through, VaultCache(through, redis_ns.prefix, 30), program, redis_ns.prefix)
-    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
-    feed.start()
+    feed = await started_feed(migrated_pool, redis_ns)
     try:
-        deadline = time.monotonic() + 10
-        while not feed.ready:
-            assert time.monotonic() < deadline, "the live event feed did not start"
-            await asyncio.sleep(0.02)
         subscription = feed.admit(None, "test")
         subscription.listen()
         events = [deposit(owner, n) for n in range(1, 13)]
@@ -243,20 +257,16 @@ async def test_with_nobody_listening_the_feed_only_moves_its_position(
     their numbers (no event is built, no gap fetched), and a subscriber that comes later
     receives what follows, once."""
     owner = Pubkey.new_unique()
-    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
-    feed.start()
+    feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
     try:
-        deadline = time.monotonic() + 10
-        while not feed.ready:
-            assert time.monotonic() < deadline, "the live event feed did not start"
-            await asyncio.sleep(0.02)
         events = [deposit(owner, n) for n in range(1, 8)]
         for seq, event in enumerate(events, 1):
             event.seq = seq
         payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
         await redis_ns.client.publish(channel, json.dumps(payload[2:4]))  # 1 and 2 never arrive: not fetched
         await redis_ns.client.publish(channel, json.dumps([]))
+        deadline = time.monotonic() + 10
         while feed.position_now() != 4:
             assert time.monotonic() < deadline, f"the feed is at {feed.position}"
             await asyncio.sleep(0.02)
@@ -323,8 +333,7 @@ async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_
     with pytest.raises(ValueError):
         fanout_module._numbers(b"not json")
     owner = Pubkey.new_unique()
-    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
-    feed.start()
+    feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
 
     async def at(position: int) -> None:
@@ -351,16 +360,6 @@ async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_
         await feed.stop()
 
 
-async def _started_feed(migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> EventFanout:
-    feed = EventFanout(redis_ns.url, redis_ns.prefix, migrated_pool)
-    feed.start()
-    deadline = time.monotonic() + 10
-    while not feed.ready:
-        assert time.monotonic() < deadline, "the live event feed did not start"
-        await asyncio.sleep(0.02)
-    return feed
-
-
 async def test_with_nobody_listening_only_the_last_message_is_read_when_someone_comes(
         migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     """A catch-up's messages to a feed nobody listens to are not read as they come (their
@@ -375,7 +374,7 @@ async def test_with_nobody_listening_only_the_last_message_is_read_when_someone_
 
     monkeypatch.setattr(fanout_module, "_numbers", counted)
     owner = Pubkey.new_unique()
-    feed = await _started_feed(migrated_pool, redis_ns)
+    feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
     try:
         events = [deposit(owner, n) for n in range(1, 10)]
@@ -401,7 +400,7 @@ async def test_an_unreadable_message_read_when_someone_comes_starts_the_feed_ove
         migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace) -> None:
     """As when it was read as it came: the subscriber's stream ends with UNAVAILABLE saying to
     resume, and the feed is back, its position from the database."""
-    feed = await _started_feed(migrated_pool, redis_ns)
+    feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
     try:
         await redis_ns.client.publish(channel, b"not json")
@@ -413,9 +412,6 @@ async def test_an_unreadable_message_read_when_someone_comes_starts_the_feed_ove
             await asyncio.wait_for(anext(subscription.events()), 10)
         assert cut.value.code == grpc.StatusCode.UNAVAILABLE and "since=" in cut.value.message
         subscription.close()
-        deadline = time.monotonic() + 10
-        while not feed.ready:
-            assert time.monotonic() < deadline, "the feed did not start over"
-            await asyncio.sleep(0.02)
+        await until_ready(feed, "the feed did not start over")
     finally:
         await feed.stop()
