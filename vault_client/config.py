@@ -311,6 +311,9 @@ class Settings:
     # older than the time to live is refused too.
     page_token_key_file: str = field(default_factory=lambda: _env("PAGE_TOKEN_KEY_FILE", ""))
     page_token_ttl_seconds: float = field(default_factory=lambda: _float("PAGE_TOKEN_TTL_SECONDS", 3600))
+    # ListVaults' pages are read and built by this many worker processes of vault_manager, each
+    # with one PostgreSQL connection (services/vault_manager/page_workers.py)
+    list_page_processes: int = field(default_factory=lambda: _int("LIST_PAGE_PROCESSES", 1))
     # balance snapshots: how often a pass writes the vaults that changed, and how often the
     # retention policy thins old ones (docs/snapshots.md); each works in batches of this many rows
     snapshot_interval_seconds: float = field(default_factory=lambda: _float("SNAPSHOT_INTERVAL_SECONDS", 60))
@@ -339,6 +342,7 @@ class Settings:
                             ("SNAPSHOT_INTERVAL_SECONDS", self.snapshot_interval_seconds),
                             ("SNAPSHOT_RETENTION_INTERVAL_SECONDS", self.snapshot_retention_seconds),
                             ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows),
+                            ("LIST_PAGE_PROCESSES", self.list_page_processes),
                             ("TABLE_UPKEEP_SECONDS", self.table_upkeep_seconds)):
             if value <= 0:
                 problems.append(f"{name} must be positive, got {value}")

@@ -5,20 +5,13 @@ slot it is valid at, read in the same statement (the same snapshot) as its rows.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from collateral_vault.v1 import common_pb2
 
 CURSOR_NAME = "collateral_vault"  # the indexer's stream (balance_tracker's IndexerConfig.cursor_name)
-# Rows made into messages between yields to the event loop: a page of 500 takes about 3.5 ms
-# of CPU to build (0.7 ms per 100 on this machine), which would otherwise hold every other
-# call of the process (GetVault, SubmitTransaction) for its whole length (issue 25 item 5).
-SLICE = 100
-T = TypeVar("T")
 
 _PAGE = """
 SELECT indexed_through($3) AS at_slot, p.*
@@ -50,20 +43,12 @@ def row_message(row: Any) -> common_pb2.Vault:
 async def page(pool: asyncpg.Pool, after: str, size: int, cursor_name: str = CURSOR_NAME
                ) -> tuple[list[common_pb2.Vault], bool, int]:
     """Up to `size` open vaults whose address sorts after `after`, whether more follow, and
-    the slot the page is valid at. One indexed range read of size + 1 rows."""
+    the slot the page is valid at. One indexed range read of size + 1 rows. Building a page
+    of 500 is a few milliseconds of CPU: vault_manager runs it in a worker process
+    (`services/vault_manager/page_workers.py`), not on the loop that serves its calls."""
     rows = await pool.fetch(_PAGE, after, size + 1, cursor_name)
     present = [r for r in rows if r["owner"] is not None]  # none at all: the one row of at_slot
-    return await in_slices(present[:size], row_message), len(present) > size, int(rows[0]["at_slot"])
-
-
-async def in_slices(items: Sequence[Any], make: Callable[[Any], T], per_slice: int = SLICE) -> list[T]:
-    """`make` of each item, `per_slice` at a time, letting the event loop run between slices."""
-    out: list[T] = []
-    for start in range(0, len(items), per_slice):
-        if start:
-            await asyncio.sleep(0)
-        out.extend(make(item) for item in items[start:start + per_slice])
-    return out
+    return [row_message(r) for r in present[:size]], len(present) > size, int(rows[0]["at_slot"])
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from services.common.migrations import migrate
 from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
 from services.vault_manager import vault_changes
+from services.vault_manager.page_workers import PageWorkers
 from services.vault_manager.transaction_builder.service import TransactionBuilderService
 from services.vault_manager.vault_service import VaultManagerService
 from vault_client.config import Settings
@@ -40,7 +41,9 @@ class VaultManagerApp(ServiceApp):
         await cluster.verify_or_close(s, chain, pool, redis)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)
         tokens = PageTokens(page_tokens.read_key(s.page_token_key_file), "ListVaults", s.page_token_ttl_seconds)
-        vaults = VaultManagerService(chain, cache, s.service, pool, tokens)
+        pages = PageWorkers(s.database_url, s.list_page_processes)
+        await pages.start()
+        vaults = VaultManagerService(chain, cache, s.service, pages, tokens)
         outbox = AuditOutbox(AuditLog(pool), Path(s.audit_spool_dir) / f"{s.service}-audit.log", s.service)
         await outbox.open()  # delivers what an earlier process journaled and did not see stored
         builder = TransactionBuilderService(chain, redis, outbox, {s.position_manager_id}, s.redis_prefix, s.service,
@@ -57,6 +60,7 @@ class VaultManagerApp(ServiceApp):
             if self.sync_task:
                 self.sync_task.cancel()
             await outbox.close()
+            await pages.close()
             await chain.close()
             await redis.aclose()
             await pool.close()

@@ -1,15 +1,15 @@
 """VaultManager: GetVault (process memory, then the Redis cache, then the chain), ListVaults
-(keyset pages of the indexed vault rows in PostgreSQL, with signed page tokens),
+(keyset pages of the indexed vault rows in PostgreSQL, read by worker processes, with signed
+page tokens),
 GetVaultAddress, GetAuthority (with the timelock's queued changes and the withdrawal
 throttle's limits and state)."""
 
 from __future__ import annotations
 
-import asyncpg
 import grpc
 from collateral_vault.v1 import common_pb2, vault_manager_pb2, vault_manager_pb2_grpc
 
-from services.common import validation, vault_rows
+from services.common import validation
 from services.common.chain import ChainClient
 from services.common.convert import vault_message
 from services.common.errors import invalid, not_found, unavailable
@@ -17,6 +17,7 @@ from services.common.metrics import CACHE_LOOKUPS
 from services.common.page_tokens import PageTokens
 from services.common.vault_cache import VaultCache
 from services.vault_manager.mirror import VaultMirror
+from services.vault_manager.page_workers import PageWorkers
 from vault_client.vault_program import ChangeKind, QueuedChange
 
 # How long an answer is served from process memory after it was last confirmed. The mirror
@@ -27,9 +28,9 @@ LOCAL_TTL_SECONDS = 1.0
 
 class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
     def __init__(self, chain: ChainClient, cache: VaultCache, service: str = "vault_manager",
-                 pool: asyncpg.Pool | None = None, tokens: PageTokens | None = None) -> None:
+                 pages: PageWorkers | None = None, tokens: PageTokens | None = None) -> None:
         self.chain = chain
-        self.pool = pool  # the indexed vault rows (ListVaults)
+        self.pages = pages  # the processes that read the indexed vault rows (ListVaults)
         self.tokens = tokens
         self.cache = cache
         self.service = service
@@ -68,10 +69,11 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
 
     async def ListVaults(self, request: vault_manager_pb2.ListVaultsRequest,
                          context: grpc.aio.ServicerContext) -> vault_manager_pb2.ListVaultsResponse:
-        """One indexed range read per page (`vault_rows.page`): no chain read, and a page costs
-        the same whichever page it is and however many vaults there are."""
+        """One indexed range read per page (`vault_rows.page`, in a worker process:
+        `page_workers.py`): no chain read, and a page costs the same whichever page it is and
+        however many vaults there are."""
         size = validation.page_size(request.page_size)
-        if self.pool is None or self.tokens is None:
+        if self.pages is None or self.tokens is None:
             raise unavailable("this process serves no vault listing (it has no database)")
         after = ""
         if request.page_token:
@@ -79,9 +81,10 @@ class VaultManagerService(vault_manager_pb2_grpc.VaultManagerServicer):
             if len(position) != 1 or not isinstance(position[0], str):
                 raise invalid("page_token is not a token this service issued; start from the first page")
             after = position[0]
-        vaults, more, slot = await vault_rows.page(self.pool, after, size)
-        return vault_manager_pb2.ListVaultsResponse(
-            vaults=vaults, next_page_token=self.tokens.issue([vaults[-1].address]) if more else "", slot=slot)
+        response, last, more = await self.pages.page(after, size)
+        if more:
+            response.next_page_token = self.tokens.issue([last])
+        return response
 
     async def GetVaultAddress(self, request: vault_manager_pb2.GetVaultAddressRequest,
                               context: grpc.aio.ServicerContext) -> vault_manager_pb2.GetVaultAddressResponse:

@@ -340,31 +340,3 @@ async def test_get_vault_and_submissions_go_on_while_a_client_walks_every_vault(
         assert "page" in log[first:last]
         assert (await stub.GetVault(vault_manager_pb2.GetVaultRequest(owner=owner, fresh=True))).vault.total_balance \
             == USDT  # the deposit landed
-
-
-async def test_a_page_is_built_in_slices_between_which_other_calls_run() -> None:
-    """Issue 25 item 5: building a page's messages never holds the event loop for the whole
-    page; another task runs between every two slices (asserted by interleaving, no timing)."""
-    ticks = 0
-    seen: list[int] = []
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    def make(item: int) -> int:
-        seen.append(ticks)
-        return item * 2
-
-    other = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
-        built = await vault_rows.in_slices(list(range(25)), make, per_slice=10)
-    finally:
-        other.cancel()
-    assert built == [i * 2 for i in range(25)]
-    slices = [seen[0:10], seen[10:20], seen[20:25]]
-    assert all(len(set(s)) == 1 for s in slices)  # nothing else ran within a slice
-    assert slices[0][0] < slices[1][0] < slices[2][0]  # and something did between them
