@@ -15,7 +15,10 @@ gRPC API (so it holds whichever way a service answers):
    (owner-signed deposits through SubmitTransaction, waited for at `processed`); GetVault
    and GetTvl are called and timed
    from a process that does nothing else (bench/scale_readers.py), so the load generator's
-   own loop (pages to parse, deposits to sign) adds nothing to their latencies; GetVault,
+   own loop (pages to parse, deposits to sign) adds nothing to their latencies; a control
+   probe calls a lone GetVault server (from memory, no other work) on the same schedule, so
+   the report tells what the loaded machine does to any such server apart from what
+   vault_manager adds; GetVault,
    GetTvl and deposit p50/p99, the reconciliation's time, vaults checked, findings
    (mismatches reported under deposit load) and unverified differences are reported, and
    per process the CPU it used and the time it waited for a core (bench/cpu_shares.py);
@@ -69,9 +72,10 @@ from collateral_vault.v1 import (
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.message import Message
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from bench import cpu_shares, scale_report, service_metrics
+from bench import cpu_shares, get_vault_server, probes, scale_report, service_metrics
 from bench.environment import (
     ROOT,
     drop_redis_prefix,
@@ -82,7 +86,6 @@ from bench.environment import (
     unused_port,
 )
 from bench.populate import Population, populate
-from bench.probes import probe
 from bench.scale_readers import GET_VAULT_RATE, Readers
 from localnet.genesis import dev_keypair
 from vault_client import event_loop
@@ -102,6 +105,10 @@ LOAD_CAP_SECONDS = 900.0
 # loads, 560-700 calls a second (about a third of a core in the probe and as much in
 # vault_manager), and timed only the calls it managed to send. The rate: GET_VAULT_RATE
 # (bench/scale_readers.py).
+# The control (under_load.get_vault_control): GetVault at the same rate from a lone server
+# answering one owner from memory (services/vault_manager/perf_get_vault_server.py), with no
+# other work, timed the same way. Its tail is what the loaded machine does to any such server.
+CONTROL = "get_vault_control"
 DEPOSIT_CALLERS = 4
 DEPOSITOR_LAMPORTS = 1_000_000_000  # 1 SOL to each depositing owner before the load: fees for 200,000 deposits
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
@@ -249,15 +256,22 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
 
         deposits = _Deposits(client, program, population)
         await _fund(client, [k.pubkey() for k in population.owners[:DEPOSIT_CALLERS]])
-        # GetVault and GetTvl, each called and measured from a process that does only that
-        readers = [Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners, rate=GET_VAULT_RATE),
-                   Readers("get_tvl", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners)]
+        # GetVault and GetTvl, each called and measured from a process that does only that; and
+        # the control: GetVault on the same schedule from a lone server answering from memory
+        control_owner, control_port = Pubkey.new_unique(), unused_port()
+        control = await get_vault_server.spawn(control_port, control_owner)
+        readers = {"get_vault": Readers("get_vault", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners,
+                                        rate=GET_VAULT_RATE),
+                   "get_tvl": Readers("get_tvl", env["VAULT_MANAGER_ADDR"], env["MONITOR_ADDR"], owners),
+                   CONTROL: Readers("get_vault", f"127.0.0.1:{control_port}", env["MONITOR_ADDR"],
+                                    [str(control_owner)], rate=GET_VAULT_RATE)}
         try:
-            for each in readers:
+            for each in readers.values():
                 await each.start()
         except BaseException:
-            for each in readers:
+            for each in readers.values():
                 await each.close()
+            probes.stop(control)
             raise
         started = time.perf_counter()
         usage = cpu_shares.reading(os.getpid())
@@ -276,22 +290,28 @@ async def under_load(env: dict[str, str], program: VaultProgram, population: Pop
             done.set()
             cpu = cpu_shares.diff(usage, cpu_shares.reading(os.getpid()), time.perf_counter() - started)
             try:
-                stopped = await asyncio.gather(*(each.stop() for each in readers), return_exceptions=True)
-                for result in stopped:
+                stopped = await asyncio.gather(*(each.stop() for each in readers.values()), return_exceptions=True)
+                for name, result in zip(readers, stopped, strict=True):
                     if isinstance(result, BaseException):
                         raise result
+                    if name == CONTROL:  # its calls are GetVault's too: kept apart under its own name
+                        result = {key.replace("get_vault", CONTROL, 1): value for key, value in result.items()}
                     latencies.update(result)
             finally:
+                probes.stop(control)
                 await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return {"seconds": round(time.perf_counter() - started, 2),
                 "get_vault": _ms(latencies["get_vault"]), "get_tvl": _ms(latencies["get_tvl"]),
+                # the same schedule against a lone server answering from memory: what the
+                # machine under this load gives any such server, apart from vault_manager
+                CONTROL: _ms(latencies.get(CONTROL, [])),
                 # how late each probe's own event loop woke a look every 10 ms: a stall there
                 # delays the calls it times without the service having been slow
                 "probe_loop_lag": {name: _lag(latencies.get(f"{name}_probe_lag", []))
-                                   for name in ("get_vault", "get_tvl")},
+                                   for name in ("get_vault", "get_tvl", CONTROL)},
                 "deposit": _ms(latencies["deposit"]), "list_page": _ms(latencies["list_page"]),
                 "list_walks": {"completed": len(walks), "median_seconds": round(statistics.median(walks), 3)
                                if walks else None, "max_seconds": round(max(walks), 3) if walks else None},
@@ -314,7 +334,7 @@ async def _wait_walk(walks: list[float], tasks: list[asyncio.Task[None]], remain
 async def snapshot_pass(database_url: str) -> dict[str, Any]:
     """One balance-snapshot pass over the system's database, timed by balance_tracker's own
     entry point (services/balance_tracker/perf_snapshots.py) in a process of its own."""
-    return await probe("services.balance_tracker.perf_snapshots", database_url, "--pass")
+    return await probes.probe("services.balance_tracker.perf_snapshots", database_url, "--pass")
 
 
 async def node_serve_rate(rpc_url: str, signatures: list[str], encoding: str = "json") -> dict[str, Any]:

@@ -22,6 +22,8 @@ MEASURES: list[tuple[str, tuple[str, ...], str]] = [
     ("reconciliation, alone", ("alone", "reconciliation", "seconds"), "s"),
     ("GetVault p50, under load (300/s on a schedule)", ("under_load", "get_vault", "p50_ms"), "ms"),
     ("GetVault p99, under load (300/s on a schedule)", ("under_load", "get_vault", "p99_ms"), "ms"),
+    ("GetVault p99, under load: the control (a lone server, from memory)",
+     ("under_load", "get_vault_control", "p99_ms"), "ms"),
     ("GetVault handled in over 10 ms, under load (calls)",
      ("under_load", "vault_manager", "get_vault_handler", "over_0.01_s"), ""),
     ("GetTvl p99, under load", ("under_load", "get_tvl", "p99_ms"), "ms"),

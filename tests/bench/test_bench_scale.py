@@ -31,7 +31,10 @@ async def test_bench_scale_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> No
     assert loaded["get_vault"]["calls"] >= 0.5 * bench_scale.GET_VAULT_RATE * 3.0
     assert loaded["vault_manager"]["get_vault_handler"]["calls"] >= loaded["get_vault"]["calls"]
     assert loaded["vault_manager"]["loop_lag"]["looks"] > 0
-    assert all(loaded["probe_loop_lag"][name]["looks"] > 0 for name in ("get_vault", "get_tvl"))
+    assert all(loaded["probe_loop_lag"][name]["looks"] > 0 for name in ("get_vault", "get_tvl", bench_scale.CONTROL))
+    # the control: the same schedule against a lone server, its calls apart from vault_manager's
+    assert loaded[bench_scale.CONTROL]["calls"] >= 0.5 * bench_scale.GET_VAULT_RATE * 3.0
+    assert "perf_get_vault_server" in loaded["cpu"]["processes"]
     # who had the cores: the services under load ran and are named by their modules
     assert {"vault_manager", "monitor", "scale_readers", "localnet"} <= set(loaded["cpu"]["processes"])
     assert loaded["cpu"]["processes"]["vault_manager"]["cpu_s"] > 0 and 0 < loaded["cpu"]["busy_share"] <= 1
