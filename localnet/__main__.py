@@ -16,6 +16,7 @@ import uvloop
 
 from localnet import genesis
 from localnet.node import Node, NodeConfig
+from vault_client import heap
 
 
 def _env_int(name: str, default: int) -> int:
@@ -56,6 +57,7 @@ async def run_node(config: NodeConfig) -> None:
     await node.start()
     gc.collect()  # the genesis stays alive for good: out of the cyclic collector's sight
     gc.freeze()
+    heap.freeze_survivors_of_full_collections()  # and so does every landed transaction
     print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
           + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
     stop = asyncio.Event()
