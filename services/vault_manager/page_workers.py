@@ -8,8 +8,9 @@ accept per turn or two of the loop, so while the loop was building pages GetVaul
 unaccepted (bench/bench_scale.py at 1,000 vaults: GetVault p99 40 ms with a client walking
 ListVaults, 24 ms without; the calls over 10 ms in their handler 175 against 9). With the
 pages here, in the same benchmark: vault_manager's own CPU over the 30 s load 15.6 -> 12.1 s,
-its calls over 10 ms in their handler 115; GetVault's p99 under the whole load did not move
-(38.7 ms; the machine's two cores stay 95% busy, bench/README.md).
+its calls over 10 ms in their handler 102-230 over five runs; GetVault's p99 under the whole
+load did not move (34-53 ms in three runs: the machine's two cores stay 95% busy, and a lone
+server with no other work has a p99 of about 23 ms there, bench/README.md).
 
 Here each page is read and serialized by a worker process (`processes` of them, spawned,
 each with one PostgreSQL connection) and handed back as the serialized response; the service
