@@ -154,6 +154,19 @@ def deposit(owner: Pubkey, n: int) -> EventRow:
                     balances=Balances(n, 0, n), vault_seq=n + 1)
 
 
+def numbered_deposits(owner: Pubkey, count: int) -> list[EventRow]:
+    """`owner`'s deposits 1..count, each with its ledger sequence number (deposit n is event n)."""
+    events = [deposit(owner, n) for n in range(1, count + 1)]
+    for seq, event in enumerate(events, 1):
+        event.seq = seq
+    return events
+
+
+def as_published(events: list[EventRow]) -> list[Any]:
+    """The events as the publisher sends them, each naming the one before it."""
+    return [publisher_module.event_json(e, e.seq - 1) for e in events]
+
+
 async def test_a_lost_batch_message_is_a_gap_the_feed_fills_from_the_database(
         migrated_pool: asyncpg.Pool, redis_ns: RedisNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publisher_module, "PUBLISH_CHUNK", 2)
@@ -168,9 +181,7 @@ async def test_a_lost_batch_message_is_a_gap_the_feed_fills_from_the_database(
     try:
         subscription = feed.admit(None, "test")
         subscription.listen()
-        events = [deposit(owner, n) for n in range(1, 13)]
-        for seq, event in enumerate(events, 1):
-            event.seq = seq
+        events = numbered_deposits(owner, 12)
         for number, batch in enumerate((events[:4], events[4:9], events[9:])):  # the second's messages are lost
             async with migrated_pool.acquire() as conn:
                 new, rows = await write_batch(conn, program, "test", batch, [], None)
@@ -260,10 +271,8 @@ async def test_with_nobody_listening_the_feed_only_moves_its_position(
     feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
     try:
-        events = [deposit(owner, n) for n in range(1, 8)]
-        for seq, event in enumerate(events, 1):
-            event.seq = seq
-        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        events = numbered_deposits(owner, 7)
+        payload = as_published(events)
         await redis_ns.client.publish(channel, json.dumps(payload[2:4]))  # 1 and 2 never arrive: not fetched
         await redis_ns.client.publish(channel, json.dumps([]))
         deadline = time.monotonic() + 10
@@ -344,10 +353,8 @@ async def test_with_nobody_listening_messages_of_any_shape_move_the_position_as_
 
     try:
         await at(0)
-        events = [deposit(owner, n) for n in range(1, 6)]
-        for seq, event in enumerate(events, 1):
-            event.seq = seq
-        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        events = numbered_deposits(owner, 5)
+        payload = as_published(events)
         await redis_ns.client.publish(channel, json.dumps(payload[:2]))
         await at(2)
         await redis_ns.client.publish(channel, json.dumps(payload[2]))  # one event, not in a list
@@ -377,10 +384,8 @@ async def test_with_nobody_listening_only_the_last_message_is_read_when_someone_
     feed = await started_feed(migrated_pool, redis_ns)
     channel = events_channel(redis_ns.prefix)
     try:
-        events = [deposit(owner, n) for n in range(1, 10)]
-        for seq, event in enumerate(events, 1):
-            event.seq = seq
-        payload = [publisher_module.event_json(e, e.seq - 1) for e in events]
+        events = numbered_deposits(owner, 9)
+        payload = as_published(events)
         for batch in (payload[0:2], payload[2:4], payload[4:7]):
             await redis_ns.client.publish(channel, json.dumps(batch))
         await redis_ns.client.publish(channel, json.dumps([]))  # an empty batch: the last one still counts
