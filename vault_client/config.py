@@ -327,6 +327,11 @@ class Settings:
     # when PostgreSQL runs without autovacuum, how often balance_tracker looks for tables
     # autovacuum would analyze or vacuum (services/balance_tracker/table_upkeep.py)
     table_upkeep_seconds: float = field(default_factory=lambda: _float("TABLE_UPKEEP_SECONDS", 30))
+    # Redis connections per service process (vault_manager, balance_tracker) at most, and how
+    # long a command waits for one when all are busy before it fails as if Redis were down
+    # (services/common/pools.py)
+    redis_max_connections: int = field(default_factory=lambda: _int("REDIS_MAX_CONNECTIONS", 32))
+    redis_pool_wait_seconds: float = field(default_factory=lambda: _float("REDIS_POOL_WAIT_SECONDS", 0.5))
 
     def __post_init__(self) -> None:
         problems = []
@@ -343,7 +348,9 @@ class Settings:
                             ("SNAPSHOT_RETENTION_INTERVAL_SECONDS", self.snapshot_retention_seconds),
                             ("SNAPSHOT_BATCH_ROWS", self.snapshot_batch_rows),
                             ("LIST_PAGE_PROCESSES", self.list_page_processes),
-                            ("TABLE_UPKEEP_SECONDS", self.table_upkeep_seconds)):
+                            ("TABLE_UPKEEP_SECONDS", self.table_upkeep_seconds),
+                            ("REDIS_MAX_CONNECTIONS", self.redis_max_connections),
+                            ("REDIS_POOL_WAIT_SECONDS", self.redis_pool_wait_seconds)):
             if value <= 0:
                 problems.append(f"{name} must be positive, got {value}")
         if self.operator_concurrency < 1 or self.operator_timeout_seconds <= 0 \

@@ -1,5 +1,7 @@
 """Connection pools: asyncpg for PostgreSQL and redis.asyncio for Redis, with start-up
-retries so a service waits for its stores instead of crashing."""
+retries so a service waits for its stores instead of crashing. Both are bounded: a burst of
+calls, or a store that stopped answering, makes callers wait for a connection (and then
+fail as if the store were down), never opens one connection per call in flight."""
 
 from __future__ import annotations
 
@@ -37,5 +39,15 @@ async def postgres(url: str, *, min_size: int = 1, max_size: int = 10, attempts:
     raise AssertionError("unreachable")
 
 
-def redis(url: str) -> aioredis.Redis:
-    return aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30)
+def redis(url: str, *, max_connections: int, wait_seconds: float) -> aioredis.Redis:
+    """A client on at most `max_connections` connections. A command that finds them all busy
+    waits up to `wait_seconds` for one, then fails with redis' ConnectionError, which callers
+    already take as Redis being down (GetVault reads the chain, the indexer withdraws the
+    cache's trust). redis-py's default pool has no bound: a Redis that stopped answering (each
+    command held for the 2 s socket timeout) left vault_manager opening a connection for every
+    GetVault in flight, and under issue 25's load the pool grew to 68. Only short commands
+    use it: the live event feed subscribes on a client of its own (balance_tracker/fanout.py)."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_seconds,
+                                                    socket_connect_timeout=2, socket_timeout=2,
+                                                    health_check_interval=30)
+    return aioredis.Redis.from_pool(pool)

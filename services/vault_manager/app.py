@@ -36,7 +36,8 @@ class VaultManagerApp(ServiceApp):
         s = self.settings
         pool = await pools.postgres(s.database_url)
         await migrate(pool)
-        redis = pools.redis(s.redis_url)
+        redis = pools.redis(s.redis_url, max_connections=s.redis_max_connections,
+                            wait_seconds=s.redis_pool_wait_seconds)
         chain = ChainClient.for_settings(s)
         await cluster.verify_or_close(s, chain, pool, redis)
         cache = VaultCache(redis, s.redis_prefix, s.cache_ttl_seconds)

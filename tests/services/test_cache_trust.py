@@ -183,6 +183,50 @@ async def test_redis_down_reads_the_chain(node: Node, pg_database: str, redis_ns
         await link.close()
 
 
+async def test_a_vanished_redis_keeps_vault_manager_to_its_connections_and_getvault_reads_the_chain(
+        node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
+    """Redis stops answering without closing: every GetVault in flight is answered from the
+    chain, within the socket timeout, and vault_manager opens no connection beyond its
+    REDIS_MAX_CONNECTIONS (it opened one per call in flight before: tests/services/test_redis_pool.py)."""
+    redis = urlsplit(redis_ns.url)
+    link = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    await link.start()
+    cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
+    settings = dataclasses.replace(settings_for("vault_manager", node, pg_database, link.url(redis_ns.url),
+                                                redis_ns.prefix), redis_max_connections=2, redis_pool_wait_seconds=0.2)
+    try:
+        async with AsyncClient(node.rpc_url, commitment=Confirmed) as client:
+            accounts = await users_with_vaults(node, client, 3)
+            for account in accounts:
+                await cache.put(vault(account.user.key, 0), 1)
+            await cache.vouch(1, 60_000)
+            async for channel in unsubscribed_vault_manager(settings):
+                assert (await get_vault(channel, accounts[0].user.key)).source == common_pb2.DATA_SOURCE_CACHE
+                link.stall()
+                owners = [account.user.key for account in accounts[1:]] * 8
+                most_open = 0
+
+                async def watch() -> None:
+                    nonlocal most_open
+                    while True:
+                        most_open = max(most_open, link.open_now())
+                        await asyncio.sleep(0.01)
+
+                watcher = asyncio.create_task(watch())
+                started = time.monotonic()
+                served = await asyncio.gather(*(get_vault(channel, owner) for owner in owners))
+                took = time.monotonic() - started
+                watcher.cancel()
+                # each call waits at most the pool's 0.2 s or a held command's 2 s socket timeout,
+                # for its read and again for writing back what the chain answered
+                assert took < 2 * 2 + 1.5
+                assert [(v.source, v.owner) for v in served] == [(common_pb2.DATA_SOURCE_CHAIN, str(o)) for o in owners]
+                assert 1 <= most_open <= 2
+    finally:
+        link.resume()
+        await link.close()
+
+
 async def test_an_entry_is_served_only_with_the_key_read_in_the_same_round_trip(redis_ns: RedisNamespace) -> None:
     cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
     owner = Pubkey.new_unique()

@@ -8,7 +8,11 @@ that service alone without touching the real server.
   loss, a partition). `resume()` forwards again what was held back.
 * `drop_answers()`: requests are forwarded, and the first byte of an answer resets the
   client's connection instead of reaching it (the request took effect, its answer was lost).
-* `restore()` undoes any of them."""
+* `restore()` undoes any of them.
+
+`accepted` counts the connections it has accepted (stalled ones included); `open_now()`
+how many are established to it at this moment as the kernel sees them, so one a client
+closed while the link was stalled is no longer counted."""
 
 from __future__ import annotations
 
@@ -27,11 +31,26 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._dropping = False
+        self.accepted = 0
 
     def url(self, url: str) -> str:
         """`url` with its host:port replaced by the proxy's."""
         host, port = self.target
         return url.replace(f"{host}:{port}", f"127.0.0.1:{self.port}", 1)
+
+    def open_now(self) -> int:
+        """Connections to the proxy's port in the ESTABLISHED state (/proc/net/tcp: any
+        process of this host's network namespace; the proxy's own ends have it as their local
+        port, not the remote one, and are not counted)."""
+        established = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(table) as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    if int(fields[2].rsplit(":", 1)[1], 16) == self.port and fields[3] == "01":
+                        established += 1
+        return established
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -68,6 +87,7 @@ class TcpProxy:
         await self.cut()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
