@@ -10,7 +10,9 @@ A request that finds its reused connection closed by the server before any byte 
 arrived (an idle keep-alive connection the server dropped) is sent once more on a new
 connection; JSON-RPC reads are idempotent and so is sendTransaction (the cluster refuses a
 signature it has seen). Every other failure, a timeout included, closes that connection and
-raises `HttpTransportError`.
+raises `HttpTransportError`. The timeout is the whole request's, the wait for one of the
+`max_connections` included, so an endpoint that stops answering costs each caller at most
+that time however many wait.
 
 It replaces aiohttp's client on the services' chain path, and the benchmark that keeps it is
 bench/bench_rpc_client.py (client CPU per getSignatureStatuses against localnet, the two
@@ -106,19 +108,22 @@ class HttpClient:
             raise HttpTransportError("the HTTP client is closed")
         request = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
         self.requests += 1
-        async with self._slots:
-            connection = self._take_idle()
-            try:
+        try:
+            # the timeout covers the wait for a connection too: behind a node that stopped
+            # answering, a queued request fails when its own time is up, not after every
+            # request ahead of it has timed out in turn
+            async with asyncio.timeout(self.timeout), self._slots:
+                connection = self._take_idle()
                 if connection is not None:
                     try:
                         return await self._on(connection, request)
                     except _Stale:
                         pass  # the server dropped the idle connection: once more, on a new one
                 return await self._on(None, request)  # a new connection is never found stale
-            except TimeoutError:
-                raise HttpTransportError(f"no answer from {redact.url(self.url)} within {self.timeout} s") from None
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, FramingError) as exc:
-                raise HttpTransportError(f"{type(exc).__name__}: {exc}") from exc
+        except TimeoutError:
+            raise HttpTransportError(f"no answer from {redact.url(self.url)} within {self.timeout} s") from None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, FramingError) as exc:
+            raise HttpTransportError(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         self._closed = True
@@ -141,13 +146,12 @@ class HttpClient:
         reused = connection is not None
         persistent = False
         try:
-            async with asyncio.timeout(self.timeout):
-                if connection is None:
-                    reader, writer = await asyncio.open_connection(
-                        self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None,
-                        limit=MAX_HEAD_BYTES)
-                    connection = _Connection(reader, writer)
-                response, persistent = await self._exchange(connection, request, reused)
+            if connection is None:
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None,
+                    limit=MAX_HEAD_BYTES)
+                connection = _Connection(reader, writer)
+            response, persistent = await self._exchange(connection, request, reused)
             return response
         finally:
             if connection is not None:

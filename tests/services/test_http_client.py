@@ -186,6 +186,24 @@ async def test_a_timeout_is_an_error_and_closes_the_connection() -> None:
     assert script.closed_by_client == 1 and script.connections == 2
 
 
+async def test_a_request_waiting_for_a_connection_counts_the_wait_in_its_timeout() -> None:
+    """Reproduces a defect: the timeout covered the exchange only, so behind a node that
+    stopped answering the n-th queued request failed after n / max_connections timeouts
+    (here the last two after 2 s) and the queue of waiters grew with every caller."""
+    async with scripted(lambda n, _: (HANG, False)) as script:
+        http = client(script, timeout=0.5, max_connections=2)
+        started = asyncio.get_running_loop().time()
+
+        async def failure() -> float:
+            with pytest.raises(HttpTransportError, match=r"within 0\.5 s"):
+                await http.post(b"{}")
+            return asyncio.get_running_loop().time() - started
+
+        waited = await asyncio.gather(*(failure() for _ in range(8)))
+        await http.close()
+    assert max(waited) < 2 * 0.5  # each its own 0.5 s, not one per wave of two ahead of it
+
+
 @pytest.mark.parametrize(("raw", "message"), [
     (b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n", "malformed status line"),
     (b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", "malformed status line"),
