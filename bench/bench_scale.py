@@ -33,7 +33,8 @@ gRPC API (so it holds whichever way a service answers):
    comparable with the results before item 6) and in `base64`, the one the indexer now asks
    for, which localnet serves faster (`indexer_over_node_base64`); and what an event cost
    each process over the catch-up (`cpu_us_per_event`: the indexer, localnet, PostgreSQL,
-   Redis; `balance_tracker` sums both trackers, the first one idle).
+   Redis; `balance_tracker` sums both trackers, the first one idle); no rate with fewer
+   than MIN_RATE_EVENTS events after the first batch.
 
 The machine runs the load generator, localnet, the five services, PostgreSQL and Redis on
 its cores: the numbers describe this machine, not a cluster. `python -m bench.bench_scale
@@ -113,6 +114,9 @@ DEPOSIT_CALLERS = 4
 DEPOSITOR_LAMPORTS = 1_000_000_000  # 1 SOL to each depositing owner before the load: fees for 200,000 deposits
 GENESIS_VAULTS = 2  # the exchange's fee and insurance-fund vaults
 BACKFILL_IN_FLIGHT = 8  # the node's serve rate: getTransaction one per call, this many in flight
+# A catch-up rate needs this many events after the indexer's first committed batch (its
+# batches are 2,000 transactions' worth at most): over fewer it times the tail of one batch
+MIN_RATE_EVENTS = 10_000
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -407,8 +411,8 @@ async def catch_up(env: dict[str, str], database_url: str) -> dict[str, Any]:
     per_tx = events / max(1, len(signatures))
     node_events = serve["transactions_per_second"] * per_tx
     node_events_base64 = serve_base64["transactions_per_second"] * per_tx
-    # from its first committed batch to its last: a history of one batch gives no rate
-    rate = (events - start_count) / seconds if seconds and events > start_count else None
+    # from its first committed batch to its last: a history of a few batches gives no rate
+    rate = (events - start_count) / seconds if seconds and events - start_count >= MIN_RATE_EVENTS else None
     return {"events": events, "events_after_first_batch": events - start_count,
             "indexer_events_per_second": round(rate, 1) if rate else None,
             # the CPU it spent over the same events: what the rate costs, whatever else ran
