@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -32,8 +31,7 @@ async def database(pg_database: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def proxy(database: str) -> AsyncIterator[TcpProxy]:
-    target = urlsplit(database)
-    link = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    link = TcpProxy.to(database, 5432)
     await link.start()
     yield link
     await link.close()

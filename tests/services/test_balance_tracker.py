@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -225,15 +224,11 @@ async def test_postgres_down_for_ten_seconds_then_redis_down(node: Node, pg_data
                                                              redis_ns: RedisNamespace) -> None:
     assert node.ledger is not None
     program = node.ledger.deployment.program
-    db = urlsplit(pg_database)
-    pg_proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
-    redis_target = urlsplit(redis_ns.url)
-    redis_proxy = TcpProxy(redis_target.hostname or "127.0.0.1", redis_target.port or 6379)
+    pg_proxy = TcpProxy.to(pg_database, 5432)
+    redis_proxy = TcpProxy.to(redis_ns.url, 6379)
     await pg_proxy.start()
     await redis_proxy.start()
-    proxied_db = pg_database.replace(f"{db.hostname}:{db.port}", f"127.0.0.1:{pg_proxy.port}")
-    proxied_redis = redis_ns.url.replace(f"{redis_target.hostname}:{redis_target.port}",
-                                         f"127.0.0.1:{redis_proxy.port}")
+    proxied_db, proxied_redis = pg_proxy.url(pg_database), redis_proxy.url(redis_ns.url)
     settings = settings_for("balance_tracker", node, proxied_db, proxied_redis, redis_ns.prefix)
     async with balance_tracker(settings), AsyncClient(node.rpc_url, commitment=Confirmed) as client, \
             grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:

@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -172,8 +171,7 @@ async def test_a_lost_batch_message_is_a_gap_the_feed_fills_from_the_database(
     monkeypatch.setattr(publisher_module, "PUBLISH_CHUNK", 2)
     program = VaultProgram(Pubkey.new_unique())
     owner = Pubkey.new_unique()
-    target = urlsplit(redis_ns.url)
-    link = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)  # the publisher's way to Redis
+    link = TcpProxy.to(redis_ns.url, 6379)  # the publisher's way to Redis
     await link.start()
     through = aioredis.from_url(link.url(redis_ns.url), socket_connect_timeout=1, socket_timeout=2)
     publisher = Publisher(through, VaultCache(through, redis_ns.prefix, 30), program, redis_ns.prefix)

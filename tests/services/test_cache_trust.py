@@ -18,7 +18,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -129,8 +128,7 @@ async def test_a_stale_entry_is_not_served_beyond_the_bound_once_the_indexer_is_
     assert node.ledger is not None
     program = node.ledger.deployment.program
     cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
-    ws = urlsplit(node.ws_url)
-    link = TcpProxy(ws.hostname or "127.0.0.1", ws.port or 8900)
+    link = TcpProxy.to(node.ws_url, 8900)
     await link.start()
     app = tracker(node, pg_database, redis_ns, link.url(node.ws_url))
     await app.start(metrics=False)
@@ -162,8 +160,7 @@ async def test_a_stale_entry_is_not_served_beyond_the_bound_once_the_indexer_is_
 
 
 async def test_redis_down_reads_the_chain(node: Node, pg_database: str, redis_ns: RedisNamespace) -> None:
-    redis = urlsplit(redis_ns.url)
-    link = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    link = TcpProxy.to(redis_ns.url, 6379)
     await link.start()
     cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
     settings = settings_for("vault_manager", node, pg_database, link.url(redis_ns.url), redis_ns.prefix)
@@ -188,8 +185,7 @@ async def test_a_vanished_redis_keeps_vault_manager_to_its_connections_and_getva
     """Redis stops answering without closing: every GetVault in flight is answered from the
     chain, within the socket timeout, and vault_manager opens no connection beyond its
     REDIS_MAX_CONNECTIONS (it opened one per call in flight before: tests/services/test_redis_pool.py)."""
-    redis = urlsplit(redis_ns.url)
-    link = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    link = TcpProxy.to(redis_ns.url, 6379)
     await link.start()
     cache = VaultCache(redis_ns.client, redis_ns.prefix, 60)
     settings = dataclasses.replace(settings_for("vault_manager", node, pg_database, link.url(redis_ns.url),

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -102,8 +101,7 @@ async def test_a_leader_that_vanishes_without_closing_is_replaced_within_the_bou
     the old leader, once its link is back, is fenced off and steps down."""
     assert node.ledger is not None
     program = node.ledger.deployment.program
-    db = urlsplit(pg_database)
-    link = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
+    link = TcpProxy.to(pg_database, 5432)
     await link.start()
     leader = BalanceTrackerApp(settings_for("balance_tracker", node, link.url(pg_database), redis_ns.url,
                                             redis_ns.prefix))
@@ -172,8 +170,7 @@ async def test_a_leader_that_makes_no_progress_is_unhealthy_until_it_does(
 
     assert node.ledger is not None
     program = node.ledger.deployment.program
-    ws = urlsplit(node.ws_url)
-    link = TcpProxy(ws.hostname or "127.0.0.1", ws.port or 8900)
+    link = TcpProxy.to(node.ws_url, 8900)
     await link.start()
     settings = dataclasses.replace(settings_for("balance_tracker", node, pg_database, redis_ns.url, redis_ns.prefix),
                                    solana_ws_url=link.url(node.ws_url), indexer_stuck_seconds=2.0)

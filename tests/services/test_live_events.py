@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -193,8 +192,7 @@ async def test_a_resume_across_a_restart_loses_and_duplicates_nothing(node: Node
 
 async def test_a_resume_across_a_redis_outage_loses_and_duplicates_nothing(node: Node, pg_database: str,
                                                                            redis_ns: RedisNamespace) -> None:
-    target = urlsplit(redis_ns.url)
-    link = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    link = TcpProxy.to(redis_ns.url, 6379)
     await link.start()
     settings = conf(node, pg_database, redis_ns, redis_url=link.url(redis_ns.url))
     app = await started(settings)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -38,8 +37,7 @@ from vault_client.vault_program import VaultProgram
 @pytest.fixture
 async def proxied(redis_ns: RedisNamespace) -> AsyncIterator[tuple[aioredis.Redis, TcpProxy]]:
     """A Redis client whose connection goes through a proxy the test can cut."""
-    target = urlsplit(redis_ns.url)
-    link = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    link = TcpProxy.to(redis_ns.url, 6379)
     await link.start()
     client = aioredis.from_url(link.url(redis_ns.url), socket_connect_timeout=1, socket_timeout=2)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -35,8 +34,7 @@ SOCKET_TIMEOUT = 2.0  # pools.redis: a command held longer fails
 
 @pytest.fixture
 async def link(redis_ns: RedisNamespace) -> AsyncIterator[TcpProxy]:
-    address = urlsplit(redis_ns.url)
-    proxy = TcpProxy(address.hostname or "127.0.0.1", address.port or 6379)
+    proxy = TcpProxy.to(redis_ns.url, 6379)
     await proxy.start()
     try:
         yield proxy

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -50,9 +49,8 @@ class Env:
 
 @pytest.fixture
 async def env(node: Node, pg_database: str, redis_ns: RedisNamespace) -> AsyncIterator[Env]:
-    db, rpc = urlsplit(pg_database), urlsplit(node.rpc_url)
-    postgres = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
-    chain = TcpProxy(rpc.hostname or "127.0.0.1", rpc.port or 8899)
+    postgres = TcpProxy.to(pg_database, 5432)
+    chain = TcpProxy.to(node.rpc_url, 8899)
     await postgres.start()
     await chain.start()
     settings = dataclasses.replace(settings_for("vault_manager", node, postgres.url(pg_database), redis_ns.url,

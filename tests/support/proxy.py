@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 from localnet.node_harness import free_port
 
@@ -32,6 +33,12 @@ class TcpProxy:
         self._flowing.set()
         self._dropping = False
         self.accepted = 0
+
+    @classmethod
+    def to(cls, url: str, default_port: int) -> TcpProxy:
+        """A proxy to the server `url` names (its port, else `default_port`), not yet started."""
+        target = urlsplit(url)
+        return cls(target.hostname or "127.0.0.1", target.port or default_port)
 
     def url(self, url: str) -> str:
         """`url` with its host:port replaced by the proxy's."""
