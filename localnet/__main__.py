@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -55,8 +54,7 @@ def parse_node_args(argv: list[str]) -> NodeConfig:
 async def run_node(config: NodeConfig) -> None:
     node = Node(config)
     await node.start()
-    gc.collect()  # the genesis stays alive for good: out of the cyclic collector's sight
-    gc.freeze()
+    heap.freeze_startup_heap()  # the genesis stays alive for good: out of the cyclic collector's sight
     heap.freeze_survivors_of_full_collections()  # and so does every landed transaction
     print(f"localnet: RPC {node.rpc_url}  PubSub {node.ws_url}  slot {config.slot_ms} ms"
           + (f"  ledger {config.ledger_dir}" if config.ledger_dir else ""), flush=True)
